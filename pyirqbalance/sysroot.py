@@ -1,0 +1,178 @@
+"""The one door to /proc and /sys.
+
+Every kernel file pyirqbalance reads or writes is reached through a
+:class:`SysRoot`: ``SysRoot("/")`` is the running machine, ``SysRoot(DIR)``
+a captured or generated tree with ``DIR/proc`` and ``DIR/sys`` (``--sysroot``,
+like lscpu's ``-s``). No other module opens a kernel path.
+
+Reads are whole-file ``os.read`` loops that never trust ``st_size`` (procfs
+reports 0 or 4096, and the test harness serves some files from FIFOs).
+Directory listings keep the raw ``readdir`` order: on kernfs that is name-hash
+order, and irqbalance's tie-breaks depend on it, so nothing here sorts.
+Failures are translated once, here: readers return ``None`` (or raise
+:class:`KernelReadError` where the caller asked for it), the writer returns the
+errno instead of raising.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+__all__ = ["SysRoot", "KernelReadError"]
+
+_CHUNK = 1 << 20
+
+
+class KernelReadError(OSError):
+    """A kernel file that had to be read could not be."""
+
+
+class SysRoot:
+    """A machine's /proc and /sys, possibly under a prefix directory."""
+
+    __slots__ = ("base", "_proc", "_sys")
+
+    def __init__(self, base: str | os.PathLike[str] = "/") -> None:
+        self.base = os.fspath(base)
+        self._proc = os.path.join(self.base, "proc")
+        self._sys = os.path.join(self.base, "sys")
+
+    def __repr__(self) -> str:
+        return f"SysRoot({self.base!r})"
+
+    @property
+    def is_live(self) -> bool:
+        """True for the running machine's own /proc and /sys."""
+        return os.path.realpath(self.base) == "/"
+
+    # ---------------- paths ----------------
+
+    def proc(self, *parts: str) -> str:
+        """Path of ``/proc/<parts>`` under this root."""
+        return os.path.join(self._proc, *parts)
+
+    def sys(self, *parts: str) -> str:
+        """Path of ``/sys/<parts>`` under this root."""
+        return os.path.join(self._sys, *parts)
+
+    # ---------------- reading ----------------
+
+    @staticmethod
+    def read_bytes(path: str) -> bytes:
+        """Whole file as bytes; raises :class:`KernelReadError`."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            raise KernelReadError(err.errno, f"cannot open {path}: {err.strerror}") from err
+        try:
+            chunks = []
+            while True:
+                data = os.read(fd, _CHUNK)
+                if not data:
+                    break
+                chunks.append(data)
+        except OSError as err:
+            raise KernelReadError(err.errno, f"cannot read {path}: {err.strerror}") from err
+        finally:
+            os.close(fd)
+        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+    @classmethod
+    def read_text(cls, path: str) -> str:
+        """Whole file as text; raises :class:`KernelReadError`."""
+        return cls.read_bytes(path).decode("utf-8", "surrogateescape")
+
+    @classmethod
+    def try_read_text(cls, path: str) -> str | None:
+        """Whole file as text, or ``None`` when it cannot be read."""
+        try:
+            return cls.read_bytes(path).decode("utf-8", "surrogateescape")
+        except KernelReadError:
+            return None
+
+    @classmethod
+    def read_first_line(cls, path: str) -> str | None:
+        """First line (newline kept, as irqbalance's getline) or ``None``.
+
+        An empty file also gives ``None``: irqbalance leaves the default value
+        when getline reads nothing.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            data = os.read(fd, 65536)
+            while b"\n" not in data:
+                more = os.read(fd, 65536)
+                if not more:
+                    break
+                data += more
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if not data:
+            return None
+        line, nl, _ = data.partition(b"\n")
+        return (line + nl).decode("utf-8", "surrogateescape")
+
+    @staticmethod
+    def listdir(path: str) -> list[str] | None:
+        """Entry names in raw readdir order, or ``None`` if not a readable dir."""
+        try:
+            return os.listdir(path)
+        except OSError:
+            return None
+
+    @staticmethod
+    def scandir_dirs(path: str) -> list[str] | None:
+        """Names of the sub-directories (d_type DT_DIR, symlinks not followed)."""
+        try:
+            with os.scandir(path) as it:
+                return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return None
+
+    @staticmethod
+    def readlink(path: str) -> str | None:
+        """Target of a symlink, or ``None``."""
+        try:
+            return os.readlink(path)
+        except OSError:
+            return None
+
+    @staticmethod
+    def exists(path: str) -> bool:
+        return os.path.exists(path)
+
+    @staticmethod
+    def isdir(path: str) -> bool:
+        return os.path.isdir(path)
+
+    # ---------------- writing ----------------
+
+    @staticmethod
+    def write(path: str, data: str) -> int:
+        """Write ``data`` to an existing kernel file; return 0 or the errno.
+
+        One ``write(2)`` of the whole text, so the kernel sees it in one piece
+        and its verdict (EIO, EINVAL, ENOSPC ...) comes back here rather than
+        at a later flush. The file is never created: a vanished IRQ is ENOENT.
+        """
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except OSError as err:
+            return err.errno or _errno.EIO
+        payload = data.encode()
+        try:
+            written = os.write(fd, payload)
+        except OSError as err:
+            os.close(fd)
+            return err.errno or _errno.EIO
+        try:
+            os.close(fd)
+        except OSError as err:  # pragma: no cover - procfs reports errors at write()
+            return err.errno or _errno.EIO
+        return 0 if written == len(payload) else _errno.EIO
