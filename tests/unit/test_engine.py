@@ -1,0 +1,172 @@
+"""The balancing stages on hand-built trees, against the spec's worked examples.
+
+Expected numbers come from shared/spec/irqbalance.md §5 (load example),
+§6.2 (migrateval example) and §6.3 (first-pass placement example), and the
+1.9.2 tie rules read from the oracle runs (later-allocated IRQ first among
+equals; see docs/differences.md).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pyirqbalance.classify import IrqInfo, IrqType
+from pyirqbalance.irqlist import find_overloaded_objects
+from pyirqbalance.load import apply_cpu_times, propagate_loads
+from pyirqbalance.model import BalanceLevel, IrqClass
+from pyirqbalance.placement import calculate_placement, find_best_object
+from pyirqbalance.topology import ALL_CPUS, ObjType, TopoObj, Topology
+
+
+def _tree(domains: list[list[int]]) -> Topology:
+    """One node 0 -> one package -> the given cache domains of CPUs (plus node -1)."""
+    node_none = TopoObj(ObjType.NODE, -1, ALL_CPUS)
+    all_cpus = sum(1 << c for d in domains for c in d)
+    node0 = TopoObj(ObjType.NODE, 0, all_cpus)
+    pkg = TopoObj(ObjType.PACKAGE, 0, all_cpus)
+    topo = Topology(nodes=[node_none, node0], packages=[pkg], online=all_cpus)
+    pkg.parent, pkg.numa_nodes = node0, [node0]
+    node0.children.append(pkg)
+    for n, cpus in enumerate(domains):
+        cache = TopoObj(ObjType.CACHE, n, sum(1 << c for c in cpus))
+        cache.parent, cache.numa_nodes = pkg, [node0]
+        pkg.children.append(cache)
+        topo.caches.append(cache)
+        for c in cpus:
+            cpu = TopoObj(ObjType.CPU, c, 1 << c)
+            cpu.parent = cache
+            cache.children.append(cpu)
+            topo.cpus.append(cpu)
+    topo.index()
+    return topo
+
+
+def _irq(n: int, cls: IrqClass, level: BalanceLevel, node: TopoObj, diff: int = 0) -> IrqInfo:
+    info = IrqInfo(n, cls, IrqType.MSIX, level)
+    info.node = node
+    info.count = diff
+    return info
+
+
+def _attach(info: IrqInfo, obj: TopoObj) -> None:
+    obj.interrupts.append(info)
+    info.assigned = obj
+
+
+def test_load_worked_example():
+    """§5: CPU0 grew 3 jiffies; A=100, B=200 on CPU0, C=50 on its cache domain."""
+    topo = _tree([[0, 1]])
+    cpu0, cpu1 = topo.cpus
+    cache0 = topo.caches[0]
+    a = _irq(1, IrqClass.ETHERNET, BalanceLevel.CORE, topo.nodes[1], diff=100)
+    b = _irq(2, IrqClass.ETHERNET, BalanceLevel.CORE, topo.nodes[1], diff=200)
+    c = _irq(3, IrqClass.LEGACY, BalanceLevel.CACHE, topo.nodes[1], diff=50)
+    _attach(a, cpu0)
+    _attach(b, cpu0)
+    _attach(c, cache0)
+    assert apply_cpu_times(topo, [(0, 1000), (1, 500)], first_pass=True)
+    assert apply_cpu_times(topo, [(0, 1003), (1, 500)], first_pass=False)
+    assert cpu0.load == 30_000_000 and cpu1.load == 0
+    propagate_loads(topo)
+    assert cache0.load == topo.packages[0].load == topo.nodes[1].load == 30_000_000
+    assert (cpu0.irq_count, cache0.irq_count) == (300, 50)
+    assert (a.load, b.load, c.load) == (9_230_700, 18_461_400, 4_285_700)
+
+
+def test_irq_load_floor_is_one():
+    topo = _tree([[0, 1]])
+    quiet = _irq(1, IrqClass.ETHERNET, BalanceLevel.CORE, topo.nodes[1], diff=0)
+    _attach(quiet, topo.cpus[0])
+    apply_cpu_times(topo, [(0, 10), (1, 10)], first_pass=True)
+    apply_cpu_times(topo, [(0, 20), (1, 10)], first_pass=False)
+    propagate_loads(topo)
+    assert quiet.load == 1
+
+
+def test_missing_cpu_in_stat_skips_propagation():
+    """§2.3: a CPU of the tree absent from /proc/stat -> no load propagation."""
+    topo = _tree([[0, 1]])
+    assert not apply_cpu_times(topo, [(0, 10)], first_pass=True)
+
+
+def _migration_setup():
+    """§6.2: CPU loads 100/0/20; CPU0 holds A=60, B=30, C=1 of one class."""
+    topo = _tree([[0, 1, 2]])
+    cpu0, cpu1, cpu2 = topo.cpus
+    cpu0.load, cpu1.load, cpu2.load = 100, 0, 20
+    irqs = {}
+    for n, (name, load) in enumerate([("A", 60), ("B", 30), ("C", 1)]):
+        info = _irq(n, IrqClass.ETHERNET, BalanceLevel.CORE, topo.nodes[1])
+        info.load = load
+        _attach(info, cpu0)
+        irqs[name] = info
+    return topo, irqs
+
+
+def test_migration_selection_without_migrateval():
+    topo, irqs = _migration_setup()
+    rebalance: list[IrqInfo] = []
+    st = find_overloaded_objects(topo.cpus, rebalance, migrateval=0, powerthresh=None)
+    assert st.avg_load == 40
+    assert st.std_deviation == pytest.approx(52.915, abs=1e-3)
+    assert rebalance == [irqs["B"]]
+    assert irqs["B"].moved and irqs["B"].assigned is None
+
+
+def test_migration_selection_with_migrateval_2():
+    topo, irqs = _migration_setup()
+    rebalance: list[IrqInfo] = []
+    find_overloaded_objects(topo.cpus, rebalance, migrateval=2, powerthresh=None)
+    assert rebalance == [irqs["A"]]
+
+
+def test_first_pass_placement_example():
+    """§6.3: L2 domains D0={0,2}, D1={1,3}; two ETH, one SCSI, one OTHER IRQ."""
+    topo = _tree([[0, 2], [1, 3]])
+    node0 = topo.nodes[1]
+    e1 = _irq(30, IrqClass.ETHERNET, BalanceLevel.CORE, node0)
+    e2 = _irq(31, IrqClass.ETHERNET, BalanceLevel.CORE, node0)
+    s = _irq(32, IrqClass.STORAGE, BalanceLevel.CORE, node0)
+    o = _irq(33, IrqClass.OTHER, BalanceLevel.PACKAGE, node0)
+    rebalance = [o, s, e1, e2]
+    calculate_placement(topo, rebalance)
+    assert rebalance == []
+    d0, d1 = topo.caches
+    cpu = {c.number: c for c in topo.cpus}
+    # Same class and load: the later-allocated record (e2) goes first.
+    assert e2.assigned is cpu[0]
+    assert e1.assigned is cpu[1]
+    assert s.assigned is cpu[2]
+    assert o.assigned is topo.packages[0]
+    # +1 per IRQ placed on its own node; no +1 further down (1.9.2).
+    assert node0.load == 4
+    assert d0.load == d1.load == 0
+
+
+def test_find_best_object_ties_and_exclusions():
+    topo = _tree([[0], [1], [2]])
+    a, b, c = topo.cpus
+    a.load, b.load, c.load = 5, 5, 5
+    _attach(_irq(1, IrqClass.ETHERNET, BalanceLevel.CORE, topo.nodes[1]), a)
+    # equal load, b holds fewer IRQs than a -> b; c is not strictly fewer than b -> b
+    assert find_best_object(topo.cpus, topo) is b
+    b.powersave = True
+    assert find_best_object(topo.cpus, topo) is c
+    c.slots_left = 0
+    assert find_best_object(topo.cpus, topo) is a
+    # node -1 is never chosen with NUMA, nor a node without unbanned CPUs
+    topo.banned = topo.nodes[1].mask
+    assert find_best_object(topo.nodes, topo) is None
+
+
+def test_numa_node_without_usable_cpu_falls_back_to_least_loaded():
+    """§6.3 step 2: device node has no unbanned CPU -> best node instead."""
+    topo = _tree([[0, 1]])
+    memory_only = TopoObj(ObjType.NODE, 1, 0)
+    topo.nodes.append(memory_only)
+    topo.index()
+    info = _irq(5, IrqClass.ETHERNET, BalanceLevel.CORE, memory_only)
+    rebalance = [info]
+    calculate_placement(topo, rebalance)
+    assert info.assigned in topo.cpus
+    assert memory_only.interrupts == []
