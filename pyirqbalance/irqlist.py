@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .classify import IrqInfo, sort_key
-from .model import BalanceLevel
+from .model import BalanceLevel, HintPolicy
 from .topology import SLOTS_UNKNOWN, TopoObj
 
 __all__ = [
@@ -72,6 +72,8 @@ def _select(info: IrqInfo, st: LevelStats, migrateval: int) -> bool:
         return False
     if info.load <= 1:  # load 1 = no interrupts seen: not worth moving
         return False
+    if info.hint and info.hintpolicy is HintPolicy.EXACT:
+        return False  # --hintpolicy=exact: the driver's hint decides, never migrated
     delta = (st.adjustment_load - st.min_load) // migrateval if migrateval > 0 else 0
     lhs = (st.min_load + info.load) & _U64
     rhs = (delta + ((st.adjustment_load - info.load) & _U64)) & _U64

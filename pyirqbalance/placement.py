@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .classify import IrqInfo, sort_key
-from .model import BalanceLevel
+from .model import BalanceLevel, HintPolicy
 from .topology import NO_NODE, SLOTS_UNKNOWN, ObjType, TopoObj, Topology
 
 __all__ = ["find_best_object", "calculate_placement"]
@@ -31,11 +31,20 @@ _STOP_AT = {
 }
 
 
-def find_best_object(candidates: list[TopoObj], topo: Topology) -> TopoObj | None:
-    """Least-loaded eligible object; ties: strictly fewer IRQs, else list order."""
+def find_best_object(
+    candidates: list[TopoObj], topo: Topology, info: IrqInfo | None = None
+) -> TopoObj | None:
+    """Least-loaded eligible object; ties: strictly fewer IRQs, else list order.
+
+    With ``--hintpolicy=subset`` an IRQ that has an affinity hint only goes to
+    objects sharing a CPU with it (irqbalance 1.0-1.1).
+    """
     best: TopoObj | None = None
     unbanned = topo.unbanned
+    subset = info.hint if info is not None and info.hintpolicy is HintPolicy.SUBSET else 0
     for obj in candidates:
+        if subset and not obj.mask & subset:
+            continue
         if obj.obj_type is ObjType.NODE:
             if topo.numa and obj.number == NO_NODE:
                 continue  # the "no node" pseudo node is never a choice
@@ -74,7 +83,7 @@ def _place_in_node(info: IrqInfo, topo: Topology, rebalance: list[IrqInfo], warn
         if warn is not None:
             warn(f"There is no suitable CPU in node:{node.number}.")
             warn(f"Irqbalance dispatch irq:{info.irq} to other node.")
-    best = find_best_object(topo.nodes, topo)
+    best = find_best_object(topo.nodes, topo, info)
     if best is not None:
         _move(info, rebalance, best, 0)
 
@@ -83,7 +92,7 @@ def _place_below(obj: TopoObj, topo: Topology) -> None:
     for info in list(obj.interrupts):
         if not info.moved or info.level == _STOP_AT[obj.obj_type]:
             continue
-        best = find_best_object(obj.children, topo)
+        best = find_best_object(obj.children, topo, info)
         if best is not None:
             _move(info, obj.interrupts, best, 0)
 
