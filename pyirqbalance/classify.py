@@ -30,6 +30,8 @@ __all__ = [
     "DEFAULT_LEVEL",
     "DbEntry",
     "plan_irq_db",
+    "heap_ranks",
+    "sort_key",
 ]
 
 
@@ -150,6 +152,38 @@ def classify_line(line: str) -> tuple[IrqType, IrqClass, str]:
 
 _alloc_seq = itertools.count()
 
+#: How many irq_info records fit in the hole a freed msi_irqs/ DIR buffer
+#: leaves (32 KiB + header over 608-byte chunks), see :func:`heap_ranks`.
+_DIR_HOLE_RECORDS = 53
+
+
+def heap_ranks(entries: list[DbEntry]) -> list[tuple[int, int]]:
+    """Model of the heap addresses irqbalance's records get during a build.
+
+    irqbalance breaks IRQ sort ties by record address (descending), so the
+    address order decides which of two same-class IRQs is placed first. glibc
+    hands out the records from the top of the heap in allocation order, except
+    that the first legacy-INTx device (read through stdio, no ``msi_irqs/``)
+    makes ``calloc`` start filling the hole left by the last freed
+    ``msi_irqs`` directory buffer, which lies below every record allocated so
+    far; records keep coming from that hole, in order, until it is full.
+    Returns a sortable rank per entry: higher rank = higher address. Checked
+    against the recorded irqbalance 1.9.2 runs (tests/golden); see
+    docs/differences.md for what the model does not cover.
+    """
+    ranks = []
+    in_hole = 0
+    hole_open = False
+    for n, entry in enumerate(entries):
+        if not hole_open and entry.device is not None and entry.irq_type is IrqType.LEGACY:
+            hole_open = True
+        if hole_open and in_hole < _DIR_HOLE_RECORDS:
+            ranks.append((0, n))
+            in_hole += 1
+        else:
+            ranks.append((1, n))
+    return ranks
+
 
 class IrqInfo:
     """One managed IRQ (irqbalance ``struct irq_info``), mutable balancer state."""
@@ -191,10 +225,9 @@ class IrqInfo:
         self.assigned = None  # TopoObj or None (in the rebalance list / nowhere)
         self.name = ""
         self.device: str | None = None
-        #: Allocation order. irqbalance breaks sort ties by the record's heap
-        #: address, and records are allocated in increasing address order
-        #: during a build, so a later record sorts first (see docs/differences.md).
-        self.seq = next(_alloc_seq)
+        #: Stand-in for the record's heap address, irqbalance's last sort key
+        #: (see :func:`heap_ranks`); by default allocation order.
+        self.seq: tuple[int, int] = (1, next(_alloc_seq))
         self.hint = 0
         self.hintpolicy = HintPolicy.IGNORE
         self.unmanaged_reason: str | None = None
@@ -207,9 +240,9 @@ class IrqInfo:
         return self.count - self.last_count
 
 
-def sort_key(info: IrqInfo) -> tuple[int, int, int]:
+def sort_key(info: IrqInfo) -> tuple[int, int, int, int]:
     """irqbalance ``sort_irqs``: class, then load, then address, all descending."""
-    return (-info.irq_class, -info.load, -info.seq)
+    return (-info.irq_class, -info.load, -info.seq[0], -info.seq[1])
 
 
 # --------------------------------------------------------------------------
@@ -286,7 +319,7 @@ def plan_irq_db(
             pol = policy(device_path(dev.name if dev is not None else None), irq)
         pol = pol or IrqPolicy()
         if dev is None:
-            line = line_of.get(irq, "")
+            line = line_of.get(irq, b"").decode("utf-8", "surrogateescape")
             irq_type, text_class, name = classify_line(line)
             driver = None
         else:

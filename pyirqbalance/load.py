@@ -27,7 +27,7 @@ def clear_work_stats(topo: Topology) -> None:
 
 
 def apply_cpu_times(
-    topo: Topology, rows: Iterable[tuple[int, int]], *, first_pass: bool, hz: int = 100
+    topo: Topology, rows: Iterable[tuple[int, int | None]], *, first_pass: bool, hz: int = 100
 ) -> bool:
     """Feed ``(cpu, irq+softirq jiffies)`` rows into the CPU objects.
 
@@ -44,8 +44,8 @@ def apply_cpu_times(
         if (banned >> cpu_number) & 1:
             continue
         cpu = topo.cpu(cpu_number)
-        if cpu is None:
-            break
+        if raw is None or cpu is None:
+            break  # short line, or a CPU the tree does not have
         seen += 1
         if not first_pass:
             cpu.load = (((raw - cpu.last_load) & _U64) * per_jiffy) & _U64

@@ -1,0 +1,122 @@
+"""Writing the decisions to the kernel (irqbalance activate.c).
+
+For every IRQ that moved, in database order: mask = its object's CPUs that
+are online; read ``smp_affinity``; leave it alone when it already says that
+(or cannot be read); otherwise write the mask. The verdict of the kernel is
+sorted by :data:`procirq.ERRNO_POLICY`: transient errors are retried next
+pass, ENOSPC marks the target CPU as out of vectors and re-queues the IRQ,
+anything else (EIO/EPERM for kernel-managed IRQs, ENOENT for a vanished one,
+a read-only file) stops managing the IRQ until the next rebuild. One IRQ's
+failure never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import procirq
+from .classify import IrqInfo
+from .irqlist import force_rebalance
+from .model import BalanceLevel, HintPolicy
+from .procirq import WriteResult, WriteStatus
+from .sysroot import SysRoot
+from .topology import ObjType
+
+__all__ = ["Activation", "activate_mappings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """What activation did for one moved IRQ."""
+
+    irq: int
+    target: int
+    #: Mask read before deciding (None: unreadable).
+    current: int | None
+    #: None when nothing was written (already in place, unreadable, dry run).
+    write: WriteResult | None
+    reason: str
+
+
+def activate_mappings(
+    root: SysRoot,
+    irqs: list[IrqInfo],
+    online: int,
+    rebalance: list[IrqInfo],
+    *,
+    banned: int = 0,
+    write: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[Activation]:
+    """Apply every pending move; returns one :class:`Activation` per moved IRQ."""
+    out: list[Activation] = []
+    for info in irqs:
+        if not info.moved or info.assigned is None:
+            continue
+        target = info.assigned.mask & online
+        if info.hint and info.hintpolicy is not HintPolicy.IGNORE:
+            target, problem = _apply_hint(info, target, banned)
+            if problem is not None:
+                # irqbalance 1.0-1.1: warn, write nothing, keep the IRQ pending
+                if log is not None:
+                    log(problem)
+                out.append(Activation(info.irq, target, None, None, problem))
+                continue
+        current = procirq.read_smp_affinity(root, info.irq)
+        if current is None:
+            # irqbalance 1.9.2 treats an unreadable file as "already right"
+            # and keeps the IRQ pending, re-checking it every pass.
+            out.append(Activation(info.irq, target, None, None, "smp_affinity unreadable: left alone"))
+            continue
+        if current == target:
+            out.append(Activation(info.irq, target, current, None, "already in place"))
+            continue
+        if not write:
+            info.moved = False
+            out.append(Activation(info.irq, target, current, None, "dry run: would write"))
+            continue
+        result = procirq.write_smp_affinity(root, info.irq, target)
+        out.append(Activation(info.irq, target, current, result, _describe(result)))
+        if result.status is WriteStatus.OK:
+            info.moved = False
+            continue
+        if log is not None:
+            log(f"Cannot change IRQ {info.irq} affinity: {result.reason}")
+        if result.status is WriteStatus.TRANSIENT:
+            continue  # stays pending, retried at the same object next pass
+        if result.status is WriteStatus.NO_VECTORS and info.assigned.obj_type is ObjType.CPU:
+            cpu = info.assigned
+            cpu.slots_left = -1 if cpu.slots_left > 0 else cpu.slots_left - 1
+            force_rebalance(info, rebalance)  # gives the slot back: net 0 = "full"
+            continue
+        if result.status is WriteStatus.NO_VECTORS:
+            continue  # ENOSPC on a wider object: treated as transient
+        info.level = BalanceLevel.NONE
+        info.moved = False
+        info.unmanaged_reason = result.reason
+        if log is not None:
+            log(f"IRQ {info.irq} affinity is now unmanaged")
+    return out
+
+
+def _apply_hint(info: IrqInfo, target: int, banned: int) -> tuple[int, str | None]:
+    """The mask ``--hintpolicy`` asks for, or why nothing can be written."""
+    if info.hintpolicy is HintPolicy.EXACT:
+        if info.hint & banned:
+            return info.hint, f"irq {info.irq} affinity_hint and banned cpus confict"
+        return info.hint, None
+    subset = target & info.hint
+    if not subset & ~banned:
+        return subset, f"irq {info.irq} affinity_hint subset empty"
+    return subset, None
+
+
+def _describe(result: WriteResult) -> str:
+    if result.status is WriteStatus.OK:
+        return "written"
+    return {
+        WriteStatus.TRANSIENT: "kernel refused for now, retried next pass",
+        WriteStatus.NO_VECTORS: "target CPU out of vectors, re-placed",
+        WriteStatus.UNMANAGED: "kernel refused for good, IRQ unmanaged until rescan",
+    }[result.status] + f" ({result.reason})"
