@@ -319,7 +319,9 @@ def plan_irq_db(
             pol = policy(device_path(dev.name if dev is not None else None), irq)
         pol = pol or IrqPolicy()
         if dev is None:
-            line = line_of.get(irq, b"").decode("utf-8", "surrogateescape")
+            line = line_of.get(irq, "")
+            if isinstance(line, bytes):
+                line = line.decode("utf-8", "surrogateescape")
             irq_type, text_class, name = classify_line(line)
             driver = None
         else:
