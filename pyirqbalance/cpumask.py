@@ -44,6 +44,14 @@ IRQBALANCE_NR_CPUS = 4096
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DEC = frozenset("0123456789")
 _SPACE = frozenset(" \t\n\v\f\r")
+_HEX_COMMA = _HEX | {","}
+
+
+def _join_groups(groups: list[str]) -> int:
+    value = 0
+    for g in groups:
+        value = (value << 32) | int(g, 16)
+    return value
 
 
 class MaskError(ValueError):
@@ -142,6 +150,15 @@ def irqbalance_parse_mask(text: str, nbits: int = IRQBALANCE_NR_CPUS) -> int:
     >>> irqbalance_parse_mask("1,,5")
     1
     """
+    # Fast path for what the kernel prints: one line of comma-separated groups
+    # of at most 8 hex digits, nothing else (the exact loop below agrees).
+    body = text.strip()
+    if body and _HEX_COMMA.issuperset(body):
+        groups = body.split(",")
+        if all(0 < len(g) <= 8 for g in groups):
+            value = int(body.replace(",", ""), 16) if len(groups) == 1 else _join_groups(groups)
+            if value.bit_length() <= nbits:
+                return value
     value = 0
     nchunks = nbits_seen = totaldigits = 0
     c = ""
