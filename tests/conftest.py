@@ -1,0 +1,227 @@
+"""Shared pytest fixtures: fake /proc + /sys trees, generated machines, the counter simulator.
+
+* ``fixtures_dir`` -- ``tests/fixtures`` (copied real captures, recorded oracle runs).
+* ``make_tree`` -- write a small hand-made tree: ``tree({"proc/interrupts": "...",
+  "sys/bus/pci/devices/X": Symlink("../../../devices/pci0000:00/X")})`` -> SysRoot.
+* ``fake_machine`` -- a full tree from a machine description (tests/oracle/mkfake.py).
+* ``counter_simulator`` -- advance a fake machine's /proc/interrupts and /proc/stat by
+  one balancing pass, applying the smp_affinity writes the balancer made.
+* an autouse session guard that fails the run if any test changed the real
+  /proc/irq/*/smp_affinity.
+
+Trees live under pytest's ``tmp_path``; nothing here writes the real /proc or /sys.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pyirqbalance.sysroot import KernelReadError, SysRoot
+from tests.oracle import mkfake
+
+FIXTURES = Path(__file__).parent / "fixtures"
+#: Machine descriptions recorded with the irqbalance 1.9.2 runs (a_desktop4, b_2s64, ...).
+MACHINES = FIXTURES / "irqbalance-1.9.2"
+
+
+# --------------------------------------------------------------------------
+# hand-made trees
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Symlink:
+    """A symbolic link to ``target`` (kept verbatim, usually relative like sysfs links)."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class Dir:
+    """An empty directory (git cannot store one, e.g. a device's empty ``msi_irqs/``)."""
+
+
+def write_tree(base: Path, files: dict[str, str | bytes | Symlink | Dir]) -> SysRoot:
+    """Create ``files`` under ``base`` in the dict's order and return the SysRoot.
+
+    The order is the creation order, which is what a tmpfs lists back and what
+    ext4 (hash-ordered) does not: tests about readdir order compare with
+    ``os.listdir`` instead of assuming either.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Symlink):
+            os.symlink(content.target, path)
+        elif isinstance(content, Dir):
+            path.mkdir()
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_bytes(content.encode())
+    return SysRoot(base)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def make_tree(tmp_path: Path):
+    """``tree(files) -> SysRoot``; successive calls add to the same tree."""
+    base = tmp_path / "tree"
+
+    def tree(files: dict[str, str | bytes | Symlink | Dir]) -> SysRoot:
+        return write_tree(base, files)
+
+    return tree
+
+
+# --------------------------------------------------------------------------
+# generated machines
+# --------------------------------------------------------------------------
+
+
+def load_machine(machine: dict | str | os.PathLike[str]) -> mkfake.Machine:
+    """A Machine from a description dict, a JSON path, or a recorded name (``b_2s64``)."""
+    if isinstance(machine, dict):
+        return mkfake.Machine(machine)
+    path = Path(machine)
+    if not path.suffix and not path.exists():
+        path = MACHINES / f"{path}.json"
+    return mkfake.load_machine(str(path))
+
+
+@pytest.fixture
+def fake_machine(tmp_path: Path):
+    """``build(machine) -> (SysRoot, mkfake.Machine)``: a full tree made by mkfake.build_tree."""
+    counter = 0
+
+    def build(machine: dict | str | os.PathLike[str]) -> tuple[SysRoot, mkfake.Machine]:
+        nonlocal counter
+        counter += 1
+        m = load_machine(machine)
+        out = tmp_path / f"machine-{counter}"
+        mkfake.build_tree(m, str(out))
+        return SysRoot(out), m
+
+    return build
+
+
+class CounterSimulator:
+    """Drives a fake machine's counters between balancing passes, as the oracle does.
+
+    The state starts where ``mkfake.build_tree`` left the tree (the simulator is
+    deterministic). :meth:`advance` first applies what the balancer wrote to
+    ``/proc/irq/N/smp_affinity`` with the kernel's rules (managed and
+    IRQF_NOBALANCING IRQs refuse, a mask without an online CPU is refused, the
+    file is re-rendered in the kernel's format), then lets every IRQ fire its
+    ``rate`` interrupts on its effective CPU and rewrites /proc/interrupts and
+    /proc/stat.
+    """
+
+    def __init__(self, root: SysRoot, machine: mkfake.Machine) -> None:
+        self.root = root
+        self.machine = machine
+        self.state = mkfake.SimState(machine)
+        self._shown = {n: self._read_affinity(n) for n in machine.irqs}
+
+    def _read_affinity(self, irq: int) -> str | None:
+        return self.root.try_read_text(self.root.proc("irq", str(irq), "smp_affinity"))
+
+    def apply_writes(self) -> tuple[dict[int, list[int]], dict[int, str]]:
+        """Take the balancer's smp_affinity writes: (accepted irq -> cpus, rejected irq -> why)."""
+        m, st = self.machine, self.state
+        accepted: dict[int, list[int]] = {}
+        rejected: dict[int, str] = {}
+        for irq in m.irqs:
+            raw = self._read_affinity(irq)
+            if raw == self._shown[irq]:
+                continue
+            try:
+                cpus = mkfake.parse_kmask(raw or "")
+            except ValueError:
+                cpus = []
+            online = [c for c in cpus if c in m.online_set]
+            q = m.irqs[irq]
+            if q.get("managed") or q.get("no_balancing"):
+                rejected[irq] = "EIO"
+            elif not online:
+                rejected[irq] = "EINVAL"
+            else:
+                st.set_affinity(irq, online)
+                accepted[irq] = online
+            mkfake.write_irq_dir(m, self.root.base, irq, st)
+            self._shown[irq] = self._read_affinity(irq)
+        return accepted, rejected
+
+    def advance(self, interval_s: float = 1.0, delivery: str = "effective") -> None:
+        """One pass: apply writes, fire every IRQ's ``rate``, re-render the two /proc files."""
+        self.apply_writes()
+        self.state.advance(interval_s, delivery)
+        self.render()
+
+    def render(self) -> None:
+        """Rewrite /proc/interrupts and /proc/stat from the current state."""
+        for name, text in (
+            ("interrupts", mkfake.render_interrupts(self.machine, self.state)),
+            ("stat", mkfake.render_stat(self.machine, self.state)),
+        ):
+            path = self.root.proc(name)
+            tmp = path + ".new"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+
+
+@pytest.fixture
+def counter_simulator():
+    """``counter_simulator(root, machine) -> CounterSimulator``."""
+    return CounterSimulator
+
+
+# --------------------------------------------------------------------------
+# the real /proc/irq stays untouched
+# --------------------------------------------------------------------------
+
+
+def snapshot_smp_affinity(root: SysRoot) -> dict[str, bytes | None]:
+    """``{irq: smp_affinity bytes}`` for every /proc/irq/N of ``root`` (None if unreadable)."""
+    snap: dict[str, bytes | None] = {}
+    for name in root.listdir(root.proc("irq")) or ():
+        if not name.isdigit():
+            continue
+        try:
+            snap[name] = root.read_bytes(root.proc("irq", name, "smp_affinity"))
+        except KernelReadError:
+            snap[name] = None
+    return snap
+
+
+def changed_affinities(
+    before: dict[str, bytes | None], after: dict[str, bytes | None]
+) -> list[str]:
+    """IRQs whose smp_affinity differs; IRQs that appeared or vanished meanwhile are ignored
+    (devices come and go on a live machine; a test cannot create or remove IRQs)."""
+    return sorted(
+        (irq for irq in before.keys() & after.keys() if before[irq] != after[irq]), key=int
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_proc_irq_untouched():
+    """Fail the session if any test changed the real /proc/irq/*/smp_affinity."""
+    live = SysRoot("/")
+    before = snapshot_smp_affinity(live)
+    yield
+    after = snapshot_smp_affinity(live)
+    changed = changed_affinities(before, after)
+    if changed:
+        details = ", ".join(f"{irq}: {before[irq]!r} -> {after[irq]!r}" for irq in changed)
+        pytest.fail(f"the test suite changed real smp_affinity files: {details}")
