@@ -78,6 +78,7 @@ class Balancer:
         self._activations: dict[int, Activation] = {}
         self._originals: dict[int, int] = {}
         self._last_snapshot: Snapshot | None = None
+        self._interrupts_size = 0
 
     # ------------------------------------------------------------------
     # properties other components read
@@ -134,7 +135,7 @@ class Balancer:
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("%s", dump_tree(topo, self.debug_indent).rstrip("\n"))
 
-        counts = procinterrupts.parse_irq_counts(self._read_interrupts() or b"")
+        counts = self._scanner.scan(self._read_interrupts() or b"")
         devices = sysfs.read_pci_devices(self.root)
         plan = plan_irq_db(
             counts.rows,
@@ -215,9 +216,11 @@ class Balancer:
 
     def _read_interrupts(self) -> bytes | None:
         try:
-            return self.root.read_bytes(self.root.proc("interrupts"))
+            data = self.root.read_bytes(self.root.proc("interrupts"), self._interrupts_size)
         except KernelReadError:
             return None
+        self._interrupts_size = len(data)
+        return data
 
     def _read_stat(self) -> str | None:
         return self.root.try_read_text(self.root.proc("stat"))

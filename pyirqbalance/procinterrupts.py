@@ -211,22 +211,58 @@ def _strtoull_columns(body: bytes) -> tuple[int, int]:
     return total, ncols
 
 
-def _row_counts(body: bytes) -> tuple[int, int]:
-    """Fast path for kernel-printed rows, falling back to the exact loop."""
-    tokens = body.split()
-    n = 0
-    for tok in tokens:
-        if not tok.isdigit():
-            break
-        n += 1
-    if n < len(tokens):
-        if tokens[n][:1] in b"+-":
-            return _strtoull_columns(body)  # strtoull would read a signed number
-    elif n and body.endswith(b"\n") and body[-2:-1].isdigit():
-        n -= 1  # last count glued to the newline: irqbalance does not count it
-    if n and (b"\r" in body or b"\v" in body or b"\f" in body):
-        return _strtoull_columns(body)
-    return sum(map(int, tokens[:n])) & _U64, n
+_CELL = 11  # the kernel prints each count as " %10u"
+_ZERO_CELL = b" " * 10 + b"0"
+
+
+def _fixed_stride_total(body: bytes, n: int) -> int | None:
+    """Sum of ``n`` kernel-printed cells at the start of ``body``, or None.
+
+    None means "not exactly that shape" (a separator that is not a space, a
+    character that is not a digit, a count that is not right-aligned, or a
+    last count not followed by a space, a tab or the end): the caller then
+    uses the exact tokenizing loop. Valid cells are checked with a handful
+    of C-level operations; zero cells, most of them on big machines, are
+    dropped with one ``replace`` before the few others are converted.
+    """
+    end = _CELL * n
+    if n == 0 or len(body) < end or body[end:end + 1] not in (b" ", b"\t", b""):
+        return None
+    seg = body[:end]
+    if (
+        seg[0::_CELL] != _blank(n)                  # separators
+        or not seg[_CELL - 1::_CELL].isdigit()      # every cell ends in a digit
+        or seg.translate(None, b" 0123456789")      # nothing but digits and spaces
+    ):
+        return None
+    nonzero = seg.replace(_ZERO_CELL, b"")
+    removed, rest = divmod(end - len(nonzero), _CELL)
+    tokens = nonzero.split()
+    if rest or removed + len(tokens) != n:
+        return None  # some cell holds two numbers: not right-aligned
+    return sum(map(int, tokens))
+
+
+_BLANKS: dict[int, bytes] = {}
+
+
+def _blank(n: int) -> bytes:
+    blank = _BLANKS.get(n)
+    if blank is None:
+        blank = _BLANKS[n] = b" " * n
+    return blank
+
+
+def _row_counts(body: bytes, ncols_hint: int = 0) -> tuple[int, int]:
+    """Total and column count of one row body (what follows the colon)."""
+    if ncols_hint:
+        total = _fixed_stride_total(body, ncols_hint)
+        if total is not None:
+            # irqbalance keeps reading numbers after the cells (an unusual row
+            # may have more); the remainder normally starts with the chip name.
+            more, extra = _strtoull_columns(body[_CELL * ncols_hint:])
+            return (total + more) & _U64, ncols_hint + extra
+    return _strtoull_columns(body)
 
 
 def _leading_int(prefix: bytes) -> int:
@@ -252,6 +288,7 @@ class IrqCountScanner:
         has_msi = False
         lines = data.split(b"\n")
         last = len(lines) - 1
+        ncpu = len(lines[0].split()) if lines else 0
         for idx in range(1, len(lines)):
             line = lines[idx]
             if idx < last:
@@ -268,7 +305,7 @@ class IrqCountScanner:
                 colon = line.find(b":")
                 if colon < 0:
                     continue
-                total, ncols = _row_counts(line[colon + 1:])
+                total, ncols = _row_counts(line[colon + 1:], ncpu)
                 row = IrqCount(_leading_int(line[:colon]), total, ncols, line)
             fresh[line] = row
             rows.append(row)

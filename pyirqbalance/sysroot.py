@@ -59,24 +59,31 @@ class SysRoot:
     # ---------------- reading ----------------
 
     @staticmethod
-    def read_bytes(path: str) -> bytes:
-        """Whole file as bytes; raises :class:`KernelReadError`."""
+    def read_bytes(path: str, size_hint: int = 0) -> bytes:
+        """Whole file as bytes; raises :class:`KernelReadError`.
+
+        procfs reports a size of 0, so the first read asks for ``size_hint``
+        (the caller's last size) or 1 MiB; seq_file fills the whole buffer in
+        one call, so a big file usually arrives in one piece, without a join.
+        """
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as err:
             raise KernelReadError(err.errno, f"cannot open {path}: {err.strerror}") from err
         try:
+            want = max(size_hint + 65536, os.fstat(fd).st_size + 1, _CHUNK)
             chunks = []
             while True:
-                data = os.read(fd, _CHUNK)
+                data = os.read(fd, want)
                 if not data:
                     break
                 chunks.append(data)
+                want *= 2
         except OSError as err:
             raise KernelReadError(err.errno, f"cannot read {path}: {err.strerror}") from err
         finally:
             os.close(fd)
-        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     @classmethod
     def read_text(cls, path: str) -> str:
