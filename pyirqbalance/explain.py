@@ -1,0 +1,118 @@
+"""What the balancer saw and decided, for ``--dry-run`` (text or JSON) and the API.
+
+:func:`machine_report` turns a :class:`~pyirqbalance.balancer.Balancer` after a
+pass into one JSON-ready dict: the CPUs (online, banned and why), the topology
+tree, and one entry per numbered IRQ of /proc/interrupts with its class,
+balance level, node, current and target masks and the reason.
+:func:`format_text` renders the same dict for people.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__, procinterrupts
+from .cpumask import cpus_of, format_cpulist, format_mask
+from .topology import ObjType, TopoObj
+
+__all__ = ["machine_report", "format_text"]
+
+
+def _mask(mask: int | None) -> str | None:
+    return None if mask is None else format_mask(mask)
+
+
+def _tree(obj: TopoObj) -> dict[str, Any]:
+    node: dict[str, Any] = {
+        "type": obj.obj_type.name.lower(),
+        "number": obj.number,
+        "mask": format_mask(obj.mask),
+        "cpus": format_cpulist(obj.mask),
+        "load": obj.load,
+        "irqs": [i.irq for i in obj.interrupts],
+    }
+    if obj.obj_type is not ObjType.CPU:
+        node["children"] = [_tree(c) for c in obj.children]
+    return node
+
+
+def machine_report(balancer) -> dict[str, Any]:
+    """One JSON object describing the machine and every IRQ decision."""
+    topo = balancer.topo
+    banned = balancer.banned_cpu_info
+    names: dict[int, str] = {}
+    snapshot = balancer.last_snapshot
+    if snapshot is not None:
+        try:
+            parsed = procinterrupts.parse_interrupts(snapshot.interrupts.decode("utf-8", "replace"))
+            names = {r.irq: r.actions for r in parsed.rows if r.irq is not None}
+        except procinterrupts.ParseError:
+            names = {}
+    irqs = []
+    for d in balancer.decisions():
+        info = balancer.irq_info(d.irq)
+        irqs.append({
+            "irq": d.irq,
+            "name": names.get(d.irq) or d.name,
+            "count": info.count if info is not None else None,
+            "class": d.irq_class,
+            "level": d.level,
+            "node": d.node,
+            "current_mask": _mask(d.current_mask),
+            "target_mask": _mask(d.target_mask),
+            "target_cpus": None if d.target_mask is None else format_cpulist(d.target_mask),
+            "assigned": d.assigned,
+            "load": d.load,
+            "reason": d.reason,
+        })
+    return {
+        "pyirqbalance": __version__,
+        "sysroot": balancer.root.base,
+        "cycle": balancer.cycle,
+        "cpus": {
+            "online": format_cpulist(topo.online),
+            "online_count": topo.num_online,
+            "banned": format_cpulist(topo.banned & topo.online),
+            "banned_source": banned.source if banned is not None else None,
+        },
+        "topology": [_tree(n) for n in topo.nodes if n.children or n.number >= 0],
+        "irqs": irqs,
+    }
+
+
+def format_text(report: dict[str, Any]) -> str:
+    """The report as a table for people."""
+    cpus = report["cpus"]
+    lines = [
+        f"pyirqbalance {report['pyirqbalance']} (sysroot {report['sysroot']})",
+        f"online CPUs: {cpus['online']} ({cpus['online_count']})   "
+        f"banned: {cpus['banned'] or 'none'} ({cpus['banned_source']})",
+        "",
+    ]
+    rows = [("IRQ", "NAME", "CLASS", "LEVEL", "NODE", "CURRENT", "TARGET", "WHY")]
+    for irq in report["irqs"]:
+        current = irq["current_mask"]
+        rows.append((
+            str(irq["irq"]),
+            (irq["name"] or "")[:24],
+            irq["class"],
+            irq["level"],
+            str(irq["node"]),
+            format_cpulist(int(current.replace(",", ""), 16)) if current else "?",
+            irq["target_cpus"] if irq["target_cpus"] is not None else "-",
+            _short_reason(irq),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    return "\n".join(lines) + "\n"
+
+
+def _short_reason(irq: dict[str, Any]) -> str:
+    reason = irq["reason"]
+    if irq["target_mask"] is None:
+        return reason.split("; ")[-1]
+    current, target = irq["current_mask"], irq["target_mask"]
+    same = current is not None and cpus_of(int(current.replace(",", ""), 16)) == cpus_of(
+        int(target.replace(",", ""), 16))
+    return ("keep " if same else "move to ") + (irq["assigned"] or "")
