@@ -22,7 +22,10 @@ file: the field is ``None`` (or irqbalance's documented default).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TypeVar
 
 from .cpumask import (
     MaskError,
@@ -62,6 +65,8 @@ __all__ = [
     "pci_device_path",
 ]
 
+_T = TypeVar("_T")
+
 #: What irqbalance's ``read_pci_data`` treats as "no value" (``PCI_INVAL_DATA``).
 PCI_INVALID = 0xFFFFFFFF
 
@@ -74,6 +79,9 @@ _HEX_RE = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F
 _CPU_NAME_RE = re.compile(r"cpu([0-9]+)")
 _INDEX_NAME_RE = re.compile(r"index([0-9]+)")
 _LEADING_DIGITS_RE = re.compile(r"[0-9]+")
+#: Mask texts repeat across CPUs (siblings share core_siblings, cache maps, ...):
+#: the mask parsers remember recent results (a third off a 1024-CPU rebuild).
+_MASK_CACHE = 4096
 
 # --------------------------------------------------------------------------
 # pure parsers
@@ -108,6 +116,13 @@ def _c_int(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
+def _strtol_int(m: re.Match[str]) -> int:
+    """A ``_DEC_RE`` match as ``(int)strtol(...)``: clamped to a C long, then truncated."""
+    negative = m.group(1) == "-"
+    value = min(int(m.group(2)), _LONG_MAX + negative)
+    return _c_int(-value if negative else value)
+
+
 def parse_int(text: str) -> int | None:
     """irqbalance ``get_int``: ``(int)strtoul(line, NULL, 10)``; ``"-1"`` is -1.
 
@@ -131,6 +146,7 @@ def parse_hex(text: str) -> int | None:
     return None if value == PCI_INVALID else value
 
 
+@lru_cache(maxsize=_MASK_CACHE)
 def parse_irqbalance_mask(line: str | None) -> int | None:
     """A mask file as irqbalance reads it (``cpumask_parse_user`` of the first line).
 
@@ -165,6 +181,7 @@ def parse_irqbalance_cpulist(line: str | None) -> int | None:
     return irqbalance_parse_cpulist(line)
 
 
+@lru_cache(maxsize=_MASK_CACHE)
 def parse_strict_mask(line: str | None) -> int | None:
     """A mask irqbalance does not read: strict parse, ``None`` if missing or garbled."""
     if line is None:
@@ -228,9 +245,7 @@ def cpu_node_entry_number(name: str) -> int | None:
     m = _DEC_RE.fullmatch(rest)
     if m is None:
         return None
-    value = int(m.group(2))
-    value = min(value, _LONG_MAX)
-    num = _c_int(-value if m.group(1) == "-" else value)
+    num = _strtol_int(m)
     return num if num >= 0 else None
 
 
@@ -249,10 +264,7 @@ def node_dir_number(name: str) -> int | None:
 def msi_irq_number(name: str) -> int:
     """``(int)strtol(name, NULL, 10)`` of an ``msi_irqs/`` entry; 0 = not an IRQ."""
     m = _DEC_RE.match(name)
-    if m is None:
-        return 0
-    value = min(int(m.group(2)), _LONG_MAX + (m.group(1) == "-"))
-    return _c_int(-value if m.group(1) == "-" else value)
+    return 0 if m is None else _strtol_int(m)
 
 
 # --------------------------------------------------------------------------
@@ -385,7 +397,7 @@ def _read_cache_index(root: SysRoot, path: str, index: int) -> CacheIndex:
     )
 
 
-def _maybe(parse, line: str | None):
+def _maybe(parse: Callable[[str], _T | None], line: str | None) -> _T | None:
     return None if line is None else parse(line)
 
 

@@ -177,6 +177,7 @@ def test_cpu_dir_number(name, number):
         ("node1x", None),  # trailing text: rejected
         ("nodes", None),
         ("node2147483648", None),  # the long truncated to int is negative
+        ("node-99999999999999999999", 0),  # LONG_MIN truncated to int is 0
         ("power", None),
     ],
 )
@@ -194,7 +195,8 @@ def test_node_dir_number_follows_irqbalance(name, number):
 
 
 @pytest.mark.parametrize(
-    ("name", "number"), [("46", 46), ("0", 0), ("mode", 0), ("12abc", 12), ("-3", -3), (".", 0)]
+    ("name", "number"), [("46", 46), ("0", 0), ("mode", 0), ("12abc", 12), ("-3", -3), (".", 0),
+     ("99999999999999999999", -1)],  # LONG_MAX truncated to int
 )
 def test_msi_irq_number_is_strtol(name, number):
     assert sysfs.msi_irq_number(name) == number
