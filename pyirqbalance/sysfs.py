@@ -28,7 +28,6 @@ from functools import lru_cache
 from typing import TypeVar
 
 from .cpumask import (
-    MaskError,
     irqbalance_parse_cpulist,
     irqbalance_parse_mask,
     parse_cpulist,
@@ -104,10 +103,22 @@ def parse_strtoul(text: str, base: int = 10) -> int | None:
     m = (_HEX_RE if base == 16 else _DEC_RE).match(text)
     if m is None:
         return None
-    value = int(m.group(2), base)
+    value = _digits_value(m.group(2), base, _ULONG_MAX)
     if value > _ULONG_MAX:
         return _ULONG_MAX
     return (-value) & _ULONG_MAX if m.group(1) == "-" else value
+
+
+def _digits_value(digits: str, base: int, limit: int) -> int:
+    """int(digits, base), or ``limit + 1`` for anything above ``limit``.
+
+    Cheap on absurdly long input, and never trips Python's limit on decimal
+    string conversion (a garbled file must not raise).
+    """
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(f"{limit:x}" if base == 16 else str(limit)):
+        return limit + 1
+    return min(int(digits, base), limit + 1)
 
 
 def _c_int(value: int) -> int:
@@ -119,7 +130,7 @@ def _c_int(value: int) -> int:
 def _strtol_int(m: re.Match[str]) -> int:
     """A ``_DEC_RE`` match as ``(int)strtol(...)``: clamped to a C long, then truncated."""
     negative = m.group(1) == "-"
-    value = min(int(m.group(2)), _LONG_MAX + negative)
+    value = min(_digits_value(m.group(2), 10, _LONG_MAX), _LONG_MAX + negative)
     return _c_int(-value if negative else value)
 
 
@@ -188,7 +199,7 @@ def parse_strict_mask(line: str | None) -> int | None:
         return None
     try:
         return parse_mask(line)
-    except MaskError:
+    except ValueError:  # MaskError, or a number too long for int()
         return None
 
 
@@ -198,7 +209,7 @@ def parse_strict_cpulist(line: str | None) -> int | None:
         return None
     try:
         return parse_cpulist(line)
-    except MaskError:
+    except ValueError:  # MaskError, or a number too long for int()
         return None
 
 
@@ -215,7 +226,7 @@ def parse_distance(line: str | None) -> tuple[int, ...] | None:
     if line is None:
         return None
     fields = line.split()
-    if not fields or not all(f.isascii() and f.isdecimal() for f in fields):
+    if not fields or not all(f.isascii() and f.isdecimal() and len(f) < 10 for f in fields):
         return None
     return tuple(int(f) for f in fields)
 

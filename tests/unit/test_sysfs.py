@@ -13,6 +13,8 @@ import os
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyirqbalance import sysfs
 from pyirqbalance.cpumask import mask_of, parse_cpulist
@@ -77,6 +79,12 @@ HYPERV = "jds2001-coreos-sosreport-master1"
         ("-1", 16, ULONG_MAX),
         ("12abc", 10, 12),
         ("99999999999999999999999", 10, ULONG_MAX),  # ERANGE saturates
+        ("18446744073709551615", 10, ULONG_MAX),
+        ("18446744073709551616", 10, ULONG_MAX),
+        ("-18446744073709551616", 10, ULONG_MAX),
+        ("0" * 5000 + "7", 10, 7),
+        ("9" * 5000, 10, ULONG_MAX),  # beyond Python's int("...") digit limit: no error
+        ("f" * 17, 16, ULONG_MAX),
         ("abc", 10, None),
         ("", 10, None),
         ("-", 10, None),
@@ -138,6 +146,7 @@ def test_strict_parsers_report_garbage_as_none():
     assert sysfs.parse_strict_cpulist("2,50\n") == mask_of([2, 50])
     assert sysfs.parse_strict_cpulist("\n") == 0
     assert sysfs.parse_strict_cpulist("1-\n") is None
+    assert sysfs.parse_strict_cpulist("9" * 5000 + "\n") is None
     assert sysfs.parse_strict_cpulist(None) is None
 
 
@@ -150,7 +159,8 @@ def test_parse_online_flag(line, value):
 
 @pytest.mark.parametrize(
     ("line", "value"),
-    [("10 21\n", (10, 21)), ("10\n", (10,)), ("10 x\n", None), ("\n", None), (None, None)],
+    [("10 21\n", (10, 21)), ("10\n", (10,)), ("10 x\n", None), ("\n", None), (None, None),
+     ("9" * 5000 + "\n", None)],
 )
 def test_parse_distance(line, value):
     assert sysfs.parse_distance(line) == value
@@ -196,7 +206,7 @@ def test_node_dir_number_follows_irqbalance(name, number):
 
 @pytest.mark.parametrize(
     ("name", "number"), [("46", 46), ("0", 0), ("mode", 0), ("12abc", 12), ("-3", -3), (".", 0),
-     ("99999999999999999999", -1)],  # LONG_MAX truncated to int
+     ("99999999999999999999", -1), ("9" * 5000, -1)],  # LONG_MAX truncated to int
 )
 def test_msi_irq_number_is_strtol(name, number):
     assert sysfs.msi_irq_number(name) == number
@@ -666,3 +676,33 @@ def test_live_sysfs_order_is_kept():
     pci = live.listdir(live.sys("bus", "pci", "devices"))
     if pci is not None:
         assert [d.name for d in sysfs.read_pci_devices(live)] == pci
+
+
+# --------------------------------------------------------------------------
+# no input makes a parser raise
+# --------------------------------------------------------------------------
+
+_PARSERS = [
+    lambda t: sysfs.parse_strtoul(t, 10),
+    lambda t: sysfs.parse_strtoul(t, 16),
+    sysfs.parse_int,
+    sysfs.parse_hex,
+    sysfs.parse_irqbalance_mask,
+    sysfs.parse_irqbalance_cpulist,
+    sysfs.parse_strict_mask,
+    sysfs.parse_strict_cpulist,
+    sysfs.parse_online_flag,
+    sysfs.parse_distance,
+    sysfs.cpu_dir_number,
+    sysfs.cpu_node_entry_number,
+    sysfs.node_dir_number,
+    sysfs.msi_irq_number,
+]
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789abcdefxX,-+: \t\n\0(null)\udcff"), max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_parsers_never_raise(text):
+    for parse in _PARSERS:
+        value = parse(text)
+        assert value is None or isinstance(value, (int, bool, tuple))
