@@ -236,7 +236,7 @@ def format_stats(nodes: Iterable[TopoObj]) -> bytes:
 
 
 def format_setup(interval: int, banned_irqs: Iterable[int], banned_mask: int) -> bytes:
-    """The ``setup`` reply: ``SLEEP n``, ``IRQ i LOAD 0 DIFF 0 CLASS 0`` per banned IRQ, ``BANNED mask``.
+    """The ``setup`` reply: ``SLEEP n``, one zeroed IRQ record per banned IRQ, ``BANNED mask``.
 
     The IRQs are the command-line/socket ban list (not IRQs banned by a
     policy script or for other reasons); their records are always zero. The
@@ -408,7 +408,9 @@ class ControlSocket:
             while not self._stopping:
                 now = time.monotonic()
                 for client in [c for c in clients.values() if c.deadline <= now]:
-                    self.log.debug("control socket: client timed out after %.1f s, closing", self.timeout)
+                    self.log.debug(
+                        "control socket: client timed out after %.1f s, closing", self.timeout
+                    )
                     self._close(sel, clients, client)
                 wait = min((c.deadline for c in clients.values()), default=now + 3600) - now
                 for key, _ in sel.select(max(wait, 0)):

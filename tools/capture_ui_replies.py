@@ -225,12 +225,16 @@ def inner(a) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("machine", help="machine JSON (shared/oracle/machines or tests/fixtures)")
     ap.add_argument("outdir")
     ap.add_argument("--interval", type=int, default=5)
     ap.add_argument("--passes", type=int, default=2)
-    ap.add_argument("--oracle", default="/work/shared/oracle", help="directory of run_irqbalance.py")
+    ap.add_argument(
+        "--oracle", default="/work/shared/oracle", help="directory of run_irqbalance.py"
+    )
     ap.add_argument("--tree", help=argparse.SUPPRESS)
     ap.add_argument("--_inner", action="store_true", help=argparse.SUPPRESS)
     argv = sys.argv[1:]
@@ -253,9 +257,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="uicapture-") as tmp:
         tree = os.path.join(tmp, "tree")
         mkfake.build_tree(mkfake.load_machine(os.path.abspath(a.machine)), tree, force=True)
-        cmd = ["unshare", "-m", "--propagation", "private", sys.executable, os.path.abspath(__file__),
-               "--_inner", "--tree", tree, "--interval", str(a.interval), "--passes", str(a.passes),
-               "--oracle", os.path.abspath(a.oracle), a.machine, a.outdir, "--", *extra]
+        cmd = ["unshare", "-m", "--propagation", "private",
+               sys.executable, os.path.abspath(__file__), "--_inner", "--tree", tree,
+               "--interval", str(a.interval), "--passes", str(a.passes), "--oracle", os.path.abspath(a.oracle), a.machine, a.outdir, "--", *extra]
         sys.exit(subprocess.run(cmd).returncode)
 
 

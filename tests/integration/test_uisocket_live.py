@@ -36,7 +36,9 @@ from pyirqbalance.uisocket import (
 from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="credential tests need root (uid 0 is the only accepted sender)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: uid 0 is the only sender the socket accepts"
+)
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "uisocket" / "irqbalance-1.9.2-a_desktop4"
 CAPTURE = json.loads((FIXTURE / "capture.json").read_text())
@@ -63,7 +65,9 @@ def read_all(s: socket.socket) -> bytes:
 class FakeTarget:
     """A daemon stand-in: fixed stats bytes, setup state changed by the settings calls."""
 
-    def __init__(self, stats: bytes = b"", interval: int = 5, banned: tuple[int, ...] = (9,)) -> None:
+    def __init__(
+        self, stats: bytes = b"", interval: int = 5, banned: tuple[int, ...] = (9,)
+    ) -> None:
         self.stats = stats
         self.state = SetupState(interval, banned, 0)
         self.calls: list[tuple[str, object]] = []
@@ -94,7 +98,7 @@ def serve(tmp_path: Path):
     started: list[ControlSocket] = []
 
     def start(target: object, **kw: object) -> ControlSocket:
-        server = ControlSocket(target, run_dir=str(tmp_path), pid=PID, **kw)  # type: ignore[arg-type]
+        server = ControlSocket(target, run_dir=str(tmp_path), pid=PID, **kw)  # type: ignore
         server.start()
         started.append(server)
         return server
@@ -249,7 +253,8 @@ def test_command_of_exactly_recv_size_is_too_long(serve, caplog) -> None:
         s.settimeout(30)
         s.connect(server.address)
         creds = struct.pack("=iII", os.getpid(), 0, 0)
-        s.sendmsg([b"stats".ljust(RECV_SIZE, b"x")], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
+        message = b"stats".ljust(RECV_SIZE, b"x")
+        s.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
         try:
             reply = read_all(s)
         except ConnectionResetError:  # closed with our bytes unread
@@ -292,7 +297,7 @@ def test_client_gone_mid_reply(serve, caplog) -> None:
 
 
 def test_sigpipe_default_disposition_does_not_kill_the_server(tmp_path: Path) -> None:
-    """Even with SIGPIPE at SIG_DFL (Python ignores it by default), a vanished client is harmless."""
+    """With SIGPIPE at SIG_DFL (Python ignores it by default) a vanished client is harmless."""
 
     def scenario() -> bytes:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -320,7 +325,8 @@ def test_several_clients_at_once(serve) -> None:
         s.connect(server.address)
         socks.append(s)
     for i, s in enumerate(socks):
-        s.sendmsg([b"stats" if i % 2 else b"setup"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
+        message = b"stats" if i % 2 else b"setup"
+        s.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
     replies = []
     for s in reversed(socks):
         replies.append(read_all(s))
@@ -414,7 +420,9 @@ def _records(stats: str) -> tuple[list[str], list[str]]:
 
 
 def test_stats_of_the_engine_match_real_irqbalance(serve, tmp_path: Path) -> None:
-    balancer_mod = pytest.importorskip("pyirqbalance.balancer", reason="engine (pyirqbalance.balancer) not present yet")
+    balancer_mod = pytest.importorskip(
+        "pyirqbalance.balancer", reason="engine (pyirqbalance.balancer) not present yet"
+    )
     from pyirqbalance.model import BalancerSettings
 
     machine = mkfake.load_machine(str(FIXTURE / "a_desktop4.json"))
@@ -422,7 +430,9 @@ def test_stats_of_the_engine_match_real_irqbalance(serve, tmp_path: Path) -> Non
     mkfake.build_tree(machine, str(tree))
     # irqbalance ran with --interval=5 --banirq=9 on this tree, /proc static
     settings = BalancerSettings(banned_irqs=(9,))
-    balancer = balancer_mod.Balancer(KernfsSysRoot(str(tree)), settings, sleep=lambda s: True, interval=5)
+    balancer = balancer_mod.Balancer(
+        KernfsSysRoot(str(tree)), settings, sleep=lambda s: True, interval=5
+    )
     balancer.start()
     server = serve(BalancerTarget(balancer))
 
@@ -435,7 +445,9 @@ def test_stats_of_the_engine_match_real_irqbalance(serve, tmp_path: Path) -> Non
     assert request(server.address, b"stats").decode() == passes[2]["stats"]
 
     # the captured script left: ban irqs 130 (replacing --banirq=9), cpus 1,3,NULL
-    balancer.update_settings(dataclasses.replace(settings, banned_irqs=(130,), socket_banned_cpulist="1,3,NULL"))
+    balancer.update_settings(
+        dataclasses.replace(settings, banned_irqs=(130,), socket_banned_cpulist="1,3,NULL")
+    )
     balancer.force_rescan()
     report = balancer.run_pass()
     assert report.rescanned
@@ -461,7 +473,9 @@ def _wait_screen(tmux: list[str], wanted: str, limit_s: float = 60.0) -> str:
 
     deadline = time.monotonic() + limit_s
     while True:
-        screen = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, text=True).stdout
+        screen = subprocess.run(
+            [*tmux, "capture-pane", "-p"], capture_output=True, text=True
+        ).stdout
         if wanted in screen or time.monotonic() > deadline:
             return screen
         time.sleep(0.2)
@@ -480,7 +494,8 @@ def ui_demo() -> None:
     with ControlSocket(FakeTarget(stats=stats, interval=5, banned=(9,))):
         # irqbalance-ui finds the daemon from argv[1]: /run/irqbalance/irqbalance<PID>.sock
         tmux = ["tmux", "-L", f"uisocket-test-{os.getpid()}"]
-        subprocess.run([*tmux, "new-session", "-d", "-x", "100", "-y", "34", IRQBALANCE_UI, str(os.getpid())], check=True)
+        ui = [IRQBALANCE_UI, str(os.getpid())]
+        subprocess.run([*tmux, "new-session", "-d", "-x", "100", "-y", "34", *ui], check=True)
         try:
             tree = _wait_screen(tmux, "`--CPU, number 0")
             subprocess.run([*tmux, "send-keys", "F5"], check=True)
@@ -508,10 +523,17 @@ def test_irqbalance_ui_displays_the_tree() -> None:
     lines = [line.strip() for line in tree.splitlines() if line.strip()]
     # the UI rebuilt the tree of the captured pass-2 stats reply
     cpu3 = lines.index("`--CPU, number 3, CPU mask 0x8")
-    assert lines[cpu3 + 1 : cpu3 + 3] == ["`IRQ 128, IRQs since last rebalance 0", "`IRQ 130, IRQs since last rebalance 0"]
+    assert lines[cpu3 + 1 : cpu3 + 3] == [
+        "`IRQ 128, IRQs since last rebalance 0",
+        "`IRQ 130, IRQs since last rebalance 0",
+    ]
     assert "`--NUMA NODE, number 0, CPU mask 0xf" in lines
     assert "Banned CPU numbers: None" in lines
-    rows = {line.split()[1]: line.split() for line in setup.splitlines() if line.strip().startswith("IRQ ")}
+    rows = {
+        line.split()[1]: line.split()
+        for line in setup.splitlines()
+        if line.strip().startswith("IRQ ")
+    }
     assert rows["9"][2] == "YES"  # from the setup reply
     assert rows["128"][2:] == ["NO", "Ethernet", "3"]
     assert rows["132"][2:] == ["NO", "Video", "1"]

@@ -29,7 +29,8 @@ from pyirqbalance.uisocket import (
     parse_command,
 )
 
-CAPTURE = Path(__file__).parent.parent / "fixtures" / "uisocket" / "irqbalance-1.9.2-a_desktop4" / "capture.json"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+CAPTURE = FIXTURES / "uisocket" / "irqbalance-1.9.2-a_desktop4" / "capture.json"
 
 
 def _capture() -> dict:
@@ -121,7 +122,8 @@ def test_replayed_settings_script_matches_real_irqbalance_setup_replies() -> Non
             continue
         daemon.apply(parse_command(step["send"].encode()))
         # the CPU mask changes only at the next rebuild: 0 until then
-        assert format_setup(daemon.interval, daemon.banned, 0).decode() == step["setup"], step["send"]
+        reply = format_setup(daemon.interval, daemon.banned, 0).decode()
+        assert reply == step["setup"], step["send"]
         assert step["reply"] == ""  # settings never reply
         replayed += 1
     assert replayed == 20
@@ -129,13 +131,14 @@ def test_replayed_settings_script_matches_real_irqbalance_setup_replies() -> Non
 
 def test_cpus_token_is_the_banned_cpulist_of_the_next_rebuild() -> None:
     cap = _capture()
-    sent = [s["send"] for s in cap["steps"] if "send" in s and s["send"].startswith("settings cpus")]
+    sent = [s["send"] for s in cap["steps"] if s.get("send", "").startswith("settings cpus")]
     last = parse_command(sent[-1].encode())
     assert last == BanCpus("1,3,NULL")
     after = cap["steps"][-1]
     assert after["rescan"] is True
     # irqbalance parsed "1,3,NULL" as CPUs 1 and 3 at the rescan
-    assert after["setup"] == format_setup(2, (130,), irqbalance_parse_cpulist(last.cpulist)).decode()
+    banned = irqbalance_parse_cpulist(last.cpulist)
+    assert after["setup"] == format_setup(2, (130,), banned).decode()
     assert after["setup"].endswith("BANNED 0000000a")
 
 
@@ -150,7 +153,9 @@ def test_format_setup_spec_example() -> None:
 
 def test_format_setup_no_irqs_wide_mask() -> None:
     assert format_setup(3, (), 0xA | 1 << 32) == b"SLEEP 3 BANNED 00000001,0000000a"
-    assert format_setup(1, [-1, 0], 0) == b"SLEEP 1 IRQ -1 LOAD 0 DIFF 0 CLASS 0 IRQ 0 LOAD 0 DIFF 0 CLASS 0 BANNED 00000000"
+    assert format_setup(1, [-1, 0], 0) == (
+        b"SLEEP 1 IRQ -1 LOAD 0 DIFF 0 CLASS 0 IRQ 0 LOAD 0 DIFF 0 CLASS 0 BANNED 00000000"
+    )
 
 
 def _obj(kind: ObjType, number: int, load: int, *children: TopoObj) -> TopoObj:
