@@ -335,7 +335,14 @@ class Balancer:
                 self._parse_stat(self._read_stat())
                 # irqbalance 1.9.2 waits one interval inside the pass for a fresh
                 # baseline, then balances with the new tree (no load data yet).
-                if not self._sleep(self.interval):
+                # The lock is let go while waiting: readers (API, control
+                # socket) are served between the halves of the pass.
+                self.lock.release()
+                try:
+                    keep_going = self._sleep(self.interval)
+                finally:
+                    self.lock.acquire()
+                if not keep_going:
                     break
                 clear_work_stats(self.topo)
                 data = self._read_interrupts()

@@ -1,0 +1,171 @@
+"""The daemon shell: composition root, main loop, signals.
+
+Everything is built here from the resolved :class:`~pyirqbalance.cli.Options`
+and passed in explicitly; signal handlers only set flags and wake the loop,
+which waits on an event with a timeout, so a pass is never interrupted
+half-way. SIGTERM/SIGINT finish the pass and exit 0, SIGHUP asks for a rescan
+(ignored before the first pass, as irqbalance does), SIGUSR1 logs the state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .balancer import Balancer
+from .cli import Options
+from .cpumask import format_mask
+from .explain import format_text, machine_report
+from .procirq import write_smp_affinity
+from .sysroot import SysRoot
+
+__all__ = ["run", "EXIT_OK", "EXIT_USAGE", "EXIT_CONFIG", "EXIT_RUNTIME"]
+
+EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME = 0, 1, 2, 3
+STATE_FILE = "original-affinity.json"
+
+
+class _Signals:
+    """Flags set by signal handlers; the loop acts on them between passes."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.stop = False
+        self.rescan = False
+        self.dump = False
+
+    def install(self) -> None:
+        def on_stop(signum, frame):
+            self.stop = True
+            self.wake.set()
+
+        def on_hup(signum, frame):
+            self.rescan = True
+            self.wake.set()
+
+        def on_usr1(signum, frame):
+            self.dump = True
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGUSR2, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+        signal.signal(signal.SIGUSR1, on_usr1)
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; False when asked to stop."""
+        self.wake.wait(seconds)
+        self.wake.clear()
+        return not self.stop
+
+
+def _logger(opts: Options) -> logging.Logger:
+    log = logging.getLogger("pyirqbalance")
+    log.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    prefix = "%(message)s" if not opts.journal else "<%(levelno)s>%(message)s"
+    handler.setFormatter(logging.Formatter(prefix))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if opts.debug else logging.WARNING)
+    log.propagate = False
+    return log
+
+
+def state_dir(opts: Options) -> Path:
+    """Where the original affinities are kept (inside the sysroot for fake machines)."""
+    base = Path(opts.sysroot)
+    return base / "var" / "lib" / "pyirqbalance"
+
+
+def _save_originals(opts: Options, originals: dict[int, int], log: logging.Logger) -> None:
+    if not originals:
+        return
+    path = state_dir(opts) / STATE_FILE
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+        for irq, mask in originals.items():
+            known.setdefault(str(irq), format_mask(mask))  # the first recorded value wins
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except (OSError, ValueError) as err:
+        log.warning("cannot record original affinities in %s: %s", path, err)
+
+
+def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
+    """``--restore``: write back every affinity recorded before the first change."""
+    path = state_dir(opts) / STATE_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        sys.stderr.write(f"pyirqbalance: nothing to restore ({path} does not exist)\n")
+        return EXIT_OK
+    except (OSError, ValueError) as err:
+        sys.stderr.write(f"pyirqbalance: cannot read {path}: {err}\n")
+        return EXIT_RUNTIME
+    failed = 0
+    for irq, text in sorted(saved.items(), key=lambda kv: int(kv[0])):
+        result = write_smp_affinity(root, int(irq), int(text.replace(",", ""), 16))
+        if result.errno:
+            failed += 1
+            log.warning("IRQ %s: cannot restore %s: %s", irq, text, result.reason)
+    if not failed:
+        path.unlink()
+    return EXIT_OK if not failed else EXIT_RUNTIME
+
+
+def run(opts: Options) -> int:
+    """Run pyirqbalance as the options say; returns the exit status."""
+    log = _logger(opts)
+    root = SysRoot(opts.sysroot)
+    if not os.path.isdir(root.proc()) or not os.path.isdir(root.sys()):
+        sys.stderr.write(f"pyirqbalance: --sysroot {opts.sysroot}: no proc/ and sys/ directories there\n")
+        return EXIT_USAGE
+    if opts.restore:
+        return restore(opts, root, log)
+    if os.geteuid() != 0 and root.is_live and not opts.dry_run:
+        log.warning("Irqbalance hasn't been executed under root privileges, "
+                    "thus it won't in fact balance interrupts.")
+
+    signals = _Signals()
+    signals.install()
+    balancer = Balancer(
+        root, opts.settings, write=not opts.dry_run, log=log,
+        sleep=signals.sleep, interval=opts.interval,
+        debug_indent="...." if opts.journal else "    ",
+    )
+    balancer.start()
+    if balancer.topo.num_online <= 1:
+        log.warning("Balancing is ineffective on systems with a single cpu.  Shutting down")
+        return EXIT_OK
+
+    if opts.dry_run:
+        balancer.run_pass()
+        report = machine_report(balancer)
+        if opts.output_format == "json":
+            sys.stdout.write(json.dumps(report, indent=1) + "\n")
+        else:
+            sys.stdout.write(format_text(report))
+        return EXIT_OK
+
+    while not signals.stop:
+        if not signals.sleep(opts.interval):
+            break
+        if signals.rescan:
+            signals.rescan = False
+            balancer.request_rescan()
+        if signals.dump:
+            signals.dump = False
+            log.warning("%s", balancer.dump_tree().rstrip("\n"))
+        balancer.run_pass()
+        _save_originals(opts, balancer.original_affinities(), log)
+        if opts.oneshot:
+            break
+    return EXIT_OK
