@@ -47,6 +47,26 @@ _SPACE = frozenset(" \t\n\v\f\r")
 _HEX_COMMA = _HEX | {","}
 
 
+def _truncated(groups: list[str], nbits: int) -> int:
+    """What ``__bitmap_parse`` leaves when the text is wider than ``nbits``.
+
+    Leading zero groups are skipped; from the first non-zero group on, each
+    group is shifted in and counted (the first by its bit length, the others
+    as 32 bits); the group that takes the count past ``nbits`` is still
+    shifted in, then parsing stops with -EOVERFLOW.
+    """
+    values = [int(g, 16) for g in groups]
+    first = next(i for i, v in enumerate(values) if v)
+    seen = 0
+    value = 0
+    for k, v in enumerate(values[first:]):
+        value = ((value << 32) | v) & ((1 << nbits) - 1)
+        seen += v.bit_length() if k == 0 else 32
+        if seen > nbits:
+            break
+    return value
+
+
 def _join_groups(groups: list[str]) -> int:
     value = 0
     for g in groups:
@@ -107,6 +127,8 @@ def parse_cpulist(text: str, nbits: int = MAX_CPUS) -> int:
             raise MaskError(f"empty entry in cpu list {s!r}")
         rng, _, stride = item.partition(":")
         first, dash, last = rng.partition("-")
+        if len(first) > 6 or len(last) > 6:
+            raise MaskError(f"cpu number too large in {item!r} of {s!r}")
         if not first or not _DEC.issuperset(first) or (
             dash and (not last or not _DEC.issuperset(last))
         ):
@@ -159,6 +181,7 @@ def irqbalance_parse_mask(text: str, nbits: int = IRQBALANCE_NR_CPUS) -> int:
             value = int(body.replace(",", ""), 16) if len(groups) == 1 else _join_groups(groups)
             if value.bit_length() <= nbits:
                 return value
+            return _truncated(groups, nbits)
     value = 0
     nchunks = nbits_seen = totaldigits = 0
     c = ""
