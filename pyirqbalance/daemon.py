@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from .balancer import Balancer
@@ -23,6 +24,7 @@ from .cpumask import format_mask
 from .explain import format_text, machine_report
 from .procirq import write_smp_affinity
 from .sysroot import SysRoot
+from .uisocket import ControlSocket, ControlSocketError, SetupState, format_stats
 
 __all__ = ["run", "EXIT_OK", "EXIT_USAGE", "EXIT_CONFIG", "EXIT_RUNTIME"]
 
@@ -63,6 +65,60 @@ class _Signals:
         self.wake.wait(seconds)
         self.wake.clear()
         return not self.stop
+
+
+class _Control:
+    """The daemon side of irqbalance's control socket (irqbalance-ui, scripts).
+
+    Called on the socket's thread. Replies are what the last pass left:
+    ``stats`` is formatted by the loop after each pass and handed out as is,
+    so a client never waits for a pass; changes only set values the loop
+    picks up (interval) or ask the balancer for a rescan, as irqbalance does.
+    """
+
+    def __init__(self, balancer: Balancer, interval: int) -> None:
+        self.balancer = balancer
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._stats = b""
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Called by the loop after start-up and after every pass."""
+        with self.balancer.lock:
+            stats = format_stats(self.balancer.nodes)
+        with self._lock:
+            self._stats = stats
+
+    def control_stats(self) -> bytes:
+        with self._lock:
+            return self._stats
+
+    def control_setup(self) -> SetupState:
+        b = self.balancer
+        return SetupState(self.interval, tuple(b.settings.banned_irqs), b.banned_cpus)
+
+    def control_set_interval(self, seconds: int) -> None:
+        self.interval = seconds
+
+    def control_ban_irqs(self, irqs: tuple[int, ...]) -> None:
+        b = self.balancer
+        b.update_settings(replace(b.settings, banned_irqs=tuple(irqs)))
+        b.force_rescan()
+
+    def control_ban_cpus(self, cpulist: str | None) -> None:
+        b = self.balancer
+        b.update_settings(replace(b.settings, socket_banned_cpulist=cpulist))
+        b.force_rescan()
+
+
+def _run_dir(opts: Options) -> str:
+    """irqbalance's /run/irqbalance, inside the sysroot for fake machines."""
+    if os.path.realpath(opts.sysroot) == "/":
+        return "/run/irqbalance"
+    path = os.path.join(opts.sysroot, "run", "irqbalance")
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def _logger(opts: Options) -> logging.Logger:
@@ -155,8 +211,26 @@ def run(opts: Options) -> int:
             sys.stdout.write(format_text(report))
         return EXIT_OK
 
+    control = _Control(balancer, opts.interval)
+    sock = None
+    if not opts.oneshot:
+        try:
+            sock = ControlSocket(control, run_dir=_run_dir(opts), log=log)
+            sock.start()
+        except (ControlSocketError, OSError) as err:
+            sys.stderr.write(f"pyirqbalance: {err}\n")
+            return EXIT_USAGE
+    try:
+        return _loop(opts, balancer, signals, control, log)
+    finally:
+        if sock is not None:
+            sock.stop()
+
+
+def _loop(opts: Options, balancer: Balancer, signals: _Signals, control: _Control,
+          log: logging.Logger) -> int:
     while not signals.stop:
-        if not signals.sleep(opts.interval):
+        if not signals.sleep(control.interval):
             break
         if signals.rescan:
             signals.rescan = False
@@ -165,6 +239,7 @@ def run(opts: Options) -> int:
             signals.dump = False
             log.warning("%s", balancer.dump_tree().rstrip("\n"))
         balancer.run_pass()
+        control.refresh()
         _save_originals(opts, balancer.original_affinities(), log)
         if opts.oneshot:
             break
