@@ -116,7 +116,7 @@ class Balancer:
     def _build(self) -> None:
         """``build_object_tree``: NUMA nodes, CPU tree, IRQ database."""
         s = self.settings
-        cpu_facts = sysfs.read_cpu_facts(self.root)
+        cpu_facts = sysfs.read_cpu_facts(self.root, deepestcache=s.deepestcache)
         node_facts = sysfs.read_node_facts(self.root) if s.numa else None
         self.banned_cpu_info = banned = compute_banned_cpus(s, cpu_facts)
         if banned.source.startswith("isolated"):

@@ -212,35 +212,48 @@ def _strtoull_columns(body: bytes) -> tuple[int, int]:
 
 
 _CELL = 11  # the kernel prints each count as " %10u"
-_ZERO_CELL = b" " * 10 + b"0"
+#: digits -> "d", space -> " ", anything else -> "x"
+_SHAPE = bytes(100 if 48 <= c <= 57 else 32 if c == 32 else 120 for c in range(256))
+#: a digit in the tens place means the cell is at least 10
+_TENS = bytes(1 if 48 <= c <= 57 else 0 for c in range(256))
+#: a units digit other than 0 means the cell is not 0
+_UNITS = bytes(1 if 49 <= c <= 57 else 0 for c in range(256))
 
 
 def _fixed_stride_total(body: bytes, n: int) -> int | None:
     """Sum of ``n`` kernel-printed cells at the start of ``body``, or None.
 
-    None means "not exactly that shape" (a separator that is not a space, a
-    character that is not a digit, a count that is not right-aligned, or a
-    last count not followed by a space, a tab or the end): the caller then
-    uses the exact tokenizing loop. Valid cells are checked with a handful
-    of C-level operations; zero cells, most of them on big machines, are
-    dropped with one ``replace`` before the few others are converted.
+    None means "not exactly that shape": a separator that is not a space, a
+    character that is neither digit nor space, a count that is not
+    right-aligned (a digit followed by a space inside a cell), an empty cell,
+    or a last count not followed by a space, a tab or the end. The caller
+    then uses the exact tokenizing loop.
+
+    A valid row is checked and summed with a few C-level operations on whole
+    columns of cells; only the non-zero cells -- a handful per row on big
+    machines -- are converted one by one.
     """
     end = _CELL * n
     if n == 0 or len(body) < end or body[end:end + 1] not in (b" ", b"\t", b""):
         return None
     seg = body[:end]
+    shape = seg.translate(_SHAPE)
     if (
-        seg[0::_CELL] != _blank(n)                  # separators
-        or not seg[_CELL - 1::_CELL].isdigit()      # every cell ends in a digit
-        or seg.translate(None, b" 0123456789")      # nothing but digits and spaces
+        shape[0::_CELL] != _blank(n)                 # separators
+        or b"x" in shape                             # only digits and spaces
+        or b" " in shape[_CELL - 1::_CELL]           # every cell ends in a digit
+        or shape.count(b"d ") != n - 1               # ... and has no inner gap
     ):
         return None
-    nonzero = seg.replace(_ZERO_CELL, b"")
-    removed, rest = divmod(end - len(nonzero), _CELL)
-    tokens = nonzero.split()
-    if rest or removed + len(tokens) != n:
-        return None  # some cell holds two numbers: not right-aligned
-    return sum(map(int, tokens))
+    nonzero = int.from_bytes(seg[_CELL - 2::_CELL].translate(_TENS), "big") | int.from_bytes(
+        seg[_CELL - 1::_CELL].translate(_UNITS), "big")
+    total = 0
+    while nonzero:
+        top = nonzero.bit_length() - 1
+        nonzero ^= 1 << top
+        cell = n - 1 - top // 8
+        total += int(seg[_CELL * cell + 1:_CELL * cell + _CELL])
+    return total
 
 
 _BLANKS: dict[int, bytes] = {}
