@@ -79,6 +79,9 @@ class Balancer:
         self._originals: dict[int, int] = {}
         self._last_snapshot: Snapshot | None = None
         self._interrupts_size = 0
+        #: Fill PassReport.decisions for the IRQs each pass moved (for listeners
+        #: such as the API or history); off by default, it costs per IRQ.
+        self.record_decisions = False
 
     # ------------------------------------------------------------------
     # properties other components read
@@ -372,8 +375,10 @@ class Balancer:
             self.cycle += 1
             snapshot = Snapshot(time.time(), data or b"", stat)
             self._last_snapshot = snapshot
-            decisions = tuple(self._decision(self._by_irq[a.irq]) for a in activations
-                              if a.irq in self._by_irq)
+            decisions = ()
+            if self.record_decisions:
+                decisions = tuple(self._decision(self._by_irq[a.irq]) for a in activations
+                                  if a.irq in self._by_irq)
             return PassReport(
                 cycle=cycle,
                 rescanned=rescanned,
