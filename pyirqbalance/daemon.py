@@ -121,12 +121,22 @@ def _run_dir(opts: Options) -> str:
     return path
 
 
+class _JournalFormatter(logging.Formatter):
+    """``<N>message``: systemd reads the syslog priority from the prefix (sd-daemon(3))."""
+
+    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+                logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        prio = self.PRIORITY.get(record.levelno, 6)
+        return "".join(f"<{prio}>{line}\n" for line in record.getMessage().split("\n")).rstrip("\n")
+
+
 def _logger(opts: Options) -> logging.Logger:
     log = logging.getLogger("pyirqbalance")
     log.handlers.clear()
     handler = logging.StreamHandler(sys.stderr)
-    prefix = "%(message)s" if not opts.journal else "<%(levelno)s>%(message)s"
-    handler.setFormatter(logging.Formatter(prefix))
+    handler.setFormatter(_JournalFormatter() if opts.journal else logging.Formatter("%(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if opts.debug else logging.WARNING)
     log.propagate = False
