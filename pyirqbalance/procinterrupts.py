@@ -3,21 +3,26 @@
 Two readers for two consumers:
 
 * :func:`parse_interrupts` -- every row, per-CPU counts, chip, hwirq, trigger
-  and action names, for people, the history store and the API. It handles
-  every format seen in the captures under tests/fixtures/proc: old
+  and action names, for people, the history store and the API. It handles the
+  formats of the real captures under tests/fixtures/proc: pre-4.3
   ``IO-APIC-edge``, ``IO-APIC 2-edge``, 6.x ``PCI-MSIX-0000:00:04.0 1-edge``,
-  arm64 ``GICv3 27 Level``, s390x rows without chip columns, and named rows
-  (``LOC``, ``NMI``, ``IPI0:2768808080`` with no space after the colon).
+  arm ``GICv3 27 Level``, s390x and old ARM rows with a chip but no hwirq,
+  ancient ARM rows with no chip at all, and named rows (``LOC``, ``NMI``,
+  ``IPI0:2768808080`` with no space after the colon).
 * :func:`parse_irq_counts` / :class:`IrqCountScanner` -- the balancer's hot
-  path with irqbalance's exact rules: the header is skipped, reading stops at
-  the first row that does not start with a digit, and a count is a column only
-  when followed by a space, a tab or the end of the string (a count directly
-  followed by the newline is *not* a column). Only each row's total is kept,
-  and the scanner re-parses only rows whose bytes changed since its last scan.
+  path with irqbalance 1.9's exact rules (procinterrupts.c): the header is
+  skipped, reading stops at the first row that does not start with a digit,
+  and a count is a column only when followed by a space, a tab or the end of
+  the string (a count directly followed by the newline is *not* a column).
+  Only each row's total is kept; the scanner re-parses only rows whose bytes
+  changed since its last scan, and sums kernel-printed rows without
+  converting every cell. :func:`reference_irq_counts` is the same reading
+  done the plain C way, line by line; the two always agree.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .sysroot import SysRoot
@@ -31,20 +36,21 @@ __all__ = [
     "IrqCount",
     "IrqCounts",
     "parse_irq_counts",
+    "reference_irq_counts",
     "IrqCountScanner",
     "read_irq_counts",
 ]
-
-_U64 = (1 << 64) - 1
-_TRIGGERS = ("edge", "fasteoi", "level", "simple", "percpu", "Level", "Edge")
 
 
 class ParseError(ValueError):
     """Text that is not /proc/interrupts; carries the line number and line."""
 
     def __init__(self, message: str, lineno: int = 0, line: str = "") -> None:
-        super().__init__(f"/proc/interrupts line {lineno}: {message}: {line.rstrip()!r}"
-                         if lineno else f"/proc/interrupts: {message}")
+        super().__init__(
+            f"/proc/interrupts line {lineno}: {message}: {line.rstrip()!r}"
+            if lineno
+            else f"/proc/interrupts: {message}"
+        )
         self.lineno = lineno
         self.line = line
 
@@ -60,6 +66,8 @@ class InterruptRow:
 
     label: str
     irq: int | None
+    #: Per-CPU counts in header order. Shorter than the header for ERR/MIS;
+    #: longer on old ARM kernels whose IPI rows list every present CPU.
     counts: tuple[int, ...]
     chip: str = ""
     hwirq: str = ""
@@ -87,70 +95,128 @@ class Interrupts:
         return dict(zip(self.cpus, row.counts))
 
 
-def _split_description(rest: str) -> tuple[str, str, str, str]:
+#: Flow handler names the kernel appends as ``-name`` (``handle_edge_irq`` ...),
+#: and Xen's event-channel chips (``xen-dyn-event``, ``xen-percpu-virq``).
+_FLOWS = frozenset(
+    "edge level fasteoi simple percpu percpu_devid untracked bad event virq ipi".split()
+)
+_LEVELS = ("Level", "Edge")  # CONFIG_GENERIC_IRQ_SHOW_LEVEL (arm, arm64)
+
+
+def _is_number(token: str) -> bool:
+    return token.isascii() and token.isdigit()
+
+
+def _split_counts(body: str, limit: int | None) -> tuple[tuple[int, ...], str, int]:
+    """Leading counts of a row body, the text after them, and the blank gap between."""
+    tokens = body.split(None, limit) if limit is not None else body.split()
+    k = len(tokens) if limit is None else min(limit, len(tokens))
+    if k and not _is_number("".join(tokens[:k])):  # usually all of them are numbers
+        k = 0
+        while _is_number(tokens[k]):
+            k += 1
+    counts = tuple(map(int, tokens[:k]))
+    if k == len(tokens):
+        return counts, "", 0
+    rest = tokens[k] if k == limit else body.split(None, k)[k]
+    start = len(body) - len(rest)
+    return counts, rest.strip(), start - len(body[:start].rstrip())
+
+
+def _describe(rest: str, no_chip: bool) -> tuple[str, str, str, str]:
     """Chip, hwirq, trigger and actions from what follows a numbered row's counts."""
+    if no_chip:
+        return "", "", "", rest
     tokens = rest.split(None, 3)
     if not tokens:
         return "", "", "", ""
     chip = tokens[0]
     if len(tokens) >= 2:
-        hw, dash, trig = tokens[1].partition("-")
-        if dash and hw.isdigit() and trig:
-            # "IO-APIC   2-edge   timer", "PCI-MSIX-0000:00:04.0   1-edge   virtio"
-            return chip, hw, trig, rest.split(None, 2)[2].strip() if len(tokens) > 2 else ""
-        if tokens[1].isdigit() and len(tokens) >= 3 and tokens[2] in ("Level", "Edge"):
-            # arm64 CONFIG_GENERIC_IRQ_SHOW_LEVEL: "GICv3   27 Level   arch_timer"
-            return chip, tokens[1], tokens[2], tokens[3].strip() if len(tokens) > 3 else ""
-        if tokens[1].isdigit():
-            # "GIC 29 twd" (no trigger column) or "intel-gpio 87 rt5682s"
-            return chip, tokens[1], "", rest.split(None, 2)[2].strip() if len(tokens) > 2 else ""
-    base, dash, trig = chip.rpartition("-")
-    if dash and trig in _TRIGGERS:
-        # pre-4.3 kernels: "IO-APIC-edge   timer", "PCI-MSI-edge   eth0"
-        return base, "", trig, rest.split(None, 1)[1].strip() if len(tokens) > 1 else ""
-    return chip, "", "", rest.split(None, 1)[1].strip() if len(tokens) > 1 else ""
+        hw, dash, flow = tokens[1].partition("-")
+        if dash and _is_number(hw) and flow:
+            # "IO-APIC   2-edge   timer", "PCI-MSIX-0000:00:04.0   1-edge   virtio0-config"
+            return chip, hw, flow, _after(rest, 2)
+        if _is_number(tokens[1]):
+            if len(tokens) >= 3 and tokens[2] in _LEVELS:
+                # "GICv3  27 Level     arch_timer"
+                return chip, tokens[1], tokens[2], _after(rest, 3)
+            # "intel-gpio   87  rt5682s": hwirq without a trigger column
+            return chip, tokens[1], "", _after(rest, 2)
+    base, dash, flow = chip.rpartition("-")
+    if dash and base and flow in _FLOWS:
+        # before 4.3: "IO-APIC-edge  timer", "PCI-MSI-edge  eth0", "xen-dyn-event  eth0"
+        return base, "", flow, _after(rest, 1)
+    return chip, "", "", _after(rest, 1)  # "PCI-MSI  mlx5_async", "-  mtk_disp"
 
 
-def _parse_header(line: str, lineno: int) -> tuple[int, ...]:
+def _after(text: str, n: int) -> str:
+    parts = text.split(None, n)
+    return parts[n].strip() if len(parts) > n else ""
+
+
+def _has_chip_column(samples: list[tuple[str, int]]) -> bool:
+    """Whether rows whose description has no hwirq start with a chip name.
+
+    ``samples`` are (first description token, blanks before it). The kernel
+    prints the chip right-aligned (``" %8s"`` after the counts' blank, so
+    1 or 2 blanks plus the padding), while ancient ARM kernels print only
+    ``"  %s"`` action names (always 3 blanks). A majority vote over the rows
+    tells the two apart (``eth0`` after 3 blanks cannot be a chip).
+    """
+    fits = sum(1 for tok, gap in samples if gap - max(0, 8 - len(tok)) in (1, 2))
+    return 2 * fits >= len(samples)
+
+
+def _parse_header(line: str) -> tuple[int, ...]:
     cpus = []
     for token in line.split():
-        if not token.startswith("CPU") or not token[3:].isdigit():
-            raise ParseError("header must list CPUn columns", lineno, line)
+        if not token.startswith("CPU") or not _is_number(token[3:]):
+            raise ParseError("header must list CPUn columns", 1, line)
         cpus.append(int(token[3:]))
+    if not cpus:
+        raise ParseError("header lists no CPU", 1, line)
     return tuple(cpus)
 
 
 def parse_interrupts(text: str) -> Interrupts:
     """Parse the whole file. Raises :class:`ParseError` for text of another shape."""
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
+    lines = text.split("\n")
+    if not lines[0].strip():
         raise ParseError("empty file or no header line")
-    cpus = _parse_header(lines[0], 1)
+    cpus = _parse_header(lines[0])
     ncpu = len(cpus)
-    rows = []
+    parsed: list[tuple[str, int | None, tuple[int, ...], str, int]] = []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue  # blank and whitespace-only lines occur in real captures
         label, colon, body = line.partition(":")
         label = label.strip()
-        if not colon or not label or " " in label:
+        if not colon or not label or len(label.split()) != 1:
             raise ParseError("expected 'LABEL: counts'", lineno, line)
-        tokens = body.split()
-        n = 0
-        while n < len(tokens) and n < ncpu and tokens[n].isdigit():
-            n += 1
-        counts = tuple(int(t) for t in tokens[:n])
-        rest = body
-        for _ in range(n):  # cut the counts off, keep the description's spacing
-            rest = rest.lstrip()
-            rest = rest[rest.find(" ") if " " in rest else len(rest):]
-        rest = rest.strip()
-        if label.isdigit():
-            chip, hwirq, trigger, actions = _split_description(rest)
-            rows.append(InterruptRow(label, int(label), counts, chip, hwirq, trigger, actions))
-        else:
+        irq = int(label) if _is_number(label) else None
+        # Named rows take every leading number: old ARM kernels print IPI counts
+        # for all present CPUs under a header of online CPUs only.
+        counts, rest, gap = _split_counts(body, ncpu if irq is not None else None)
+        parsed.append((label, irq, counts, rest, gap))
+
+    samples = [
+        (rest.split(None, 1)[0], gap)
+        for _, irq, _, rest, gap in parsed
+        if irq is not None and rest and not _hwirq_follows(rest)
+    ]
+    no_chip = bool(samples) and not _has_chip_column(samples)
+    rows = []
+    for label, irq, counts, rest, _ in parsed:
+        if irq is None:
             rows.append(InterruptRow(label, None, counts, actions=rest))
+        else:
+            rows.append(InterruptRow(label, irq, counts, *_describe(rest, no_chip)))
     return Interrupts(cpus, tuple(rows))
+
+
+def _hwirq_follows(rest: str) -> bool:
+    tokens = rest.split(None, 2)
+    return len(tokens) >= 2 and _is_number(tokens[1].partition("-")[0])
 
 
 def read_interrupts(root: SysRoot) -> Interrupts:
@@ -170,8 +236,9 @@ class IrqCount:
     irq: int
     total: int
     ncols: int
-    #: The raw line including its newline (classification of non-PCI IRQs).
-    line: bytes
+    #: The line as irqbalance's string functions see it, newline included
+    #: (classification of IRQs without a PCI device).
+    line: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,148 +248,241 @@ class IrqCounts:
     has_msi: bool
 
 
-_WS = b" \t\n\v\f\r"
-_DIGITS = b"0123456789"
+_U64 = (1 << 64) - 1
+#: A row irqbalance reads: blanks, then a digit (``isblank`` / ``isdigit``).
+_ROW_START = re.compile(rb"[ \t]*([0-9]+)")
+#: What one ``strtoull(c, &c2, 10)`` consumes: C ``isspace``, a sign, digits.
+_STRTOULL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
 
 
-def _strtoull_columns(body: bytes) -> tuple[int, int]:
-    """irqbalance's column loop, exactly: ``strtoull`` then "followed by ' ', '\\t' or end"."""
+def _c_irq_number(digits: bytes) -> int:
+    """``int number = strtoul(line, NULL, 10)``: saturate at ULONG_MAX, keep 32 bits."""
+    value = _c_ulong(b"", digits) & 0xFFFFFFFF
+    return value - (1 << 32) if value >> 31 else value
+
+
+def _c_ulong(sign: bytes, digits: bytes) -> int:
+    """glibc ``strtoull``: overflow gives ULLONG_MAX, a minus sign negates modulo 2**64."""
+    digits = digits.lstrip(b"0")
+    if len(digits) > 20:  # also keeps int() below its 4300-digit limit
+        return _U64
+    value = int(digits or b"0")
+    if value > _U64:
+        return _U64
+    return -value & _U64 if sign == b"-" else value
+
+
+def _count_columns(line: bytes, pos: int) -> tuple[int, int, int]:
+    """irqbalance's column loop from ``pos``: total mod 2**64, columns, where it stopped."""
     total = ncols = 0
-    i, n = 0, len(body)
+    end = len(line)
     while True:
-        j = i
-        while j < n and body[j] in _WS:
-            j += 1
-        neg = False
-        if j < n and body[j] in b"+-":
-            neg = body[j] == 0x2D
-            j += 1
-        k = j
-        while k < n and body[k] in _DIGITS:
-            k += 1
-        if k == j:
+        m = _STRTOULL.match(line, pos)
+        if m is None:
             break  # no number: end of the counts
-        if k < n and body[k] not in b" \t":
+        pos = m.end()
+        if pos < end and line[pos] not in b" \t":
             break  # "123\n", "48059000.gpio": not a column
-        value = min(int(body[j:k]), _U64)  # strtoull saturates at ULLONG_MAX
-        total = (total + ((-value) & _U64 if neg else value)) & _U64
+        total = (total + _c_ulong(m[1], m[2])) & _U64
         ncols += 1
-        i = k
-    return total, ncols
+    return total, ncols, pos
 
 
-_CELL = 11  # the kernel prints each count as " %10u"
-#: digits -> "d", space -> " ", anything else -> "x"
-_SHAPE = bytes(100 if 48 <= c <= 57 else 32 if c == 32 else 120 for c in range(256))
-#: a digit in the tens place means the cell is at least 10
-_TENS = bytes(1 if 48 <= c <= 57 else 0 for c in range(256))
-#: a units digit other than 0 means the cell is not 0
-_UNITS = bytes(1 if 49 <= c <= 57 else 0 for c in range(256))
+def _row(line: bytes) -> IrqCount | None:
+    """One line after the header, the plain way; None if irqbalance skips it (no ':')."""
+    colon = line.find(b":")
+    if colon < 0:
+        return None
+    total, ncols, _ = _count_columns(line, colon + 1)
+    number = _c_irq_number(_ROW_START.match(line)[1])
+    return IrqCount(number, total, ncols, line.decode("utf-8", "surrogateescape"))
 
 
-def _fixed_stride_total(body: bytes, n: int) -> int | None:
-    """Sum of ``n`` kernel-printed cells at the start of ``body``, or None.
+def _lines(data: bytes) -> list[bytes]:
+    """``getline`` results: each line with its newline, the last one maybe without."""
+    lines = data.split(b"\n")
+    last = lines.pop()
+    lines = [line + b"\n" for line in lines]
+    if last:
+        lines.append(last)
+    return lines
 
-    None means "not exactly that shape": a separator that is not a space, a
-    character that is neither digit nor space, a count that is not
-    right-aligned (a digit followed by a space inside a cell), an empty cell,
-    or a last count not followed by a space, a tab or the end. The caller
-    then uses the exact tokenizing loop.
 
-    A valid row is checked and summed with a few C-level operations on whole
-    columns of cells; only the non-zero cells -- a handful per row on big
-    machines -- are converted one by one.
+def reference_irq_counts(data: bytes) -> IrqCounts:
+    """irqbalance's reading of /proc/interrupts, line by line as the C code does.
+
+    Each line is cut at its first NUL byte, because everything irqbalance does
+    with it is a C string function.
     """
-    end = _CELL * n
-    if n == 0 or len(body) < end or body[end:end + 1] not in (b" ", b"\t", b""):
+    rows = []
+    has_msi = False
+    for raw in _lines(data)[1:]:
+        line = raw.partition(b"\0")[0]
+        has_msi = has_msi or b"MSI" in line
+        if _ROW_START.match(line) is None:
+            break  # NMI:, LOC:, ... and every line after them are never seen
+        row = _row(line)
+        if row is not None:
+            rows.append(row)
+    return IrqCounts(tuple(rows), has_msi)
+
+
+# The kernel prints each count as " %10u" (before 6.x: ": " then "%10u " -- the
+# same bytes), so a row of a machine with N online CPUs starts with N cells of
+# 11 bytes after the colon. On big machines most cells are zero.
+_CELL = 11
+_ZERO_CELL = b" " * 10 + b"0"
+#: bytes.translate table: 0 stays 0, anything else becomes 1.
+_MARK = bytes([0] + [1] * 255)
+
+
+class _Lanes:
+    """Per-width constants: one byte per cell, as bytes and as little-endian ints."""
+
+    __slots__ = ("blanks", "blank_int", "zero_int")
+    _cache: dict[int, _Lanes] = {}
+
+    def __init__(self, n: int) -> None:
+        self.blanks = b" " * n
+        self.blank_int = int.from_bytes(self.blanks, "little")
+        self.zero_int = int.from_bytes(b"0" * n, "little")
+
+    @classmethod
+    def of(cls, n: int) -> _Lanes:
+        lanes = cls._cache.get(n)
+        if lanes is None:
+            lanes = cls._cache[n] = cls(n)
+        return lanes
+
+
+def _cells_total(line: bytes, start: int, n: int) -> int | None:
+    """Sum of ``n`` kernel-printed cells at ``line[start:]``, or None if not that shape.
+
+    The shape is checked so that the sum is exactly what irqbalance's loop
+    gives for those columns: every separator is a space and every cell is
+    blanks then digits (so each number is followed by a space), and the byte
+    after the last cell is a space, a tab or the end.
+
+    Zero cells are not converted. The last byte of every cell and the byte
+    before it are compared to "0" and " " lane by lane (one integer XOR per
+    byte-column), which marks the cells that may hold anything but a blank
+    "0". Few marked cells are converted one by one, and one count of spaces
+    proves every unmarked cell is exactly ten blanks and "0" (each has at
+    most that many, equality means all do). Many marked cells: split them all.
+    """
+    end = start + _CELL * n
+    if n == 0 or len(line) < end or line[end:end + 1] not in (b" ", b"\t", b""):
         return None
-    seg = body[:end]
-    shape = seg.translate(_SHAPE)
-    if (
-        shape[0::_CELL] != _blank(n)                 # separators
-        or b"x" in shape                             # only digits and spaces
-        or b" " in shape[_CELL - 1::_CELL]           # every cell ends in a digit
-        or shape.count(b"d ") != n - 1               # ... and has no inner gap
-    ):
-        return None
-    nonzero = int.from_bytes(seg[_CELL - 2::_CELL].translate(_TENS), "big") | int.from_bytes(
-        seg[_CELL - 1::_CELL].translate(_UNITS), "big")
+    seg = line[start:end]
+    lanes = _Lanes.of(n)
+    last = seg[_CELL - 1::_CELL]
+    flags = (int.from_bytes(last, "little") ^ lanes.zero_int) | (
+        int.from_bytes(seg[_CELL - 2::_CELL], "little") ^ lanes.blank_int
+    )
+    marks = flags.to_bytes(n, "little").translate(_MARK)
+    marked = marks.count(1)
+    if 8 * marked > n:  # dense row
+        if seg[0::_CELL] != lanes.blanks or not last.isdigit():
+            return None
+        numbers = seg.split()
+        if len(numbers) != n or not b"".join(numbers).isdigit():
+            return None  # a cell with two numbers, or a sign or other byte in one
+        return sum(map(int, numbers))
     total = 0
-    while nonzero:
-        top = nonzero.bit_length() - 1
-        nonzero ^= 1 << top
-        cell = n - 1 - top // 8
-        total += int(seg[_CELL * cell + 1:_CELL * cell + _CELL])
+    spaces = 10 * n  # what a row of blank "0" cells has
+    i = -1
+    for _ in range(marked):
+        i = marks.find(1, i + 1)
+        number = seg[_CELL * i + 1:_CELL * i + _CELL].lstrip()
+        if not number.isdigit():
+            return None
+        total += int(number)
+        spaces += 1 - len(number)
+    if seg.count(b" ") != spaces:
+        return None  # a separator or an unmarked cell is not what the kernel prints
     return total
 
 
-_BLANKS: dict[int, bytes] = {}
+def _fast_row(line: bytes, label: re.Match[bytes], ncells: int) -> tuple[IrqCount, bool] | None:
+    """:func:`_row` for a NUL-free line, trying the fixed-stride cells first.
 
-
-def _blank(n: int) -> bytes:
-    blank = _BLANKS.get(n)
-    if blank is None:
-        blank = _BLANKS[n] = b" " * n
-    return blank
-
-
-def _row_counts(body: bytes, ncols_hint: int = 0) -> tuple[int, int]:
-    """Total and column count of one row body (what follows the colon)."""
-    if ncols_hint:
-        total = _fixed_stride_total(body, ncols_hint)
-        if total is not None:
-            # irqbalance keeps reading numbers after the cells (an unusual row
-            # may have more); the remainder normally starts with the chip name.
-            more, extra = _strtoull_columns(body[_CELL * ncols_hint:])
-            return (total + more) & _U64, ncols_hint + extra
-    return _strtoull_columns(body)
-
-
-def _leading_int(prefix: bytes) -> int:
-    s = prefix.lstrip(b" \t")
-    k = 0
-    while k < len(s) and s[k] in _DIGITS:
-        k += 1
-    return int(s[:k])
+    Also says whether "MSI" is in the line: the counted columns hold only
+    blanks, signs and digits, so only the label and what follows the counts
+    need searching.
+    """
+    colon = line.find(b":")
+    if colon < 0:
+        return None
+    total = _cells_total(line, colon + 1, ncells)
+    if total is None:
+        total, ncols, stop = _count_columns(line, colon + 1)
+    else:
+        # irqbalance goes on reading numbers after the cells; on a real row
+        # the chip name comes next and this stops at once.
+        more, extra, stop = _count_columns(line, colon + 1 + _CELL * ncells)
+        total, ncols = (total + more) & _U64, ncells + extra
+    number = _c_irq_number(label[1])
+    msi = line.find(b"MSI", stop) >= 0 or line.find(b"MSI", 0, colon) >= 0
+    return IrqCount(number, total, ncols, line.decode("utf-8", "surrogateescape")), msi
 
 
 class IrqCountScanner:
-    """Per-IRQ totals with irqbalance's rules, re-parsing only changed rows."""
+    """:func:`reference_irq_counts`, re-parsing only rows whose bytes changed.
 
-    __slots__ = ("_cache",)
+    The rows of the previous scan are compared in place (``startswith`` at
+    the current offset: one memcmp, no copy, no hash) and reused when equal.
+    After a changed row the comparison resynchronises on its IRQ number, so
+    an IRQ that appears or vanishes costs one row, not the rest of the file.
+    """
+
+    __slots__ = ("_prev", "_where")
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, IrqCount] = {}
+        #: (raw line, its row, "MSI" in it) of the last scan, in file order.
+        self._prev: list[tuple[bytes, IrqCount, bool]] = []
+        #: IRQ number -> index in ``_prev``.
+        self._where: dict[int, int] = {}
 
     def scan(self, data: bytes) -> IrqCounts:
-        cache = self._cache
-        fresh: dict[bytes, IrqCount] = {}
-        rows = []
+        if b"\0" in data:
+            self._prev, self._where = [], {}
+            return reference_irq_counts(data)
+        pos = data.find(b"\n") + 1
+        if not pos:
+            return IrqCounts((), False)  # a header at most
+        ncells = data.count(b"CPU", 0, pos)  # a hint: a wrong one only costs time
+        prev, where = self._prev, self._where
+        fresh: list[tuple[bytes, IrqCount, bool]] = []
+        rows: list[IrqCount] = []
         has_msi = False
-        lines = data.split(b"\n")
-        last = len(lines) - 1
-        ncpu = len(lines[0].split()) if lines else 0
-        for idx in range(1, len(lines)):
-            line = lines[idx]
-            if idx < last:
-                line += b"\n"  # irqbalance reads lines with getline: newline kept
-            elif not line:
-                break  # the file ended with a newline
-            if not has_msi and b"MSI" in line:
-                has_msi = True
-            first = line.lstrip(b" \t")[:1]
-            if not first.isdigit():
-                break  # NMI:, LOC:, ... and everything after them is never seen
-            row = cache.get(line)
+        k, n = 0, len(data)
+        while pos < n:
+            if k < len(prev) and data.startswith(prev[k][0], pos):
+                line, row, msi = entry = prev[k]
+                k += 1
+            else:
+                end = data.find(b"\n", pos) + 1 or n
+                line = data[pos:end]
+                label = _ROW_START.match(line)
+                if label is None:
+                    has_msi = has_msi or b"MSI" in line
+                    break  # irqbalance stops at the first row not starting with a digit
+                parsed = _fast_row(line, label, ncells)
+                if parsed is None:
+                    row, msi = None, b"MSI" in line
+                else:
+                    row, msi = parsed
+                    k = where.get(row.irq, k - 1) + 1
+                entry = (line, row, msi)
+            pos += len(line)
+            has_msi = has_msi or msi
             if row is None:
-                colon = line.find(b":")
-                if colon < 0:
-                    continue
-                total, ncols = _row_counts(line[colon + 1:], ncpu)
-                row = IrqCount(_leading_int(line[:colon]), total, ncols, line)
-            fresh[line] = row
+                continue  # no colon: skipped, though its "MSI" counts
             rows.append(row)
-        self._cache = fresh
+            if line[-1] == 10:  # an unterminated last line may grow: never reused
+                fresh.append(entry)
+        self._prev = fresh
+        self._where = {entry[1].irq: i for i, entry in enumerate(fresh)}
         return IrqCounts(tuple(rows), has_msi)
 
 
