@@ -10,12 +10,16 @@ from __future__ import annotations
 import enum
 import errno
 import os
+import re
 from dataclasses import dataclass
 
 from .cpumask import MaskError, format_mask, irqbalance_parse_mask, parse_cpulist, parse_mask
+from .sysfs import parse_int
 from .sysroot import SysRoot
 
 __all__ = [
+    "Spurious",
+    "parse_spurious",
     "IrqAffinity",
     "read_irq_affinity",
     "read_smp_affinity",
@@ -30,6 +34,28 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class Spurious:
+    """/proc/irq/N/spurious: how often the IRQ fired with no handler claiming it."""
+
+    count: int
+    unhandled: int
+    last_unhandled_ms: int
+
+
+def parse_spurious(text: str) -> Spurious | None:
+    """``count N / unhandled N / last_unhandled N ms``; None if not that shape."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1].isascii() and fields[1].isdigit():
+            values[fields[0]] = int(fields[1])
+    try:
+        return Spurious(values["count"], values["unhandled"], values["last_unhandled"])
+    except KeyError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class IrqAffinity:
     """What /proc/irq/N says about one IRQ (None: file missing or unreadable)."""
 
@@ -40,8 +66,9 @@ class IrqAffinity:
     effective_affinity_list: int | None
     affinity_hint: int | None
     node: int | None
-    spurious: str | None
-    #: smp_affinity may be written (newer kernels make it 0444 for unmovable IRQs).
+    spurious: Spurious | None
+    #: smp_affinity exists with a write permission bit (0644 in kernel/irq/proc.c;
+    #: a copied tree may differ). Says nothing about what the kernel accepts.
     writable: bool
 
 
@@ -64,13 +91,16 @@ def _cpulist(text: str | None) -> int | None:
 
 
 def _int(text: str | None) -> int | None:
-    try:
-        return int(text.strip()) if text is not None else None
-    except ValueError:
+    if text is None or not _INT.fullmatch(text.strip()):
         return None
+    return int(text)
+
+
+_INT = re.compile(r"-?[0-9]{1,19}")
 
 
 def read_irq_affinity(root: SysRoot, irq: int) -> IrqAffinity:
+    """Everything /proc/irq/N shows (strict parsers: a malformed file reads as None)."""
     d = str(irq)
     read = lambda name: root.try_read_text(root.proc("irq", d, name))  # noqa: E731
     path = root.proc("irq", d, "smp_affinity")
@@ -86,7 +116,7 @@ def read_irq_affinity(root: SysRoot, irq: int) -> IrqAffinity:
         effective_affinity_list=_cpulist(read("effective_affinity_list")),
         affinity_hint=_mask(read("affinity_hint")),
         node=_int(read("node")),
-        spurious=read("spurious"),
+        spurious=None if (text := read("spurious")) is None else parse_spurious(text),
         writable=writable,
     )
 
@@ -98,25 +128,23 @@ def read_smp_affinity(root: SysRoot, irq: int) -> int | None:
 
 
 def read_irq_node(root: SysRoot, irq: int) -> int | None:
-    """/proc/irq/N/node, parsed like irqbalance's strtoul (so "-1" is -1)."""
+    """/proc/irq/N/node as irqbalance's ``get_int`` reads it (so "-1" is -1).
+
+    None when the file is missing, empty or has no number (the same rule as
+    the sysfs ``numa_node`` reader).
+    """
     line = root.read_first_line(root.proc("irq", str(irq), "node"))
-    if line is None:
-        return None
-    s = line.strip()
-    sign = -1 if s.startswith("-") else 1
-    digits = s.lstrip("+-")
-    k = 0
-    while k < len(digits) and digits[k].isdigit():
-        k += 1
-    return sign * int(digits[:k]) if k else 0
+    return None if line is None else parse_int(line)
 
 
 def read_default_smp_affinity(root: SysRoot) -> int | None:
+    """/proc/irq/default_smp_affinity (strict parse; None if missing or malformed)."""
     return _mask(root.try_read_text(root.proc("irq", "default_smp_affinity")))
 
 
 def list_irq_dirs(root: SysRoot) -> list[int]:
-    return [int(n) for n in root.listdir(root.proc("irq")) or [] if n.isdigit()]
+    """IRQ numbers with a /proc/irq/N directory, in readdir order (never sorted)."""
+    return [int(n) for n in root.listdir(root.proc("irq")) or [] if n.isascii() and n.isdigit()]
 
 
 class WriteStatus(enum.Enum):
@@ -130,30 +158,38 @@ class WriteStatus(enum.Enum):
 
 
 #: errno of a refused smp_affinity write -> what to do (irqbalance activate.c).
+#: Anything not listed makes the IRQ unmanaged until the next rebuild.
 ERRNO_POLICY: dict[int, WriteStatus] = {
-    errno.EAGAIN: WriteStatus.TRANSIENT,  # interrupted by a signal
-    errno.EBUSY: WriteStatus.TRANSIENT,   # an affinity change is already in progress
-    errno.EINVAL: WriteStatus.TRANSIENT,  # the mask has no online CPU (hotplug race)
-    errno.ERANGE: WriteStatus.TRANSIENT,  # a CPU in the mask went offline
-    errno.ENOMEM: WriteStatus.TRANSIENT,  # the kernel could not allocate a cpumask
-    errno.ENOSPC: WriteStatus.NO_VECTORS,  # x86: target CPU's vector space is full
+    errno.EAGAIN: WriteStatus.TRANSIENT,   # interrupted or busy for a moment: try again
+    errno.EBUSY: WriteStatus.TRANSIENT,    # an affinity change is still pending (x86 vector move)
+    errno.EINVAL: WriteStatus.TRANSIENT,   # the mask has no online CPU (CPU hotplug race)
+    errno.ERANGE: WriteStatus.TRANSIENT,   # a CPU of the mask went away meanwhile
+    errno.ENOMEM: WriteStatus.TRANSIENT,   # the kernel could not allocate a cpumask
+    errno.ENOSPC: WriteStatus.NO_VECTORS,  # x86: no free interrupt vector on the target CPU
 }
 
 _REASONS = {
-    errno.EIO: "kernel-managed or per-CPU IRQ, its affinity cannot be changed",
-    errno.EPERM: "kernel-managed or per-CPU IRQ, its affinity cannot be changed",
-    errno.EINVAL: "the mask has no online CPU",
-    errno.ENOSPC: "no free interrupt vector on the target CPU",
-    errno.ENOENT: "the IRQ vanished",
-    errno.EOVERFLOW: "the mask names CPUs beyond nr_cpu_ids",
-    errno.EACCES: "smp_affinity is not writable",
-    errno.EROFS: "smp_affinity is read-only (file system mounted read-only?)",
-    errno.EBUSY: "an affinity change is already in progress",
+    errno.EIO: "kernel-managed IRQ, affinity cannot be changed",
+    errno.EPERM: "kernel-managed or per-CPU IRQ, affinity cannot be changed",
+    errno.EINVAL: "mask has no online CPU",
+    errno.ENOSPC: "no free vector on target CPU",
+    errno.ENOENT: "IRQ vanished",
+    errno.ENOTDIR: "IRQ vanished",
+    errno.EOVERFLOW: "mask names CPUs beyond nr_cpu_ids",
+    errno.EACCES: "smp_affinity is read-only",
+    errno.EROFS: "smp_affinity is read-only",
+    errno.EISDIR: "smp_affinity is not a file",
+    errno.EBUSY: "an affinity change is still pending",
+    errno.EAGAIN: "kernel busy, try again",
+    errno.ERANGE: "a CPU of the mask went away",
+    errno.ENOMEM: "kernel out of memory",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
+    """The outcome of one smp_affinity write: the text written and the kernel's errno."""
+
     irq: int
     text: str
     errno: int
@@ -161,6 +197,7 @@ class WriteResult:
 
     @property
     def reason(self) -> str:
+        """``"EIO: kernel-managed IRQ, affinity cannot be changed"``, or "written"."""
         if self.errno == 0:
             return "written"
         name = errno.errorcode.get(self.errno, str(self.errno))
@@ -168,7 +205,11 @@ class WriteResult:
 
 
 def write_smp_affinity(root: SysRoot, irq: int, mask: int) -> WriteResult:
-    """Write ``mask`` in irqbalance's format; never raises."""
+    """Write ``mask`` as irqbalance does (:func:`format_mask`, no newline).
+
+    Kernel refusals come back as the result, never as an exception; only a
+    negative ``mask`` (a caller bug) raises MaskError.
+    """
     text = format_mask(mask)
     err = root.write(root.proc("irq", str(irq), "smp_affinity"), text)
     if err == 0:

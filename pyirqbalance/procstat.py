@@ -2,22 +2,27 @@
 
 :func:`parse_stat` gives every ``cpuN`` line as :class:`CpuTimes` (offline
 CPUs are simply absent; old kernels print fewer fields, which read as 0) plus
-the totals. :func:`parse_irq_jiffies` is irqbalance's reading: irq + softirq
-jiffies per CPU, with its stop rules.
+the aggregate line and the ``intr``/``softirq``/``btime`` totals. A file with
+no ``cpu`` line at all (the empty capture in tests/fixtures) is not /proc/stat
+and raises :class:`ParseError`.
+
+:func:`parse_irq_jiffies` is irqbalance's reading (procinterrupts.c
+``parse_proc_stat``): irq + softirq jiffies per CPU line, with its C rules.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .sysroot import SysRoot
 
-__all__ = ["StatError", "CpuTimes", "Stat", "parse_stat", "read_stat", "parse_irq_jiffies"]
+__all__ = ["ParseError", "CpuTimes", "Stat", "parse_stat", "read_stat", "parse_irq_jiffies"]
 
 _FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
 
 
-class StatError(ValueError):
+class ParseError(ValueError):
     """Text that is not /proc/stat."""
 
 
@@ -44,7 +49,9 @@ class CpuTimes:
 
 @dataclass(frozen=True, slots=True)
 class Stat:
+    #: ``cpuN`` lines in file order (offline CPUs are absent).
     cpus: tuple[CpuTimes, ...]
+    #: The aggregate ``cpu`` line (``cpu`` = -1).
     total: CpuTimes | None = None
     intr_total: int | None = None
     softirq_total: int | None = None
@@ -55,11 +62,11 @@ class Stat:
 
 
 def parse_stat(text: str) -> Stat:
-    """Parse /proc/stat; raises :class:`StatError` when it has no cpu line at all."""
+    """Parse /proc/stat; raises :class:`ParseError` on a malformed line or no cpu line."""
     cpus = []
     total = intr = softirq = btime = None
     for lineno, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
+        fields = line.split(None, len(_FIELDS) + 1) if line.startswith("cpu") else line.split(None, 2)
         if not fields:
             continue
         key = fields[0]
@@ -69,53 +76,80 @@ def parse_stat(text: str) -> Stat:
                 times = dict(zip(_FIELDS, values))
                 if key == "cpu":
                     total = CpuTimes(-1, **times)
-                else:
+                elif key[3:].isascii() and key[3:].isdigit():
                     cpus.append(CpuTimes(int(key[3:]), **times))
-            elif key == "intr" and len(fields) > 1:
-                intr = int(fields[1])
-            elif key == "softirq" and len(fields) > 1:
-                softirq = int(fields[1])
-            elif key == "btime" and len(fields) > 1:
-                btime = int(fields[1])
+                else:
+                    raise ValueError(f"bad cpu name {key!r}")
+            elif key in ("intr", "softirq", "btime") and len(fields) > 1:
+                value = int(fields[1])
+                if key == "intr":
+                    intr = value
+                elif key == "softirq":
+                    softirq = value
+                else:
+                    btime = value
         except ValueError as err:
-            raise StatError(f"/proc/stat line {lineno}: {err}: {line!r}") from None
+            raise ParseError(f"/proc/stat line {lineno}: {err}: {line[:80]!r}") from None
     if total is None and not cpus:
-        raise StatError("/proc/stat: no cpu lines")
+        raise ParseError("/proc/stat: no cpu line (empty or not /proc/stat)")
     return Stat(tuple(cpus), total, intr, softirq, btime)
 
 
 def read_stat(root: SysRoot) -> Stat:
+    """Read and parse /proc/stat (raises KernelReadError or ParseError)."""
     return parse_stat(root.read_text(root.proc("stat")))
 
 
-def _strtoul(s: str) -> int:
-    s = s.lstrip()
-    k = 0
-    while k < len(s) and s[k].isdigit():
-        k += 1
-    return int(s[:k]) if k else 0
+_U64 = (1 << 64) - 1
+_SP = "[ \t\n\v\f\r]"
+#: ``strtoul(&line[3], NULL, 10)``: blanks, a sign, digits (maybe none: 0).
+_STRTOUL = re.compile(f"{_SP}*([+-]?)([0-9]*)")
+#: ``sscanf(line, "%*s %*u %*u %*u %*u %*u %llu %llu")`` when it returns 2.
+#: Possessive quantifiers: scanf never gives back what a conversion consumed.
+_SCANF = re.compile(
+    f"{_SP}*+[^ \t\n\v\f\r]++" + f"{_SP}*+[+-]?[0-9]++" * 5 + f"{_SP}*+([+-]?)([0-9]++)" * 2
+)
 
 
-def parse_irq_jiffies(text: str) -> list[tuple[int, int | None]] | None:
-    """irqbalance's view: ``(cpu, irq+softirq)`` per line after the first.
+def _c_ull(sign: str, digits: str) -> int:
+    """glibc strtoull of an accepted number: overflow saturates, '-' negates mod 2**64."""
+    digits = digits.lstrip("0")
+    value = _U64 if len(digits) > 20 else int(digits or "0")
+    if value > _U64:
+        return _U64
+    return -value & _U64 if sign == "-" else value
 
-    Reading stops at the first line without "cpu". A line with fewer than
-    seven numbers gives ``(cpu, None)``: irqbalance stops there unless that
-    CPU is banned (it checks the ban first). None: the file has no first line.
+
+def _c_cpu_number(text: str) -> int:
+    """``int cpunr = strtoul(...)``: an unsigned long cut to a 32-bit int."""
+    m = _STRTOUL.match(text)
+    value = _c_ull(m[1], m[2]) & 0xFFFFFFFF
+    return value - (1 << 32) if value >> 31 else value
+
+
+def parse_irq_jiffies(text: str) -> tuple[tuple[int, int | None], ...] | None:
+    """irqbalance's view: ``(cpu, irq + softirq)`` for each line after the first.
+
+    Reading stops at the first line without "cpu" (anywhere in it). The CPU
+    number is ``strtoul`` from the 4th character; irq and softirq are the 6th
+    and 7th numbers as ``sscanf`` reads them, summed modulo 2**64. A line
+    where sscanf gets fewer than two gives ``(cpu, None)`` and reading goes
+    on: irqbalance checks the ban list first, skips banned CPUs, and stops at
+    an unbanned CPU with such a line (the caller knows the bans). None: the
+    file has no first line.
     """
     lines = text.split("\n")
-    if not lines[0]:
+    if lines[-1] == "":
+        lines.pop()  # the newline ending the last line starts no line
+    if not lines:
         return None
     rows: list[tuple[int, int | None]] = []
     for line in lines[1:]:
+        line = line.partition("\0")[0]  # C string functions stop at a NUL
         if "cpu" not in line:
             break
-        cpu = _strtoul(line[3:])
-        fields = line.split()
-        nums = []
-        for f in fields[1:8]:
-            if not f.isdigit():
-                break
-            nums.append(int(f))
-        rows.append((cpu, nums[5] + nums[6] if len(nums) == 7 else None))
-    return rows
+        cpu = _c_cpu_number(line[3:])
+        m = _SCANF.match(line)
+        raw = None if m is None else (_c_ull(m[1], m[2]) + _c_ull(m[3], m[4])) & _U64
+        rows.append((cpu, raw))
+    return tuple(rows)
