@@ -1,0 +1,362 @@
+"""pyirqbalance.procinterrupts on the real captures and on irqbalance's rules.
+
+Expected values were read off the captured files (tests/fixtures/proc, provenance in
+tests/fixtures/SOURCES.md): CPU columns, the numbered rows irqbalance sees before the
+first named row, whether "MSI" appears up to that row (counted with awk, not with this
+code), and chosen rows copied from the text. The hand-made inputs test the C rules of
+irqbalance 1.9 procinterrupts.c (spec sections 2.2, 11.5-11.6, 12.7).
+"""
+
+from __future__ import annotations
+
+import bz2
+from pathlib import Path
+
+import pytest
+
+from pyirqbalance.procinterrupts import (
+    InterruptRow,
+    IrqCountScanner,
+    ParseError,
+    parse_interrupts,
+    parse_irq_counts,
+    read_interrupts,
+    read_irq_counts,
+    reference_irq_counts,
+)
+from pyirqbalance.sysroot import SysRoot
+
+PROC = Path(__file__).parent.parent / "fixtures" / "proc"
+U64 = 2**64 - 1
+
+#: file -> (CPU columns in the header, numbered rows irqbalance reads, "MSI" seen)
+SAMPLES = {
+    "CRYP70N1CZ-syslogs/interrupts": (4, 32, True),
+    "GoCleverInsignia5-i5_info/proc/interrupts": (1, 60, False),
+    "Khandevops1-linux/proc/interrupts": (1, 26, True),
+    "RandolphWang1-D2000/proc/interrupts": (1, 9, False),
+    "aepkolol-innofirmware/proc/interrupts": (2, 19, False),
+    "apporator-zteorange/proc/interrupts": (2, 15, False),
+    "csm-csci442-proc-snapshot/interrupts": (8, 14, True),
+    "izumihanako-rBench-an-interference-generator/interrupts.txt": (40, 229, True),
+    "jds2001-coreos-sosreport-master1/proc/interrupts": (2, 2, False),
+    "justin-e-dong-intersched/at-8c359a3/interrupts.txt": (48, 112, True),
+    "justin-e-dong-intersched/at-d0b048a/interrupts.txt": (8, 38, True),
+    "performancecopilot-pcp/qa/linux/interrupts-1152cpu-x86_64.bz2": (1152, 1034, True),
+    "performancecopilot-pcp/qa/linux/interrupts-16cpu-s390x": (16, 0, False),
+    "performancecopilot-pcp/qa/linux/interrupts-1cpu-i686": (1, 11, True),
+    "performancecopilot-pcp/qa/linux/interrupts-2cpu-s390x": (2, 0, False),
+    "performancecopilot-pcp/qa/linux/interrupts-8cpu-x86_64": (8, 19, True),
+    "prometheus-node_exporter/proc/interrupts": (4, 15, True),
+    "prometheus-node_exporter/proc/interrupts_aarch64": (8, 51, True),
+    "prometheus-procfs/proc/interrupts": (4, 28, True),
+    "purplewall1206-kernel-measure/interrupts.txt": (16, 27, True),
+    "sysstat/tests/root1/proc/interrupts": (9, 21, True),
+    "sysstat/tests/root2/proc/interrupts": (8, 21, True),
+    "sysstat/tests/root3/proc/interrupts": (7, 21, True),
+    "sysstat/tests/root4/proc/interrupts": (8, 21, True),
+    "sysstat/tests/root5/proc/interrupts": (9, 21, True),
+    "sysstat/tests/root6/proc/interrupts": (10, 21, True),
+    "sysstat/tests/root6b/proc/interrupts": (10, 21, True),
+    "sysstat/tests/root7/proc/interrupts": (10, 21, True),
+    "this-vm/proc/interrupts": (2, 19, True),
+    "this-vm/proc/interrupts.after-10s": (2, 19, True),
+    "twaite-442proj2/proc/interrupts": (8, 14, True),
+    "valmikroy-rubycli-linux_rx_tune/spec/fixtures/proc/interrupts": (40, 109, True),
+    "valmikroy-rubycli-linux_rx_tune/spec/fixtures/proc_interrupts_10G.txt": (40, 109, True),
+    "valmikroy-rubycli-linux_rx_tune/spec/fixtures/proc_interrupts_25G.txt": (32, 104, True),
+    "vivianchen04-computer-scurity/proc/interrupts": (2, 15, True),
+}
+
+
+def load(name: str) -> bytes:
+    data = (PROC / name).read_bytes()
+    return bz2.decompress(data) if name.endswith(".bz2") else data
+
+
+def full(name: str):
+    return parse_interrupts(load(name).decode())
+
+
+def test_every_capture_is_listed():
+    found = {
+        str(p.relative_to(PROC)) for p in PROC.rglob("*interrupts*") if p.is_file()
+    }
+    assert found == set(SAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_real_capture(name):
+    ncpu, nrows, msi = SAMPLES[name]
+    data = load(name)
+    parsed = parse_interrupts(data.decode())
+    assert len(parsed.cpus) == ncpu
+    counts = parse_irq_counts(data)
+    assert len(counts.rows) == nrows
+    assert counts.has_msi is msi
+    assert counts == reference_irq_counts(data)
+    # the balancer's totals agree with the full parse, row by row
+    by_irq = parsed.by_irq()
+    for row in counts.rows:
+        assert row.total == by_irq[row.irq].total
+    scanner = IrqCountScanner()
+    assert scanner.scan(data) == counts
+    assert scanner.scan(data) == counts  # everything reused
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in sorted(SAMPLES) if "sysstat" not in n and "GoClever" not in n],
+)
+def test_every_numbered_row_has_one_column_per_cpu(name):
+    """On an unedited capture each row counts exactly the header's CPUs (no rescan)."""
+    ncpu = SAMPLES[name][0]
+    assert {r.ncols for r in parse_irq_counts(load(name)).rows} <= {ncpu}
+
+
+def row(name: str, label: str) -> InterruptRow:
+    return next(r for r in full(name).rows if r.label == label)
+
+
+@pytest.mark.parametrize(
+    "name, label, counts, chip, hwirq, trigger, actions",
+    [
+        # 6.x per-device MSI domain
+        ("this-vm/proc/interrupts", "24", (1, 0), "IO-APIC", "5", "edge", "ACPI:Ged"),
+        ("CRYP70N1CZ-syslogs/interrupts", "129", (23255, 0, 0, 0), "IR-PCI-MSIX-0000:00:14.3",
+         "0", "edge", "iwlwifi:default_queue"),
+        ("CRYP70N1CZ-syslogs/interrupts", "135", (0, 0, 1, 0), "intel-gpio", "87", "", "rt5682s"),
+        # 4.3+ "IO-APIC 2-edge", shared legacy line
+        ("vivianchen04-computer-scurity/proc/interrupts", "21", (2882, 0), "IO-APIC", "21",
+         "fasteoi", "uhci_hcd:usb3, uhci_hcd:usb5, virtio1, enp0s1"),
+        # pre-4.3 "IR-IO-APIC-edge"
+        ("twaite-442proj2/proc/interrupts", "0", (5134, 0, 0, 0, 0, 0, 0, 0), "IR-IO-APIC", "",
+         "edge", "timer"),
+        ("twaite-442proj2/proc/interrupts", "40", (0,) * 8, "DMAR_MSI", "", "edge", "dmar0"),
+        # arm64 GICv3 with Level/Edge, counts filling the whole column
+        ("prometheus-node_exporter/proc/interrupts_aarch64", "10",
+         (3287008667, 3310445093, 3301386305, 3273132897, 3368262064, 3641875466, 3360412019,
+          3225020442), "GICv3", "27", "Level", "arch_timer"),
+        # ARMv7 GIC
+        ("apporator-zteorange/proc/interrupts", "16", (169513, 169502), "GIC", "27", "Edge", "gt"),
+        # s390x: chip without hwirq
+        ("performancecopilot-pcp/qa/linux/interrupts-16cpu-s390x", "3",
+         (6, 4, 43, 44, 13, 22, 37, 26, 64, 55, 11, 29, 20, 15, 10, 7), "PCI-MSI", "", "",
+         "mlx5_async@pci:0002:00:00.0"),
+        # MediaTek 3.4: chip "-"
+        ("GoCleverInsignia5-i5_info/proc/interrupts", "14", (8181,), "-", "", "", "debug-signal"),
+        # ancient ARM: no chip column at all
+        ("RandolphWang1-D2000/proc/interrupts", "27", (18210,), "", "", "", "sep4020 Timer Tick"),
+        ("RandolphWang1-D2000/proc/interrupts", "1", (0,), "", "", "", "4020KEY"),
+    ],
+)
+def test_numbered_rows(name, label, counts, chip, hwirq, trigger, actions):
+    r = row(name, label)
+    assert (r.irq, r.counts, r.chip, r.hwirq, r.trigger, r.actions) == (
+        int(label), counts, chip, hwirq, trigger, actions)
+    assert r.total == sum(counts)
+
+
+def test_named_rows():
+    # arm64: no blank between the colon and a count that fills its column
+    ipi0 = row("prometheus-node_exporter/proc/interrupts_aarch64", "IPI0")
+    assert ipi0.irq is None
+    assert ipi0.counts == (2768808080, 2844211768, 2878602432, 2730576120, 2723524623,
+                           3349096412, 2717389879, 2154252810)
+    assert ipi0.actions == "Rescheduling interrupts"
+    # header shows CPU0 only, the IPI rows count all 4 present CPUs
+    mtk = full("GoCleverInsignia5-i5_info/proc/interrupts")
+    assert mtk.cpus == (0,)
+    ipi1 = next(r for r in mtk.rows if r.label == "IPI1")
+    assert ipi1.counts == (75373, 107711, 43906, 30716)
+    fiq = next(r for r in mtk.rows if r.label == "FIQ")
+    assert (fiq.counts, fiq.actions) == ((), "fiq_glue")
+    err = row("CRYP70N1CZ-syslogs/interrupts", "ERR")
+    assert (err.counts, err.actions) == ((1,), "")
+
+
+def test_header_gaps_and_blank_lines():
+    # sysstat's hotplug edit: CPU6 missing from the header
+    assert full("sysstat/tests/root3/proc/interrupts").cpus == (0, 1, 2, 3, 4, 5, 7)
+    # a blank line between MIS: and PIN: and a whitespace-only last line are skipped
+    labels = [r.label for r in full("prometheus-procfs/proc/interrupts").rows]
+    assert labels[labels.index("MIS") + 1] == "PIN"
+    assert full("prometheus-node_exporter/proc/interrupts_aarch64").rows[-1].label == "Err"
+
+
+def test_widest_capture():
+    parsed = full("performancecopilot-pcp/qa/linux/interrupts-1152cpu-x86_64.bz2")
+    assert parsed.cpus == tuple(range(1152))
+    timer = parsed.by_irq()[0]
+    assert (timer.counts[0], timer.total) == (844, 844)
+    assert (timer.chip, timer.hwirq, timer.trigger, timer.actions) == (
+        "IR-IO-APIC", "2", "edge", "timer")
+    fdir = parsed.by_irq()[1160]
+    assert fdir.chip == "IR-PCI-MSI"
+    assert fdir.hwirq == "102242399"
+    assert fdir.actions == "i40e-0000:c3:00.3:fdir-TxRx-0"
+    assert parsed.per_cpu(timer)[0] == 844
+
+
+def test_s390x_named_rows_first_hide_every_irq():
+    data = load("performancecopilot-pcp/qa/linux/interrupts-16cpu-s390x")
+    assert parse_irq_counts(data).rows == ()
+    assert len(full("performancecopilot-pcp/qa/linux/interrupts-16cpu-s390x").by_irq()) > 0
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty file"),
+        ("\n 0: 1 2\n", "empty file"),
+        ("CPU0 CPU1 foo\n", "header"),
+        ("           CPU0\n  0:  5  timer\nno colon here\n", "line 3"),
+        ("           CPU0\n  0 1:  5\n", "line 2"),
+    ],
+)
+def test_parse_errors(text, message):
+    with pytest.raises(ParseError, match=message):
+        parse_interrupts(text)
+
+
+# --------------------------------------------------------------------------
+# irqbalance's reading, rule by rule
+# --------------------------------------------------------------------------
+
+HEADER = b"           CPU0       CPU1\n"
+
+
+def counts(body: bytes) -> list[tuple[int, int, int]]:
+    rows = parse_irq_counts(HEADER + body)
+    assert rows == reference_irq_counts(HEADER + body)
+    return [(r.irq, r.total, r.ncols) for r in rows.rows]
+
+
+def test_kernel_row():
+    assert counts(b"  1:          5          7  IO-APIC   1-edge      i8042\n") == [(1, 12, 2)]
+
+
+def test_count_followed_by_newline_is_not_a_column():
+    assert counts(b"  1:          5          7\n") == [(1, 5, 1)]
+    assert counts(b"  1:          5          7 \n") == [(1, 12, 2)]
+    # end of the file without newline: end of string, a column
+    assert counts(b"  1:          5          7") == [(1, 12, 2)]
+
+
+def test_number_glued_to_text_stops_the_row():
+    # arm "48059000.gpio" as a chip name after the counts
+    assert counts(b" 20:          1          2  48059000.gpio  3 Edge\n") == [(20, 3, 2)]
+    assert counts(b" 20:          1x         2  chip\n") == [(20, 0, 0)]
+
+
+def test_first_named_row_ends_the_file():
+    body = b"  0:  1  2 timer\nNMI:  0  0 Non-maskable\n  5:  3  4 late\n"
+    assert counts(body) == [(0, 3, 2)]
+
+
+def test_header_is_never_read_and_lines_without_colon_are_skipped():
+    data = b"  7:  1  1 header-looking\n  0  1  2 no colon\n  3:  4  5 x\n"
+    assert [(r.irq, r.total) for r in parse_irq_counts(data).rows] == [(3, 9)]
+
+
+def test_msi_seen_up_to_the_terminating_line():
+    assert parse_irq_counts(HEADER + b"  0:  1  2 x\nMSI:  0  0 y\n").has_msi
+    assert parse_irq_counts(HEADER + b"  0:  1  2 MSI\n").has_msi
+    assert not parse_irq_counts(HEADER + b"  0:  1  2 x\nNMI: 0 0\nMSI: 1 1\n").has_msi
+    assert not parse_irq_counts(b"  PCI-MSI header\n  0:  1  2 x\n").has_msi
+    # a line without colon is skipped but still checked
+    assert parse_irq_counts(HEADER + b"  0 PCI-MSI\n").has_msi
+
+
+def test_c_number_conversions():
+    # strtoull: sign, saturation; the sum wraps at 2**64
+    assert counts(b"  1: -1 2 x\n") == [(1, 1, 2)]
+    assert counts(b"  1: 99999999999999999999999 1 x\n") == [(1, 0, 2)]
+    assert counts(b"  1: -99999999999999999999999 0 x\n") == [(1, U64, 2)]
+    assert counts(b"  1: 18446744073709551615 1 x\n") == [(1, 0, 2)]
+    # int number = strtoul(...): 32-bit truncation
+    assert counts(b"4294967297: 1 x\n") == [(1, 1, 1)]
+    assert counts(b"2147483648: 1 x\n") == [(-2147483648, 1, 1)]
+    # tabs separate columns; other blanks before a number are skipped by strtoull
+    assert counts(b"  1:\t5\t6\tx\n") == [(1, 11, 2)]
+    assert counts(b"  1: \x0b5 6 x\n") == [(1, 11, 2)]
+
+
+def test_nul_ends_every_string_function():
+    assert counts(b"  1:          5          7 x\x00 MSI\n") == [(1, 12, 2)]
+    assert not parse_irq_counts(HEADER + b"  1: 5 7 x\x00 MSI\n").has_msi
+    assert counts(b"  1:          5\x00         7 x\n") == [(1, 5, 1)]
+
+
+def test_line_keeps_its_newline_for_classification():
+    rows = parse_irq_counts(HEADER + b" 24:  1  0  IO-APIC   5-edge      ACPI:Ged\n").rows
+    assert rows[0].line == " 24:  1  0  IO-APIC   5-edge      ACPI:Ged\n"
+
+
+def test_empty_and_header_only():
+    assert parse_irq_counts(b"").rows == ()
+    assert parse_irq_counts(HEADER).rows == ()
+    assert parse_irq_counts(b"  0: 1 2 x").rows == ()  # one line: only a header
+
+
+# --------------------------------------------------------------------------
+# the scanner across passes
+# --------------------------------------------------------------------------
+
+
+def rows_of(data: bytes):
+    return [(r.irq, r.total, r.ncols, r.line) for r in reference_irq_counts(data).rows]
+
+
+def test_scanner_follows_changes():
+    before = load("this-vm/proc/interrupts")
+    after = load("this-vm/proc/interrupts.after-10s")
+    scanner = IrqCountScanner()
+    scanner.scan(before)
+    assert scanner.scan(after) == reference_irq_counts(after)
+    assert scanner.scan(before) == reference_irq_counts(before)
+
+
+def test_scanner_irq_added_and_removed():
+    lines = load("this-vm/proc/interrupts").split(b"\n")
+    scanner = IrqCountScanner()
+    scanner.scan(b"\n".join(lines))
+    removed = b"\n".join(lines[:3] + lines[5:])
+    assert [r for r in rows_of(removed)] == [
+        (r.irq, r.total, r.ncols, r.line) for r in scanner.scan(removed).rows]
+    added = b"\n".join(lines[:3] + [b" 99:          1          2  IO-APIC   9-edge  new"] + lines[3:])
+    assert rows_of(added) == [(r.irq, r.total, r.ncols, r.line) for r in scanner.scan(added).rows]
+    assert 99 in {r.irq for r in scanner.scan(added).rows}
+
+
+def test_scanner_unterminated_last_line_that_grows():
+    scanner = IrqCountScanner()
+    first = HEADER + b"  0: 1 2 x\n  1: 3 4"
+    assert [r.total for r in scanner.scan(first).rows] == [3, 7]
+    grown = first + b"0 z\n"
+    assert [(r.total, r.ncols) for r in scanner.scan(grown).rows] == [(3, 2), (43, 2)]
+
+
+def test_scanner_with_nul_then_clean_data():
+    scanner = IrqCountScanner()
+    dirty = HEADER + b"  0: 1 2 x\x00\n  1: 3 4 y\n"
+    assert scanner.scan(dirty) == reference_irq_counts(dirty)
+    clean = HEADER + b"  0: 1 2 x\n"
+    assert scanner.scan(clean) == reference_irq_counts(clean)
+
+
+# --------------------------------------------------------------------------
+# readers
+# --------------------------------------------------------------------------
+
+
+def test_readers(make_tree):
+    root = make_tree({"proc/interrupts": load("this-vm/proc/interrupts")})
+    assert read_interrupts(root).cpus == (0, 1)
+    assert len(read_irq_counts(root).rows) == 19
+    scanner = IrqCountScanner()
+    assert read_irq_counts(root, scanner) == read_irq_counts(root, scanner)
+
+
+def test_read_irq_counts_missing(tmp_path):
+    assert read_irq_counts(SysRoot(tmp_path)) is None
