@@ -1,0 +1,135 @@
+"""Fuzzing the /proc parsers.
+
+* The fast paths (fixed-stride cell sums, positional row reuse) agree with the plain
+  C-rule reader :func:`reference_irq_counts` on kernel-formatted files, on mutated
+  ones, and across a scanner's successive scans.
+* On arbitrary bytes no parser raises anything but its own ParseError (and the
+  balancer-side readers never raise at all).
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyirqbalance.cmdline import parse_cmdline
+from pyirqbalance.procinterrupts import (
+    IrqCountScanner,
+    ParseError,
+    parse_interrupts,
+    parse_irq_counts,
+    reference_irq_counts,
+)
+from pyirqbalance.procstat import ParseError as StatParseError
+from pyirqbalance.procstat import parse_irq_jiffies, parse_stat
+
+count = st.one_of(st.just(0), st.just(0), st.integers(0, 99), st.integers(0, 2**32 - 1))
+chips = st.sampled_from(["IO-APIC", "PCI-MSIX-0000:00:04.0", "GICv3", "IR-PCI-MSI", "x"])
+
+
+@st.composite
+def kernel_files(draw):
+    """/proc/interrupts as show_interrupts prints it, with a few named rows after."""
+    ncpu = draw(st.integers(1, 40))
+    irqs = sorted(draw(st.sets(st.integers(0, 20000), max_size=12)))
+    prec = max(3, len(str(max(irqs) + 1)) if irqs else 3)
+    out = [" " * (prec + 8) + "".join("CPU%-8d" % c for c in range(ncpu)) + "\n"]
+    for irq in irqs:
+        cells = "".join(" %10u" % draw(count) for _ in range(ncpu))
+        out.append("%*d:%s %8s %*d-%-8s  %s\n" % (
+            prec, irq, cells, draw(chips), prec, draw(st.integers(0, 999)),
+            draw(st.sampled_from(["edge", "fasteoi"])), draw(st.sampled_from(["eth0", "nvme0q1"]))))
+    out.append("%*s:%s   Non-maskable interrupts\n" % (prec, "NMI", " %10u" % 0 * ncpu))
+    out.append("%*s: %10u\n" % (prec, "ERR", 0))
+    return "".join(out).encode()
+
+
+noise = st.sampled_from(list(b" \t\n:0123456789-+MSIx\x00\x0b"))
+
+
+@st.composite
+def mutated(draw, base=kernel_files()):
+    data = bytearray(draw(base))
+    for _ in range(draw(st.integers(0, 6))):
+        if not data:
+            break
+        i = draw(st.integers(0, len(data) - 1))
+        action = draw(st.sampled_from(["replace", "insert", "delete", "widen"]))
+        if action == "replace":
+            data[i] = draw(noise)
+        elif action == "insert":
+            data.insert(i, draw(noise))
+        elif action == "delete":
+            del data[i]
+        else:  # a count grown past its column: "1234567890" -> "12345678901"
+            data[i:i] = b"9" * draw(st.integers(1, 12))
+    return bytes(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(kernel_files())
+def test_kernel_formatted_fast_equals_reference(data):
+    fast = parse_irq_counts(data)
+    assert fast == reference_irq_counts(data)
+    assert all(r.ncols == data.split(b"\n", 1)[0].count(b"CPU") for r in fast.rows)
+
+
+@settings(max_examples=600, deadline=None)
+@given(mutated())
+def test_mutated_fast_equals_reference(data):
+    assert parse_irq_counts(data) == reference_irq_counts(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(mutated(), min_size=2, max_size=5))
+def test_scanner_sequence_equals_reference(files):
+    scanner = IrqCountScanner()
+    for data in files:
+        assert scanner.scan(data) == reference_irq_counts(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(kernel_files(), st.data())
+def test_scanner_small_edits_between_passes(data, draws):
+    scanner = IrqCountScanner()
+    scanner.scan(data)
+    lines = data.split(b"\n")
+    for _ in range(3):
+        k = draws.draw(st.integers(0, len(lines) - 1))
+        lines[k] = draws.draw(st.sampled_from([b"", lines[k] + b" 5", lines[k][:-3], lines[k]]))
+        edited = b"\n".join(lines)
+        assert scanner.scan(edited) == reference_irq_counts(edited)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(mutated(), st.binary(max_size=300)))
+def test_full_parse_raises_only_parse_error(data):
+    try:
+        parsed = parse_interrupts(data.decode("utf-8", "surrogateescape"))
+    except ParseError:
+        return
+    assert all(r.total >= 0 for r in parsed.rows)
+
+
+stat_text = st.one_of(
+    st.text(alphabet="cpu0123456789 \n-+intrsofbme\t\x00x", max_size=200),
+    st.text(max_size=100),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(stat_text)
+def test_stat_parsers(text):
+    try:
+        parse_stat(text)
+    except StatParseError:
+        pass
+    rows = parse_irq_jiffies(text)
+    assert rows is None or all(raw is None or 0 <= raw < 2**64 for _, raw in rows)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet='isolcpu=nohz_fdman,-:/0123456789 "\t', max_size=80) | st.text(max_size=40))
+def test_cmdline_never_raises(text):
+    k = parse_cmdline(text)
+    assert k.isolcpus >= 0 and k.nohz_full >= 0
