@@ -1,0 +1,29 @@
+"""Interrupt history: a SQLite store fed by the balancer's passes (issue 6)."""
+
+from .recorder import HistoryRecorder, read_boot_id, reading_from_snapshot
+from .store import (
+    Boot,
+    HistoryConfig,
+    HistoryError,
+    HistoryStore,
+    IrqMeta,
+    IrqTotal,
+    Reading,
+    SeriesRow,
+    WindowSummary,
+)
+
+__all__ = [
+    "Boot",
+    "HistoryConfig",
+    "HistoryError",
+    "HistoryRecorder",
+    "HistoryStore",
+    "IrqMeta",
+    "IrqTotal",
+    "Reading",
+    "SeriesRow",
+    "WindowSummary",
+    "read_boot_id",
+    "reading_from_snapshot",
+]

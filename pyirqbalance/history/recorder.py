@@ -1,0 +1,205 @@
+"""Feeds the history store from the balancer's passes, off the balancing loop.
+
+``on_pass`` only hands the pass's :class:`~pyirqbalance.model.Snapshot` to a
+writer thread (the latest one wins: deltas are taken against the last
+*recorded* reading, so skipping passes loses nothing). The writer records a
+reading when ``resolution_s`` has passed, and reads /proc itself when no pass
+came for that long (``--interval`` longer than the resolution). Any store
+error disables history with one clear log line; the balancer never sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+
+from ..cpumask import format_cpulist
+from ..model import PassReport, Snapshot
+from ..procinterrupts import ParseError as InterruptsParseError
+from ..procinterrupts import parse_interrupts
+from ..procirq import read_smp_affinity
+from ..procstat import ParseError as StatParseError
+from ..procstat import parse_stat
+from ..sysfs import parse_strict_cpulist
+from ..sysroot import KernelReadError, SysRoot
+from .store import (
+    DAY,
+    JIFFIES_IRQ,
+    JIFFIES_SOFTIRQ,
+    HistoryConfig,
+    HistoryError,
+    HistoryStore,
+    IrqMeta,
+    Reading,
+    SeriesRow,
+)
+
+__all__ = ["read_boot_id", "reading_from_snapshot", "HistoryRecorder"]
+
+#: A pass this much earlier than the resolution still counts as due (timer jitter).
+_JITTER = 0.9
+
+
+def read_boot_id(root: SysRoot) -> str | None:
+    """/proc/sys/kernel/random/boot_id: a new random UUID at every boot."""
+    line = root.read_first_line(root.proc("sys", "kernel", "random", "boot_id"))
+    return line.strip() or None if line is not None else None
+
+
+def reading_from_snapshot(snapshot: Snapshot, boot_id: str | None) -> Reading:
+    """The store's view of one pass: IRQ rows, jiffies columns, names (affinities unset).
+
+    Without a boot id (a tree without /proc/sys) the boot time stands for the boot.
+    Raises ValueError (the parsers' ParseError) on text that is not /proc.
+    """
+    interrupts = parse_interrupts(snapshot.interrupts.decode("utf-8", "replace"))
+    stat = parse_stat(snapshot.stat) if snapshot.stat else None
+    btime = float(stat.btime) if stat is not None and stat.btime is not None else None
+    rows = [
+        SeriesRow(str(r.irq), interrupts.cpus, r.counts)
+        for r in interrupts.rows if r.irq is not None
+    ]
+    if stat is not None:
+        cpus = tuple(c.cpu for c in stat.cpus)
+        rows.append(SeriesRow(JIFFIES_IRQ, cpus, tuple(c.irq for c in stat.cpus), 64))
+        rows.append(SeriesRow(JIFFIES_SOFTIRQ, cpus, tuple(c.softirq for c in stat.cpus), 64))
+    meta = tuple(
+        IrqMeta(r.irq, r.actions, r.chip, r.hwirq) for r in interrupts.rows if r.irq is not None
+    )
+    if boot_id is None:
+        boot_id = f"btime:{int(btime)}" if btime is not None else "unknown"
+    return Reading(snapshot.taken_at, boot_id, btime, tuple(rows), meta)
+
+
+class HistoryRecorder:
+    """A daemon service: ``start``/``stop`` with the daemon, ``on_pass`` per pass."""
+
+    def __init__(self, root: SysRoot, config: HistoryConfig,
+                 log: logging.Logger | None = None) -> None:
+        self.root = root
+        self.config = config
+        self.log = log or logging.getLogger("pyirqbalance")
+        #: Why history is off (None while it works).
+        self.error: str | None = None
+        self.recorded = 0
+        self._pending: Snapshot | None = None
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._last_ts: float | None = None
+        self._last_prune = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self.error is None
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="pyirqbalance-history", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Record what is pending, then end the writer thread."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def on_pass(self, report: PassReport) -> None:
+        """Hand the pass's snapshot over; never blocks on the store."""
+        if report.snapshot is None or self.error is not None:
+            return
+        with self._wake:
+            self._pending = report.snapshot
+            self._wake.notify()
+
+    def flush(self, timeout: float = 10) -> bool:
+        """Wait until the pending snapshot was taken by the writer (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._wake:
+                if self._pending is None:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    # ------------------------------------------------------------------
+    # the writer thread
+    # ------------------------------------------------------------------
+
+    def _fail(self, err: Exception) -> None:
+        self.error = str(err)
+        self.log.error("history disabled: %s (balancing continues)", err)
+
+    def _run(self) -> None:
+        try:
+            store = HistoryStore.open(self.config)
+        except HistoryError as err:
+            self._fail(err)
+            return
+        try:
+            while True:
+                with self._wake:
+                    if self._pending is None and not self._stopping:
+                        self._wake.wait(self.config.resolution_s)
+                    snapshot, self._pending = self._pending, None
+                    stopping = self._stopping
+                if snapshot is None and not stopping:
+                    snapshot = self._read_snapshot()
+                if snapshot is not None and self._due(snapshot.taken_at, stopping):
+                    self._record(store, snapshot)
+                    if self.error is not None:
+                        return
+                if stopping:
+                    return
+        finally:
+            store.close()
+
+    def _due(self, ts: float, stopping: bool) -> bool:
+        if self._last_ts is None or stopping:
+            return True
+        return ts - self._last_ts >= self.config.resolution_s * _JITTER
+
+    def _read_snapshot(self) -> Snapshot | None:
+        try:
+            data = self.root.read_bytes(self.root.proc("interrupts"))
+        except KernelReadError:
+            return None
+        return Snapshot(time.time(), data, self.root.try_read_text(self.root.proc("stat")))
+
+    def _affinities(self, irqs: list[int]) -> dict[int, tuple[str | None, str | None]]:
+        out = {}
+        for irq in irqs:
+            mask = read_smp_affinity(self.root, irq)
+            effective = parse_strict_cpulist(self.root.read_first_line(
+                self.root.proc("irq", str(irq), "effective_affinity_list")))
+            out[irq] = (
+                None if mask is None else format_cpulist(mask),
+                None if effective is None else format_cpulist(effective),
+            )
+        return out
+
+    def _record(self, store: HistoryStore, snapshot: Snapshot) -> None:
+        try:
+            reading = reading_from_snapshot(snapshot, read_boot_id(self.root))
+        except (InterruptsParseError, StatParseError) as err:
+            self.log.warning("history: pass at %.0f not recorded: %s", snapshot.taken_at, err)
+            return
+        affinity = self._affinities([m.irq for m in reading.meta])
+        reading = replace(reading, meta=tuple(
+            replace(m, affinity=affinity[m.irq][0], effective=affinity[m.irq][1])
+            for m in reading.meta
+        ))
+        try:
+            store.record(reading)
+            self._last_ts = snapshot.taken_at
+            self.recorded += 1
+            if snapshot.taken_at - self._last_prune > DAY / 24:
+                store.prune(snapshot.taken_at)
+                self._last_prune = snapshot.taken_at
+        except HistoryError as err:
+            self._fail(err)
