@@ -39,7 +39,7 @@ def apply_cpu_times(
     """
     seen = 0
     banned = topo.banned
-    per_jiffy = NSEC_PER_SEC // hz
+    per_jiffy = 1e9 / hz  # irqbalance: NSEC_PER_SEC is the double 1e9
     for cpu_number, raw in rows:
         if (banned >> cpu_number) & 1:
             continue
@@ -48,7 +48,8 @@ def apply_cpu_times(
             break  # short line, or a CPU the tree does not have
         seen += 1
         if not first_pass:
-            cpu.load = (((raw - cpu.last_load) & _U64) * per_jiffy) & _U64
+            # multiplied in double precision, truncated back to uint64, as in C
+            cpu.load = int(((raw - cpu.last_load) & _U64) * per_jiffy) & _U64
         cpu.last_load = raw
     return seen == len(topo.cpus)
 
