@@ -103,11 +103,8 @@ def read_irq_affinity(root: SysRoot, irq: int) -> IrqAffinity:
     """Everything /proc/irq/N shows (strict parsers: a malformed file reads as None)."""
     d = str(irq)
     read = lambda name: root.try_read_text(root.proc("irq", d, name))  # noqa: E731
-    path = root.proc("irq", d, "smp_affinity")
-    try:
-        writable = bool(os.stat(path).st_mode & 0o222)
-    except OSError:
-        writable = False
+    # Kernels since 6.12 create smp_affinity 0444 for IRQs userspace may not move.
+    writable = root.has_write_bit(root.proc("irq", d, "smp_affinity"))
     return IrqAffinity(
         irq=irq,
         smp_affinity=_mask(read("smp_affinity")),

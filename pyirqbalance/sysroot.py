@@ -158,6 +158,14 @@ class SysRoot:
     def isdir(path: str) -> bool:
         return os.path.isdir(path)
 
+    @staticmethod
+    def has_write_bit(path: str) -> bool:
+        """Whether the file's mode allows writing at all (False if it is missing)."""
+        try:
+            return bool(os.stat(path).st_mode & 0o222)
+        except OSError:
+            return False
+
     # ---------------- writing ----------------
 
     @staticmethod
