@@ -103,7 +103,7 @@ def read_irq_affinity(root: SysRoot, irq: int) -> IrqAffinity:
     """Everything /proc/irq/N shows (strict parsers: a malformed file reads as None)."""
     d = str(irq)
     read = lambda name: root.try_read_text(root.proc("irq", d, name))  # noqa: E731
-    # Kernels since 6.12 create smp_affinity 0444 for IRQs userspace may not move.
+    # Newer kernels (2024 change) create smp_affinity 0444 for IRQs userspace may not move.
     writable = root.has_write_bit(root.proc("irq", d, "smp_affinity"))
     return IrqAffinity(
         irq=irq,
