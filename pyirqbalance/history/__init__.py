@@ -1,6 +1,6 @@
 """Interrupt history: a SQLite store fed by the balancer's passes (issue 6)."""
 
-from .recorder import HistoryRecorder, read_boot_id, reading_from_snapshot
+from .recorder import HistoryRecorder, boot_identity, read_boot_id, reading_from_snapshot
 from .store import (
     Boot,
     HistoryConfig,
@@ -24,6 +24,7 @@ __all__ = [
     "Reading",
     "SeriesRow",
     "WindowSummary",
+    "boot_identity",
     "read_boot_id",
     "reading_from_snapshot",
 ]

@@ -36,16 +36,25 @@ from .store import (
     SeriesRow,
 )
 
-__all__ = ["read_boot_id", "reading_from_snapshot", "HistoryRecorder"]
+__all__ = ["read_boot_id", "boot_identity", "reading_from_snapshot", "HistoryRecorder"]
 
 #: A pass this much earlier than the resolution still counts as due (timer jitter).
 _JITTER = 0.9
+#: Shortest wait before the writer reads /proc itself for lack of passes.
+_MIN_IDLE_READ = 1.0
 
 
 def read_boot_id(root: SysRoot) -> str | None:
     """/proc/sys/kernel/random/boot_id: a new random UUID at every boot."""
     line = root.read_first_line(root.proc("sys", "kernel", "random", "boot_id"))
     return line.strip() or None if line is not None else None
+
+
+def boot_identity(boot_id: str | None, btime: float | None) -> str:
+    """The boot id, or the boot time standing for it (a tree without /proc/sys)."""
+    if boot_id is not None:
+        return boot_id
+    return f"btime:{int(btime)}" if btime is not None else "unknown"
 
 
 def reading_from_snapshot(snapshot: Snapshot, boot_id: str | None) -> Reading:
@@ -68,9 +77,7 @@ def reading_from_snapshot(snapshot: Snapshot, boot_id: str | None) -> Reading:
     meta = tuple(
         IrqMeta(r.irq, r.actions, r.chip, r.hwirq) for r in interrupts.rows if r.irq is not None
     )
-    if boot_id is None:
-        boot_id = f"btime:{int(btime)}" if btime is not None else "unknown"
-    return Reading(snapshot.taken_at, boot_id, btime, tuple(rows), meta)
+    return Reading(snapshot.taken_at, boot_identity(boot_id, btime), btime, tuple(rows), meta)
 
 
 class HistoryRecorder:
@@ -145,7 +152,7 @@ class HistoryRecorder:
             while True:
                 with self._wake:
                     if self._pending is None and not self._stopping:
-                        self._wake.wait(self.config.resolution_s)
+                        self._wake.wait(max(self.config.resolution_s, _MIN_IDLE_READ))
                     snapshot, self._pending = self._pending, None
                     stopping = self._stopping
                 if snapshot is None and not stopping:

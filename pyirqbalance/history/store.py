@@ -53,6 +53,7 @@ __all__ = [
     "HistoryStore",
     "JIFFIES_IRQ",
     "JIFFIES_SOFTIRQ",
+    "iso_time",
 ]
 
 SCHEMA_VERSION = 1
@@ -100,6 +101,12 @@ class HistoryConfig:
     retention_days: float = 30
     #: Shortest spacing of recorded readings (passes in between are summed).
     resolution_s: float = 60
+
+    def __post_init__(self) -> None:
+        if not self.retention_days > 0:
+            raise ValueError(f"history retention_days must be > 0, got {self.retention_days}")
+        if not self.resolution_s > 0:
+            raise ValueError(f"history resolution_s must be > 0, got {self.resolution_s}")
 
 
 class HistoryError(Exception):
@@ -191,15 +198,15 @@ class WindowSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "start": _iso(self.start),
-            "stop": _iso(self.stop),
-            "covered_from": _iso(self.covered_from),
-            "covered_to": _iso(self.covered_to),
+            "start": iso_time(self.start),
+            "stop": iso_time(self.stop),
+            "covered_from": iso_time(self.covered_from),
+            "covered_to": iso_time(self.covered_to),
             "samples": self.samples,
             "reboots": self.reboots,
             "boots": [
-                {"boot_id": b.boot_id, "btime": _iso(b.btime), "first_sample": _iso(b.first_ts),
-                 "last_sample": _iso(b.last_ts)}
+                {"boot_id": b.boot_id, "btime": iso_time(b.btime), "first_sample": iso_time(b.first_ts),
+                 "last_sample": iso_time(b.last_ts)}
                 for b in self.boots
             ],
             "wraps": self.wraps,
@@ -217,7 +224,8 @@ class WindowSummary:
         }
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_time(ts: float | None) -> str | None:
+    """UTC ISO-8601 with milliseconds (None stays None)."""
     if ts is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
@@ -542,7 +550,7 @@ class HistoryStore:
         baselines_in = [r[0] for r in window if r[2] >= start]
         baselines_out = [r for r in window if r[2] < start]
         notes = [
-            f"counts between boot and the first sample at {_iso(r[3])} are excluded: "
+            f"counts between boot and the first sample at {iso_time(r[3])} are excluded: "
             "the window starts after that boot, before its first sample"
             for r in baselines_out
         ]

@@ -1,0 +1,208 @@
+"""Prometheus metrics, every name prefixed ``pyirqbalance_``, on a private registry.
+
+``on_pass`` is cheap (a few counter increments and keeping the pass's
+snapshot); per-CPU and per-IRQ figures are computed from the last two
+snapshots when Prometheus scrapes, on the API's thread, never on the
+balancing loop. Per-IRQ series carry ``irq``, ``name``, ``class`` and
+``node`` labels and are capped at ``per_irq_limit`` (busiest IRQs first; 0
+turns them off) so a 2048-IRQ machine does not flood the TSDB.
+"""
+
+from __future__ import annotations
+
+import errno as errno_names
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from . import __version__
+from .history.deltas import counter_delta
+from .model import PassReport, Snapshot
+from .procinterrupts import Interrupts, ParseError, parse_interrupts
+from .procstat import ParseError as StatParseError
+from .procstat import Stat, parse_stat
+from .sysroot import SysRoot
+
+__all__ = ["Metrics", "PREFIX", "DEFAULT_PER_IRQ_LIMIT", "CONTENT_TYPE"]
+
+PREFIX = "pyirqbalance_"
+DEFAULT_PER_IRQ_LIMIT = 256
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The daemon's metrics; ``on_pass`` is a per-pass listener, ``render`` the scrape."""
+
+    def __init__(self, balancer: Any = None, *, per_irq_limit: int = DEFAULT_PER_IRQ_LIMIT,
+                 hz: int = 100) -> None:
+        self.balancer = balancer
+        self.per_irq_limit = per_irq_limit
+        self.hz = hz
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.passes = Counter(PREFIX + "passes", "Balancing passes run", registry=r)
+        self.rescans = Counter(PREFIX + "rescans", "Passes that rebuilt the topology", registry=r)
+        self.moves = Counter(PREFIX + "irq_moves", "smp_affinity writes the kernel accepted",
+                             registry=r)
+        self.moves_last = Gauge(PREFIX + "irq_moves_last_pass", "IRQs moved by the last pass",
+                                registry=r)
+        self.write_errors = Counter(PREFIX + "affinity_write_errors",
+                                    "smp_affinity writes the kernel refused", ["errno"], registry=r)
+        self.duration = Histogram(PREFIX + "pass_duration_seconds", "Duration of a balancing pass",
+                                  buckets=_DURATION_BUCKETS, registry=r)
+        self.last_pass = Gauge(PREFIX + "last_pass_timestamp_seconds",
+                               "When the last pass read /proc", registry=r)
+        info = Gauge(PREFIX + "info", "pyirqbalance version", ["version"], registry=r)
+        info.labels(__version__).set(1)
+        self._lock = threading.Lock()
+        self._snapshots: list[Snapshot] = []
+        self._parsed: dict[int, tuple[Interrupts | None, Stat | None]] = {}
+        r.register(_SnapshotCollector(self))
+
+    def on_pass(self, report: PassReport) -> None:
+        self.passes.inc()
+        if report.rescanned:
+            self.rescans.inc()
+        self.moves.inc(report.moved)
+        self.moves_last.set(report.moved)
+        for w in report.writes:
+            if w.errno:
+                self.write_errors.labels(errno_names.errorcode.get(w.errno, str(w.errno))).inc()
+        self.duration.observe(report.duration_s)
+        if report.snapshot is not None:
+            self.last_pass.set(report.snapshot.taken_at)
+            with self._lock:
+                self._snapshots = [*self._snapshots[-1:], report.snapshot]
+
+    def render(self) -> bytes:
+        """The text exposition format (what ``/metrics`` serves)."""
+        return generate_latest(self.registry)
+
+    def _parse(self, snap: Snapshot) -> tuple[Interrupts | None, Stat | None]:
+        key = id(snap)
+        if key not in self._parsed:
+            try:
+                interrupts = parse_interrupts(snap.interrupts.decode("utf-8", "replace"))
+            except ParseError:
+                interrupts = None
+            try:
+                stat = parse_stat(snap.stat) if snap.stat else None
+            except StatParseError:
+                stat = None
+            self._parsed = {k: v for k, v in self._parsed.items()
+                            if k in {id(s) for s in self._snapshots}}
+            self._parsed[key] = (interrupts, stat)
+        return self._parsed[key]
+
+    def _labels(self, irq: int, name: str) -> tuple[str, str, str, str]:
+        cls, node = "", ""
+        b = self.balancer
+        if b is not None:
+            info = b.irq_info(irq)
+            if info is not None:
+                cls = info.irq_class.label
+                node = str(info.node.number) if info.node is not None else ""
+            elif b.is_banned(irq):
+                cls = "banned"
+        return str(irq), name, cls, node
+
+
+def _rss_bytes() -> int | None:
+    # Our own process, so the live /proc whatever sysroot the balancer reads.
+    live = SysRoot()
+    text = live.try_read_text(live.proc("self", "statm"))
+    if not text:
+        return None
+    return int(text.split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _SnapshotCollector(Collector):
+    """Per-CPU and per-IRQ figures from the last two pass snapshots, at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[Any]:
+        m = self.m
+        rss = _rss_bytes()
+        if rss is not None:
+            g = GaugeMetricFamily(PREFIX + "resident_memory_bytes", "Resident set size of the daemon")
+            g.add_metric([], rss)
+            yield g
+        with m._lock:
+            snaps = list(m._snapshots)
+            parsed = [m._parse(s) for s in snaps]
+        if not snaps or parsed[-1][0] is None:
+            return
+        interrupts, stat = parsed[-1]
+        prev_i, prev_s = parsed[0] if len(snaps) == 2 else (None, None)
+        dt = snaps[-1].taken_at - snaps[0].taken_at if len(snaps) == 2 else 0.0
+
+        per_cpu = {c: 0 for c in interrupts.cpus}
+        rows = [r for r in interrupts.rows if r.irq is not None]
+        for r in rows:
+            for cpu, n in zip(interrupts.cpus, r.counts):
+                per_cpu[cpu] += n
+        total = CounterMetricFamily(PREFIX + "cpu_interrupts", "Interrupts of numbered IRQs per CPU",
+                                    labels=["cpu"])
+        for cpu, n in per_cpu.items():
+            total.add_metric([str(cpu)], n)
+        yield total
+
+        deltas: dict[int, int] = {}
+        if prev_i is not None and dt > 0:
+            before = {r.irq: dict(zip(prev_i.cpus, r.counts)) for r in prev_i.rows if r.irq is not None}
+            rate = GaugeMetricFamily(PREFIX + "cpu_interrupts_per_second",
+                                     "Interrupts per second per CPU over the last pass interval",
+                                     labels=["cpu"])
+            cpu_d = {c: 0 for c in interrupts.cpus}
+            for r in rows:
+                old = before.get(r.irq, {})
+                irq_d = 0
+                for cpu, n in zip(interrupts.cpus, r.counts):
+                    d = counter_delta(old[cpu], n)[0] if cpu in old else 0
+                    cpu_d[cpu] += d
+                    irq_d += d
+                deltas[r.irq] = irq_d
+            for cpu, d in cpu_d.items():
+                rate.add_metric([str(cpu)], d / dt)
+            yield rate
+
+        if stat is not None:
+            prev_by = prev_s.by_cpu() if prev_s is not None and dt > 0 else None
+            for field in ("irq", "softirq"):
+                c = CounterMetricFamily(PREFIX + f"cpu_{field}_seconds",
+                                        f"Time spent in {field} context per CPU (/proc/stat)",
+                                        labels=["cpu"])
+                for t in stat.cpus:
+                    c.add_metric([str(t.cpu)], getattr(t, field) / m.hz)
+                yield c
+                if prev_by is not None:
+                    g = GaugeMetricFamily(PREFIX + f"cpu_{field}_ratio",
+                                          f"Share of time in {field} context over the last pass "
+                                          "interval", labels=["cpu"])
+                    for t in stat.cpus:
+                        old = prev_by.get(t.cpu)
+                        if old is not None:
+                            g.add_metric([str(t.cpu)],
+                                         max(0, getattr(t, field) - getattr(old, field)) / m.hz / dt)
+                    yield g
+
+        if m.per_irq_limit > 0:
+            busiest = sorted(rows, key=lambda r: (-deltas.get(r.irq, 0), -r.total, r.irq))
+            kept = busiest[:m.per_irq_limit]
+            c = CounterMetricFamily(PREFIX + "irq_interrupts", "Interrupts per IRQ since boot",
+                                    labels=["irq", "name", "class", "node"])
+            for r in sorted(kept, key=lambda r: r.irq):
+                c.add_metric(m._labels(r.irq, r.actions), r.total)
+            yield c
+        dropped = GaugeMetricFamily(PREFIX + "irq_series_dropped",
+                                    "IRQs left out of the per-IRQ series by the cardinality cap")
+        dropped.add_metric([], max(0, len(rows) - max(m.per_irq_limit, 0)))
+        yield dropped
