@@ -1,30 +1,66 @@
-"""Command line: irqbalance 1.9's options (and the legacy ones still in scripts).
+"""Command line: irqbalance 1.9's options, the legacy ones still in scripts, and ours.
 
-GNU getopt behaviour is kept where admins rely on it: ``--opt=value`` and
+The parser is GNU ``getopt_long`` as irqbalance uses it: ``--opt=value`` and
 ``--opt value``, unambiguous prefixes (``--one``, ``--inter=5``), clustered
-short options, and exit status 1 with the usage text for a bad option.
-Numbers are validated the way irqbalance's ``strtoul`` checks do (digits
-required, trailing text ignored). Environment: ``IRQBALANCE_ONESHOT``,
-``IRQBALANCE_DEBUG``, ``IRQBALANCE_BANNED_CPUS``, ``IRQBALANCE_BANNED_CPULIST``,
-``IRQBALANCE_ARGS`` (extra options, below the real command line) and
-``INVOCATION_ID`` (started by systemd: foreground + journal).
+short options (``-of``, ``-t5``), arguments permuted and non-options
+ignored, getopt's own error messages, then the usage text and exit status 1.
+A prefix that irqbalance resolves keeps its meaning although pyirqbalance
+adds options (``--f`` is still ``--foreground``, not ambiguous with
+``--force``). Numbers are checked the way irqbalance's ``strtoul`` checks
+do (digits required, trailing text ignored).
+
+:func:`resolve` merges everything: command line > ``IRQBALANCE_ARGS``
+(extra options, as if on the command line but below it) > environment
+(``IRQBALANCE_ONESHOT``, ``IRQBALANCE_DEBUG``, ``INVOCATION_ID``,
+``IRQBALANCE_BANNED_CPUS``, ``IRQBALANCE_BANNED_CPULIST``) > YAML file >
+defaults. Repeatable options (``--banirq``, ``--banmod``) add to the file's
+lists.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from . import IRQBALANCE_COMPAT_VERSION, __version__
-from .model import BalancerSettings, HintPolicy
+from .config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_RUN_DIR,
+    DEFAULT_STATE_DIR,
+    Config,
+    ConfigError,
+    Options,
+    build_settings,
+    check_banned_cpus_env,
+    load_config,
+)
+from .model import HintPolicy
 
-__all__ = ["Options", "UsageError", "parse_args", "main", "USAGE"]
+__all__ = [
+    "UsageError",
+    "CommandLine",
+    "parse_command_line",
+    "resolve",
+    "main",
+    "USAGE",
+    "HELP",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "EXIT_CONFIG",
+    "EXIT_RUNTIME",
+]
 
+#: Exit statuses: irqbalance uses 0 and 1; 2 and 3 are pyirqbalance's.
+EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME = 0, 1, 2, 3
+
+PROG = "pyirqbalance"
+
+# irqbalance's usage text (spec §1.1), printed to stdout after a bad option.
 USAGE = (
-    "pyirqbalance [--oneshot | -o] [--debug | -d] [--foreground | -f] [--journal | -j]\n"
+    f"{PROG} [--oneshot | -o] [--debug | -d] [--foreground | -f] [--journal | -j]\n"
     "\t[--powerthresh= | -p <off> | <n>] [--banirq= | -i <n>] [--banmod= | -m <module>]"
     " [--policyscript= | -l <script>]\n"
     "\t[--pid= | -s <file>] [--deepestcache= | -c <n>] [--interval= | -t <n>]"
@@ -32,207 +68,409 @@ USAGE = (
 )
 
 _ULONG_MAX = 2**64 - 1
+_LONG_MAX = 2**63 - 1
+_INT_MAX = 2**31 - 1
 
 
 class UsageError(Exception):
-    """A bad command line (exit 1, like irqbalance)."""
+    """A bad command line (exit status 1, like irqbalance)."""
 
 
-@dataclass(frozen=True)
-class Options:
-    oneshot: bool = False
-    debug: bool = False
-    foreground: bool = False
-    journal: bool = False
-    version: bool = False
-    interval: int = 10
-    pidfile: str | None = None
-    policyscript: str | None = None
-    banscript: str | None = None
-    sysroot: str = "/"
-    dry_run: bool = False
-    output_format: str = "text"
-    config: str | None = None
-    restore: bool = False
-    force: bool = False
-    settings: BalancerSettings = field(default_factory=BalancerSettings)
+@dataclass(frozen=True, slots=True)
+class _Opt:
+    long: str
+    short: str | None
+    takes_arg: bool
+    #: An irqbalance option (1.9 or legacy): wins prefix ties against ours.
+    irqbalance: bool
+    repeatable: bool = False
 
 
-def _strtoul(text: str, what: str) -> int:
-    """C ``strtoul``: leading blanks and sign allowed, digits required, rest ignored."""
+_OPTIONS = (
+    _Opt("oneshot", "o", False, True),
+    _Opt("debug", "d", False, True),
+    _Opt("foreground", "f", False, True),
+    _Opt("journal", "j", False, True),
+    _Opt("version", "V", False, True),
+    _Opt("banirq", "i", True, True, repeatable=True),
+    _Opt("powerthresh", "p", True, True),
+    _Opt("banmod", "m", True, True, repeatable=True),
+    _Opt("deepestcache", "c", True, True),
+    _Opt("policyscript", "l", True, True),
+    _Opt("pid", "s", True, True),
+    _Opt("interval", "t", True, True),
+    _Opt("migrateval", "e", True, True),
+    # irqbalance 1.0-1.4 (spec §1.2)
+    _Opt("hintpolicy", None, True, True),
+    _Opt("banscript", "b", True, True),
+    # pyirqbalance's own
+    _Opt("help", None, False, False),
+    _Opt("sysroot", None, True, False),
+    _Opt("dry-run", None, False, False),
+    _Opt("format", None, True, False),
+    _Opt("config", None, True, False),
+    _Opt("restore", None, False, False),
+    _Opt("force", None, False, False),
+)
+_BY_LONG = {o.long: o for o in _OPTIONS}
+_BY_SHORT = {o.short: o for o in _OPTIONS if o.short}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandLine:
+    """The options given, as text: ``values`` (last one wins), ``lists`` (repeatable)."""
+
+    values: dict[str, str | bool]
+    lists: dict[str, tuple[str, ...]]
+
+    def get(self, name: str, default=None):
+        return self.values.get(name, default)
+
+
+def _lookup_long(name: str) -> _Opt:
+    if name in _BY_LONG:
+        return _BY_LONG[name]
+    matches = [o for o in _OPTIONS if o.long.startswith(name)] if name else []
+    if not matches:
+        raise UsageError(f"unrecognized option '--{name}'")
+    ours = [o for o in matches if o.irqbalance]
+    if len(matches) == 1:
+        return matches[0]
+    if len(ours) == 1:
+        return ours[0]
+    names = " ".join(f"'--{o.long}'" for o in matches)
+    raise UsageError(f"option '--{name}' is ambiguous; possibilities: {names}")
+
+
+def _getopt(args: Sequence[str]) -> list[tuple[_Opt, str | None]]:
+    """getopt_long in permute mode: (option, argument) pairs; non-options are dropped."""
+    out: list[tuple[_Opt, str | None]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            opt = _lookup_long(name)
+            if opt.takes_arg and not eq:
+                if i >= len(args):
+                    raise UsageError(f"option '--{opt.long}' requires an argument")
+                value = args[i]
+                i += 1
+            elif not opt.takes_arg and eq:
+                raise UsageError(f"option '--{opt.long}' doesn't allow an argument")
+            out.append((opt, value if opt.takes_arg else None))
+        elif arg.startswith("-") and arg != "-":
+            k = 1
+            while k < len(arg):
+                opt = _BY_SHORT.get(arg[k])
+                if opt is None:
+                    raise UsageError(f"invalid option -- '{arg[k]}'")
+                k += 1
+                if not opt.takes_arg:
+                    out.append((opt, None))
+                    continue
+                if k < len(arg):
+                    value = arg[k:]
+                elif i < len(args):
+                    value = args[i]
+                    i += 1
+                else:
+                    raise UsageError(f"option requires an argument -- '{opt.short}'")
+                out.append((opt, value))
+                break
+        # anything else is a non-option argument, which irqbalance ignores
+    return out
+
+
+def parse_command_line(
+    argv: Sequence[str], environ: Mapping[str, str] | None = None
+) -> CommandLine:
+    """``IRQBALANCE_ARGS`` then ``argv`` through getopt (raises UsageError)."""
+    env = os.environ if environ is None else environ
+    pairs: list[tuple[_Opt, str | None]] = []
+    extra = env.get("IRQBALANCE_ARGS")
+    if extra:
+        try:
+            pairs += _getopt(shlex.split(extra))
+        except (UsageError, ValueError) as err:
+            raise UsageError(f"IRQBALANCE_ARGS={extra!r}: {err}") from None
+    pairs += _getopt(list(argv))
+    values: dict[str, str | bool] = {}
+    lists: dict[str, tuple[str, ...]] = {}
+    for opt, value in pairs:
+        if opt.repeatable:
+            lists[opt.long] = lists.get(opt.long, ()) + (value or "",)
+        else:
+            values[opt.long] = True if value is None else value
+    return CommandLine(values, lists)
+
+
+# --------------------------------------------------------------------------
+# irqbalance's number checks (spec §1.1)
+# --------------------------------------------------------------------------
+
+
+def _c_digits(text: str, option: str) -> tuple[bool, int]:
+    """Sign and value of what C ``strto*l`` reads: blanks, a sign, digits; the rest ignored."""
     s = text.lstrip(" \t\n\v\f\r")
     neg = s[:1] == "-"
     s = s[1:] if s[:1] in "+-" else s
     k = 0
-    while k < len(s) and s[k].isdigit():
+    while k < len(s) and s[k] in "0123456789":
         k += 1
     if k == 0:
-        raise UsageError(f"invalid {what} value {text!r}: a number is required")
-    value = min(int(s[:k]), _ULONG_MAX)
+        raise UsageError(f"invalid --{option} value {text!r}: a number is required")
+    return neg, int(s[:k])
+
+
+def _strtoul(text: str, option: str) -> int:
+    """C ``strtoul``: out of range reads ULONG_MAX, a minus sign wraps around."""
+    neg, value = _c_digits(text, option)
+    if value > _ULONG_MAX:
+        return _ULONG_MAX
     return (-value) & _ULONG_MAX if neg else value
 
 
+def _strtol(text: str, option: str) -> int:
+    """C ``strtol``: clamped to LONG_MIN..LONG_MAX."""
+    neg, value = _c_digits(text, option)
+    return max(-value, -_LONG_MAX - 1) if neg else min(value, _LONG_MAX)
+
+
+def _banirq(text: str) -> int:
+    value = _strtoul(text, "banirq")
+    if value == _ULONG_MAX:
+        raise UsageError(f"invalid --banirq value {text!r}")
+    value &= 0xFFFFFFFF  # cast to int, as irqbalance does
+    return value - 2**32 if value > _INT_MAX else value
+
+
+def _powerthresh(text: str) -> int | None:
+    if text.startswith("off"):
+        return None
+    value = _strtoul(text, "powerthresh")
+    if value == _ULONG_MAX:
+        raise UsageError(f"invalid --powerthresh value {text!r}")
+    return value
+
+
+def _deepestcache(text: str) -> int:
+    value = _strtoul(text, "deepestcache")
+    if value < 1 or value == _ULONG_MAX:
+        raise UsageError(f"invalid --deepestcache value {text!r}: must be 1 or more")
+    return value
+
+
+def _interval(text: str) -> int:
+    value = _strtol(text, "interval")
+    if value < 1:
+        raise UsageError(f"invalid --interval value {text!r}: must be 1 or more")
+    if value > _INT_MAX:
+        raise UsageError(f"invalid --interval value {text!r}: must be at most {_INT_MAX}")
+    return value
+
+
 def _hintpolicy(text: str) -> HintPolicy:
-    """irqbalance 1.0-1.1: the argument is a *prefix* (the empty string means exact)."""
+    """irqbalance 1.0-1.1: the argument is a *prefix* (so the empty string means exact)."""
     for policy in (HintPolicy.EXACT, HintPolicy.SUBSET, HintPolicy.IGNORE):
         if policy.value.startswith(text):
             return policy
-    raise UsageError(f"invalid --hintpolicy {text!r}: use exact, subset or ignore")
+    raise UsageError(f"invalid --hintpolicy value {text!r}: use exact, subset or ignore")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse would exit 2 with its own usage
-        raise UsageError(message)
+# --------------------------------------------------------------------------
+# resolution
+# --------------------------------------------------------------------------
 
 
-def _parser() -> _Parser:
-    p = _Parser(prog="pyirqbalance", add_help=False, allow_abbrev=True)
-    flag = lambda *names, **kw: p.add_argument(*names, action="store_true", **kw)  # noqa: E731
-    flag("-o", "--oneshot")
-    flag("-d", "--debug")
-    flag("-f", "--foreground")
-    flag("-j", "--journal")
-    flag("-V", "--version")
-    flag("--help")
-    p.add_argument("-i", "--banirq", action="append", default=[])
-    p.add_argument("-p", "--powerthresh")
-    p.add_argument("-c", "--deepestcache")
-    p.add_argument("-l", "--policyscript")
-    p.add_argument("-m", "--banmod", action="append", default=[])
-    p.add_argument("-s", "--pid")
-    p.add_argument("-t", "--interval")
-    p.add_argument("-e", "--migrateval")
-    p.add_argument("--hintpolicy")
-    p.add_argument("--banscript")
-    p.add_argument("--sysroot", default="/")
-    flag("--dry-run")
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--config")
-    flag("--restore")
-    flag("--force")
-    return p
+def config_path(cmd: CommandLine) -> tuple[str, bool]:
+    """The config file to read and whether it was asked for (then it must exist)."""
+    given = cmd.get("config")
+    return (str(given), True) if given is not None else (DEFAULT_CONFIG_PATH, False)
 
 
-def parse_args(argv: list[str], environ: dict[str, str] | None = None) -> Options:
-    """Resolve command line and environment into :class:`Options` (raises UsageError)."""
-    env = os.environ if environ is None else environ
-    extra = shlex.split(env.get("IRQBALANCE_ARGS", "")) if env.get("IRQBALANCE_ARGS") else []
-    ns, rest = _parser().parse_known_args(extra + list(argv))
-    for arg in rest:
-        if arg.startswith("-"):
-            raise UsageError(f"unrecognized option {arg!r}")
-    if ns.help:
-        raise SystemExit(_print_help())
+def read_config(path: str, required: bool) -> Config:
+    """The file named by ``--config``, else the default file if present (ConfigError)."""
+    if not required and not os.path.exists(path):
+        return Config()
+    return load_config(path)
 
-    banned_irqs = []
-    for value in ns.banirq:
-        n = _strtoul(value, "--banirq")
-        if n == _ULONG_MAX:
-            raise UsageError(f"invalid --banirq value {value!r}")
-        banned_irqs.append(n & 0xFFFFFFFF)
-    powerthresh = None
-    if ns.powerthresh is not None and not ns.powerthresh.startswith("off"):
-        powerthresh = _strtoul(ns.powerthresh, "--powerthresh")
-        if powerthresh == _ULONG_MAX:
-            raise UsageError(f"invalid --powerthresh value {ns.powerthresh!r}")
-    deepestcache = 2
-    if ns.deepestcache is not None:
-        deepestcache = _strtoul(ns.deepestcache, "--deepestcache")
-        if deepestcache < 1 or deepestcache == _ULONG_MAX:
-            raise UsageError(f"invalid --deepestcache value {ns.deepestcache!r}: must be >= 1")
-    interval = 10
-    if ns.interval is not None:
-        interval = _strtoul(ns.interval, "--interval")
-        if interval < 1 or interval > 2**31 - 1:
-            raise UsageError(f"invalid --interval value {ns.interval!r}: must be >= 1")
-    migrateval = 0 if ns.migrateval is None else _strtoul(ns.migrateval, "--migrateval")
-    hintpolicy = HintPolicy.IGNORE if ns.hintpolicy is None else _hintpolicy(ns.hintpolicy)
 
-    debug = ns.debug or "IRQBALANCE_DEBUG" in env
-    settings = BalancerSettings(
-        deepestcache=deepestcache,
-        powerthresh=powerthresh,
-        migrateval=migrateval,
-        banned_irqs=tuple(banned_irqs),
-        banmod=tuple(ns.banmod),
-        hintpolicy=hintpolicy,
-        banned_cpus_env=env.get("IRQBALANCE_BANNED_CPUS"),
-        banned_cpulist_env=env.get("IRQBALANCE_BANNED_CPULIST"),
-        hz=os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100,
+def resolve(argv: Sequence[str], environ: Mapping[str, str], config: Config) -> Options:
+    """Command line > IRQBALANCE_ARGS > environment > ``config`` > defaults.
+
+    Raises UsageError (exit 1) for a bad option and ConfigError (exit 2) for a
+    bad environment value.
+    """
+    cmd = parse_command_line(argv, environ)
+    check_banned_cpus_env(environ)
+    bal = config.balancing
+    v = cmd.values
+    if "interval" in v:
+        bal = replace(bal, interval=_interval(str(v["interval"])))
+    if "deepestcache" in v:
+        bal = replace(bal, deepestcache=_deepestcache(str(v["deepestcache"])))
+    if "powerthresh" in v:
+        bal = replace(bal, powerthresh=_powerthresh(str(v["powerthresh"])))
+    if "migrateval" in v:
+        bal = replace(bal, migrateval=_strtoul(str(v["migrateval"]), "migrateval"))
+    if "hintpolicy" in v:
+        bal = replace(bal, hintpolicy=_hintpolicy(str(v["hintpolicy"])))
+    bal = replace(
+        bal,
+        banned_irqs=bal.banned_irqs + tuple(_banirq(t) for t in cmd.lists.get("banirq", ())),
+        banned_modules=bal.banned_modules + cmd.lists.get("banmod", ()),
     )
+
+    d = config.daemon
+    debug = bool(v.get("debug")) or "IRQBALANCE_DEBUG" in environ or d.debug
+    journal = bool(v.get("journal")) or "INVOCATION_ID" in environ or d.journal
+    fmt = str(v.get("format", "text"))
+    if fmt not in ("text", "json"):
+        raise UsageError(f"invalid --format value {fmt!r}: use text or json")
+    sysroot = str(v.get("sysroot", "/"))
+    if not sysroot:
+        raise UsageError("invalid --sysroot value '': a directory is required")
+    live = os.path.realpath(sysroot) == "/"
+    # Under --sysroot, state and sockets live inside the tree unless set in the file.
+    state_dir = d.state_dir or (
+        DEFAULT_STATE_DIR if live else os.path.join(sysroot, DEFAULT_STATE_DIR.lstrip("/"))
+    )
+    run_dir = d.run_dir or (
+        DEFAULT_RUN_DIR if live else os.path.join(sysroot, DEFAULT_RUN_DIR.lstrip("/"))
+    )
+    hooks = config.hooks
     return Options(
-        oneshot=ns.oneshot or "IRQBALANCE_ONESHOT" in env,
+        balancing=bal,
+        settings=build_settings(bal, environ),
+        oneshot=bool(v.get("oneshot")) or "IRQBALANCE_ONESHOT" in environ or d.oneshot,
         debug=debug,
-        foreground=ns.foreground or debug or ns.journal or "INVOCATION_ID" in env,
-        journal=ns.journal or "INVOCATION_ID" in env,
-        version=ns.version,
-        interval=interval,
-        pidfile=ns.pid,
-        policyscript=ns.policyscript,
-        banscript=ns.banscript,
-        sysroot=ns.sysroot,
-        dry_run=ns.dry_run,
-        output_format=ns.format,
-        config=ns.config,
-        restore=ns.restore,
-        force=ns.force,
-        settings=settings,
+        foreground=bool(v.get("foreground")) or debug or journal or d.foreground,
+        journal=journal,
+        pidfile=str(v["pid"]) if "pid" in v else d.pid_file,
+        policyscript=str(v["policyscript"]) if "policyscript" in v else hooks.policyscript,
+        banscript=str(v["banscript"]) if "banscript" in v else hooks.banscript,
+        hook_timeout=hooks.timeout_s,
+        sysroot=sysroot,
+        dry_run=bool(v.get("dry-run")),
+        output_format=fmt,
+        config_path=config_path(cmd)[0],
+        restore=bool(v.get("restore")),
+        force=bool(v.get("force")),
+        state_dir=state_dir,
+        run_dir=run_dir,
+        config=config,
     )
 
 
 HELP = f"""\
-pyirqbalance {__version__} - distribute hardware interrupts across CPUs
-(decisions compatible with irqbalance {IRQBALANCE_COMPAT_VERSION})
+{PROG} {__version__} - distribute hardware interrupts across CPUs
+(decisions compatible with irqbalance {IRQBALANCE_COMPAT_VERSION}; a drop-in replacement)
 
-Usage: pyirqbalance [OPTION]...
+Usage: {PROG} [OPTION]...
+
+Every pass (each --interval seconds) {PROG} reads /proc/interrupts and /proc/stat,
+computes the interrupt load of every CPU, cache domain, package and NUMA node, and moves
+IRQs away from busy CPUs by writing /proc/irq/N/smp_affinity, as irqbalance does.
 
 irqbalance options:
-  -o, --oneshot          balance once, {{interval}} seconds after start, then exit
-  -d, --debug            debug output (irqbalance's messages and tree dump) to stderr
-  -f, --foreground       do not daemonize
-  -j, --journal          log for the systemd journal
-  -i, --banirq=N         never touch IRQ N (repeatable)
-  -m, --banmod=NAME      never touch IRQs whose driver or name contains NAME (repeatable)
-  -p, --powerthresh=N|off  CPUs idle enough before one goes to power save (default off)
-  -c, --deepestcache=N   cache index that defines cache domains (default 2: L2 on x86)
-  -t, --interval=N       seconds between balancing passes (default 10)
-  -e, --migrateval=N     also move IRQs when load imbalance / N exceeds them (default 0: off)
-  -l, --policyscript=P   script (or directory of scripts) printing key=value policy per IRQ
-  -s, --pid=FILE         pid file when daemonizing
-  -V, --version          print the version
+  -o, --oneshot          wait --interval seconds, balance once, exit
+  -d, --debug            debug messages and the topology dump after each pass, to stderr
+                         (implies --foreground)
+  -f, --foreground       do not detach from the terminal
+  -j, --journal          log for the systemd journal (implies --foreground)
+  -i, --banirq=N         never move IRQ N (repeatable)
+  -m, --banmod=NAME      never move IRQs whose driver or name contains NAME (repeatable)
+  -p, --powerthresh=N|off  CPUs that must be idle before one is put in power save
+                         (default off)
+  -c, --deepestcache=N   cache level that defines cache domains (default 2)
+  -t, --interval=N       seconds between passes (default 10)
+  -e, --migrateval=N     move an IRQ only if it cuts the load gap by 1/N (default 0: off)
+  -l, --policyscript=P   script, or directory of scripts, run as "P <sysfs path> <irq>"
+                         for every IRQ; prints ban=, balance_level=, numa_node=, hintpolicy=
+  -s, --pid=FILE         write the process id to FILE (not replaced if it exists)
+  -V, --version          print the version and exit
 legacy options (irqbalance 1.0-1.4 semantics):
-      --hintpolicy=exact|subset|ignore   use /proc/irq/N/affinity_hint (default ignore)
-      --banscript=PATH   run PATH <sysfs path> <irq>; non-zero exit bans the IRQ
+      --hintpolicy=exact|subset|ignore   use /proc/irq/N/affinity_hint (default ignore;
+                         any prefix works, an empty value means exact)
+  -b, --banscript=PATH   run "PATH <sysfs path> <irq>" for PCI IRQs; non-zero exit bans
 pyirqbalance options:
       --sysroot=DIR      read /proc and /sys under DIR (a captured or fake machine)
-      --dry-run          read everything, write nothing, print what would be done
-      --format=text|json output of --dry-run
-      --config=FILE      YAML configuration (default /etc/pyirqbalance/pyirqbalance.yaml)
-      --restore          write back the affinities found before pyirqbalance changed them
-      --force            run even though irqbalance is running
+      --dry-run          read everything, write nothing, do not wait; print what would
+                         be done
+      --format=text|json output of --dry-run (json: one object on stdout)
+      --config=FILE      YAML configuration (default {DEFAULT_CONFIG_PATH})
+      --restore          write back the affinities found before {PROG} changed them, exit
+      --force            start although irqbalance is running
+      --help             this text
 
-Environment: IRQBALANCE_ONESHOT, IRQBALANCE_DEBUG, IRQBALANCE_BANNED_CPULIST (cpulist,
-"-" bans nothing), IRQBALANCE_BANNED_CPUS (hex mask, deprecated), IRQBALANCE_ARGS.
-Exit status: 0 success, 1 bad option, 2 bad configuration, 3 runtime failure.
+Precedence: command line > IRQBALANCE_ARGS > environment > configuration file > defaults.
+
+Environment:
+  IRQBALANCE_ONESHOT     set (any value): --oneshot
+  IRQBALANCE_DEBUG       set (any value): --debug
+  IRQBALANCE_BANNED_CPULIST  CPUs never given IRQs, e.g. "0-1,8"; "-" bans none (replaces
+                         the default ban of isolated and nohz_full CPUs)
+  IRQBALANCE_BANNED_CPUS hex CPU mask, deprecated form of the above (wins over it)
+  IRQBALANCE_ARGS        extra options, read as if given before the command line's
+  INVOCATION_ID          set by systemd: --journal --foreground
+  NOTIFY_SOCKET, WATCHDOG_USEC  systemd Type=notify: READY=1, STATUS=, WATCHDOG=1
+
+Signals:
+  SIGHUP   reload the configuration file and rescan the topology
+  SIGTERM, SIGINT, SIGUSR2   finish the current pass and exit 0
+  SIGUSR1  log the topology tree with the IRQs on it
+
+Files:
+  {DEFAULT_CONFIG_PATH}   configuration (every key documented in the shipped copy)
+  {DEFAULT_STATE_DIR}/original-affinity.json   affinities before the first change
+  {DEFAULT_RUN_DIR}/irqbalance<pid>.sock   control socket (irqbalance-ui)
+  {DEFAULT_RUN_DIR}/pyirqbalance.lock   one daemon at a time
+
+Exit status: 0 success; 1 bad command line; 2 bad configuration or environment value;
+3 cannot run (another balancer is running, kernel files unreadable, restore incomplete).
 """
 
 
-def _print_help() -> int:
-    sys.stdout.write(HELP)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pyirqbalance`` command."""
-    try:
-        opts = parse_args(sys.argv[1:] if argv is None else argv)
-    except UsageError as err:
-        sys.stderr.write(f"pyirqbalance: {err}\n")
+def _fail(code: int, message: str, usage: bool = False) -> int:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    if usage:
         sys.stdout.write(USAGE)
-        return 1
-    if opts.version:
-        sys.stdout.write(f"pyirqbalance version {__version__} (irqbalance {IRQBALANCE_COMPAT_VERSION} compatible)\n")
-        return 0
+    return code
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``pyirqbalance`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ if environ is None else environ)
+    try:
+        cmd = parse_command_line(argv, env)
+    except UsageError as err:
+        return _fail(EXIT_USAGE, str(err), usage=True)
+    if cmd.get("help"):
+        sys.stdout.write(HELP)
+        return EXIT_OK
+    if cmd.get("version"):
+        sys.stdout.write(
+            f"{PROG} version {__version__} (irqbalance {IRQBALANCE_COMPAT_VERSION} compatible)\n"
+        )
+        return EXIT_OK
+    path, required = config_path(cmd)
+    path = os.path.abspath(path)  # a daemon reloads it after chdir("/")
+    try:
+        opts = resolve(argv, env, read_config(path, required))
+    except UsageError as err:
+        return _fail(EXIT_USAGE, str(err), usage=True)
+    except ConfigError as err:
+        return _fail(EXIT_CONFIG, str(err))
+
+    def reload() -> Options:
+        """SIGHUP: the same command line and environment with the file read again."""
+        return resolve(argv, env, read_config(path, required))
+
     from .daemon import run  # the rest is only needed once the options are good
 
-    return run(opts)
+    return run(opts, reload=reload, environ=env)

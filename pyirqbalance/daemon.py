@@ -1,90 +1,333 @@
-"""The daemon shell: composition root, main loop, signals.
+"""The daemon: composition root, main loop, signals, life cycle.
 
-Everything is built here from the resolved :class:`~pyirqbalance.cli.Options`
-and passed in explicitly; signal handlers only set flags and wake the loop,
-which waits on an event with a timeout, so a pass is never interrupted
-half-way. SIGTERM/SIGINT finish the pass and exit 0, SIGHUP asks for a rescan
-(ignored before the first pass, as irqbalance does), SIGUSR1 logs the state.
+:func:`run` builds everything from the resolved :class:`~pyirqbalance.config.Options`
+and passes it in explicitly -- the SysRoot, the Balancer with its policy
+hook, the systemd notifier, the services (control socket; the API and
+history plug in the same way) and the per-pass listeners (the original
+affinities; metrics and history likewise) -- then runs :class:`Daemon`.
+
+Signal handlers only set flags and wake the loop, which waits on an event
+with a timeout, so a pass is never interrupted half-way:
+
+* SIGTERM, SIGINT, SIGUSR2: finish the pass, exit 0;
+* SIGHUP: read the configuration again, hand the balancer its new settings
+  and ask for a rescan (ignored before the first pass, as irqbalance does);
+* SIGUSR1: log the topology tree with its IRQs once.
+
+Under systemd (``Type=notify``): READY=1 after the first pass, STATUS= after
+every pass, WATCHDOG=1 from the loop (so a stuck loop trips the watchdog),
+RELOADING=1/READY=1 around a reload, STOPPING=1 at the end.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from .balancer import Balancer
-from .cli import Options
-from .cpumask import format_mask
+from .cli import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
+from .config import ConfigError, Options
+from .cpumask import MaskError, format_cpulist, format_mask, parse_mask
 from .explain import format_text, machine_report
+from .logsetup import setup_logging
+from .model import PassReport
+from .notify import Notifier, watchdog_interval
+from .policy import make_policy_hook
 from .procirq import write_smp_affinity
 from .sysroot import SysRoot
 from .uisocket import ControlSocket, ControlSocketError, SetupState, format_stats
 
-__all__ = ["run", "EXIT_OK", "EXIT_USAGE", "EXIT_CONFIG", "EXIT_RUNTIME"]
+__all__ = [
+    "run",
+    "Daemon",
+    "Service",
+    "PassListener",
+    "InstanceLock",
+    "OriginalAffinities",
+    "restore",
+    "write_pidfile",
+    "find_irqbalance",
+    "STATE_FILE",
+    "LOCK_FILE",
+]
 
-EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME = 0, 1, 2, 3
 STATE_FILE = "original-affinity.json"
+LOCK_FILE = "pyirqbalance.lock"
+
+#: Called with every pass's report, on the loop's thread; must not block.
+PassListener = Callable[[PassReport], None]
+
+
+class Service(Protocol):
+    """Something that runs beside the loop (control socket, API, history writer)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class StartError(Exception):
+    """The daemon cannot start (exit status 3); one line."""
+
+
+# --------------------------------------------------------------------------
+# signals
+# --------------------------------------------------------------------------
 
 
 class _Signals:
-    """Flags set by signal handlers; the loop acts on them between passes."""
+    """Flags set by signal handlers; the loop acts on them."""
 
     def __init__(self) -> None:
         self.wake = threading.Event()
         self.stop = False
-        self.rescan = False
+        self.reload = False
         self.dump = False
 
     def install(self) -> None:
-        def on_stop(signum, frame):
-            self.stop = True
-            self.wake.set()
+        def flag(name: str) -> Callable:
+            def handler(signum, frame) -> None:
+                setattr(self, name, True)
+                self.wake.set()
 
-        def on_hup(signum, frame):
-            self.rescan = True
-            self.wake.set()
+            return handler
 
-        def on_usr1(signum, frame):
-            self.dump = True
-            self.wake.set()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
+            signal.signal(sig, flag("stop"))
+        signal.signal(signal.SIGHUP, flag("reload"))
+        signal.signal(signal.SIGUSR1, flag("dump"))
 
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGUSR2, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
-        signal.signal(signal.SIGUSR1, on_usr1)
 
-    def sleep(self, seconds: float) -> bool:
-        """Wait up to ``seconds``; False when asked to stop."""
-        self.wake.wait(seconds)
-        self.wake.clear()
-        return not self.stop
+# --------------------------------------------------------------------------
+# single instance, irqbalance, pid file
+# --------------------------------------------------------------------------
+
+
+class InstanceLock:
+    """``run_dir/pyirqbalance.lock``, held (fcntl.flock) for the daemon's life."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.path = os.path.join(run_dir, LOCK_FILE)
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise StartError naming the holder."""
+        import fcntl
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise StartError(
+                f"another pyirqbalance is already running (pid {holder}, lock {self.path})"
+            ) from None
+        self._fd = fd
+
+    def write_pid(self, pid: int) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{pid}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def find_irqbalance() -> int | None:
+    """The pid of a running irqbalance on this host, if any."""
+    try:
+        import psutil  # a declared dependency; imported only where it is needed
+    except ImportError:
+        raise StartError("psutil is not installed: cannot check for a running irqbalance "
+                         "(pip install psutil, or use --force)") from None
+
+    for proc in psutil.process_iter(["pid", "name", "exe", "cmdline"]):
+        info = proc.info
+        argv0 = (info.get("cmdline") or [""])[0]
+        names = {info.get("name") or "", os.path.basename(info.get("exe") or ""),
+                 os.path.basename(argv0)}
+        if "irqbalance" in names and info["pid"] != os.getpid():
+            return info["pid"]
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_pidfile(path: str, pid: int, log: logging.Logger) -> bool:
+    """Write ``"<pid>\\n"`` atomically; an existing file of a live process is left alone.
+
+    irqbalance never replaces an existing pid file (``O_EXCL``); a file naming
+    a dead process is stale and replaced here, since the instance lock is ours.
+    """
+    tmp = f"{path}.{pid}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(f"{pid}\n")
+        try:
+            os.link(tmp, path)  # fails if the file exists: create-if-absent, complete
+            return True
+        except FileExistsError:
+            try:
+                other = int(Path(path).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                other = None
+            if other is not None and other != pid and _pid_alive(other):
+                log.warning("pid file %s names running process %d: not replaced", path, other)
+                return False
+            os.replace(tmp, path)
+            return True
+    except OSError as err:
+        log.warning("cannot write pid file %s: %s", path, err.strerror)
+        return False
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _remove_pidfile(path: str, pid: int) -> None:
+    try:
+        if Path(path).read_text().split()[:1] == [str(pid)]:
+            os.unlink(path)
+    except (OSError, IndexError):
+        pass
+
+
+def _daemonize() -> None:
+    """irqbalance's ``daemon(0, 0)``: fork, new session, cwd /, stdio on /dev/null."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork():
+        os._exit(0)  # the parent: no cleanup, the child owns the lock now
+    os.setsid()
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+
+
+# --------------------------------------------------------------------------
+# original affinities (--restore)
+# --------------------------------------------------------------------------
+
+
+class OriginalAffinities:
+    """Per-pass listener: keep each IRQ's affinity from before our first write.
+
+    ``state_dir/original-affinity.json`` maps IRQ -> mask text; the first value
+    recorded for an IRQ wins across restarts, so a restart never records our
+    own masks as "original".
+    """
+
+    def __init__(self, state_dir: str, balancer: Balancer, log: logging.Logger) -> None:
+        self.path = Path(state_dir) / STATE_FILE
+        self.balancer = balancer
+        self.log = log
+        self._saved = 0
+
+    def __call__(self, report: PassReport) -> None:
+        originals = self.balancer.original_affinities()
+        if len(originals) == self._saved:
+            return
+        try:
+            known = json.loads(self.path.read_text()) if self.path.exists() else {}
+            for irq, mask in originals.items():
+                known.setdefault(str(irq), format_mask(mask))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(known, sort_keys=True, indent=1) + "\n")
+            os.replace(tmp, self.path)
+            self._saved = len(originals)
+        except (OSError, ValueError) as err:
+            self.log.warning("cannot record original affinities in %s: %s", self.path, err)
+
+
+def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
+    """``--restore``: write back every recorded affinity, then forget them.
+
+    IRQs that no longer exist are skipped; the file is kept if a write fails,
+    so the restore can be tried again. With ``--dry-run`` only prints.
+    """
+    path = Path(opts.state_dir) / STATE_FILE
+    try:
+        saved = json.loads(path.read_text())
+        masks = {int(irq): parse_mask(text) for irq, text in saved.items()}
+    except FileNotFoundError:
+        sys.stderr.write(f"pyirqbalance: nothing to restore ({path} does not exist)\n")
+        return EXIT_OK
+    except (OSError, ValueError, AttributeError, MaskError) as err:
+        sys.stderr.write(f"pyirqbalance: cannot read {path}: {err}\n")
+        return EXIT_RUNTIME
+    failed = 0
+    for irq in sorted(masks):
+        if opts.dry_run:
+            sys.stdout.write(f"IRQ {irq}: would restore {format_mask(masks[irq])}\n")
+            continue
+        result = write_smp_affinity(root, irq, masks[irq])
+        if result.errno == errno.ENOENT:
+            log.info("IRQ %d is gone: nothing to restore", irq)
+        elif result.errno:
+            failed += 1
+            log.warning("IRQ %d: cannot restore %s: %s", irq, result.text, result.reason)
+    if opts.dry_run:
+        return EXIT_OK
+    if failed:
+        sys.stderr.write(f"pyirqbalance: {failed} IRQs not restored; {path} kept\n")
+        return EXIT_RUNTIME
+    path.unlink()
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# control socket
+# --------------------------------------------------------------------------
 
 
 class _Control:
     """The daemon side of irqbalance's control socket (irqbalance-ui, scripts).
 
-    Called on the socket's thread. Replies are what the last pass left:
-    ``stats`` is formatted by the loop after each pass and handed out as is,
-    so a client never waits for a pass; changes only set values the loop
-    picks up (interval) or ask the balancer for a rescan, as irqbalance does.
+    Called on the socket's thread. ``stats`` is what the last pass left,
+    formatted by the loop, so a client never waits for a pass; changes only
+    set values the loop picks up (interval) or ask for a rescan, as irqbalance
+    does.
     """
 
-    def __init__(self, balancer: Balancer, interval: int) -> None:
-        self.balancer = balancer
-        self.interval = interval
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.balancer = daemon.balancer
         self._lock = threading.Lock()
         self._stats = b""
-        self.refresh()
 
-    def refresh(self) -> None:
-        """Called by the loop after start-up and after every pass."""
+    def start(self) -> None:
+        self.refresh(None)
+
+    def stop(self) -> None:
+        pass
+
+    def refresh(self, report: PassReport | None) -> None:
         with self.balancer.lock:
             stats = format_stats(self.balancer.nodes)
         with self._lock:
@@ -96,10 +339,10 @@ class _Control:
 
     def control_setup(self) -> SetupState:
         b = self.balancer
-        return SetupState(self.interval, tuple(b.settings.banned_irqs), b.banned_cpus)
+        return SetupState(self.daemon.interval, tuple(b.settings.banned_irqs), b.banned_cpus)
 
     def control_set_interval(self, seconds: int) -> None:
-        self.interval = seconds
+        self.daemon.set_interval(seconds)
 
     def control_ban_irqs(self, irqs: tuple[int, ...]) -> None:
         b = self.balancer
@@ -112,145 +355,284 @@ class _Control:
         b.force_rescan()
 
 
-def _run_dir(opts: Options) -> str:
-    """irqbalance's /run/irqbalance, inside the sysroot for fake machines."""
-    if os.path.realpath(opts.sysroot) == "/":
-        return "/run/irqbalance"
-    path = os.path.join(opts.sysroot, "run", "irqbalance")
-    os.makedirs(path, exist_ok=True)
-    return path
+# --------------------------------------------------------------------------
+# the daemon
+# --------------------------------------------------------------------------
 
 
-class _JournalFormatter(logging.Formatter):
-    """``<N>message``: systemd reads the syslog priority from the prefix (sd-daemon(3))."""
+class Daemon:
+    """The main loop around one Balancer, with its services and listeners."""
 
-    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
-                logging.CRITICAL: 2}
+    def __init__(
+        self,
+        opts: Options,
+        balancer: Balancer,
+        *,
+        log: logging.Logger,
+        signals: _Signals,
+        notifier: Notifier,
+        reload: Callable[[], Options] | None = None,
+        watchdog: float | None = None,
+    ) -> None:
+        self.opts = opts
+        self.balancer = balancer
+        self.log = log
+        self.signals = signals
+        self.notifier = notifier
+        self._reload = reload
+        self.watchdog = watchdog
+        self.interval = opts.interval
+        self.services: list[Service] = []
+        self.listeners: list[PassListener] = []
+        self._listener_failed: set[int] = set()
+        self._last_ping = time.monotonic()
+        self.passes = 0
 
-    def format(self, record: logging.LogRecord) -> str:
-        prio = self.PRIORITY.get(record.levelno, 6)
-        return "".join(f"<{prio}>{line}\n" for line in record.getMessage().split("\n")).rstrip("\n")
+    # -- waiting -------------------------------------------------------
+
+    def set_interval(self, seconds: int) -> None:
+        self.interval = seconds
+        self.balancer.interval = seconds
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` (also the balancer's rescan wait); False once asked to stop.
+
+        Reloads and dumps are handled as they arrive, without restarting the
+        wait; the watchdog is fed from here, so it stops being fed if the loop
+        hangs.
+        """
+        deadline = time.monotonic() + seconds
+        while not self.signals.stop:
+            self._feed_watchdog()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            step = left if self.watchdog is None else min(left, self.watchdog)
+            if self.signals.wake.wait(step):
+                self.signals.wake.clear()
+                self._handle_signals()
+        return False
+
+    def _feed_watchdog(self) -> None:
+        if self.watchdog is not None and time.monotonic() - self._last_ping >= self.watchdog:
+            self.notifier.notify("WATCHDOG=1")
+            self._last_ping = time.monotonic()
+
+    def _handle_signals(self) -> None:
+        if self.signals.reload:
+            self.signals.reload = False
+            self.reload()
+        if self.signals.dump:
+            self.signals.dump = False
+            self.log.warning("pyirqbalance state after %d passes:\n%s", self.passes,
+                             self.balancer.dump_tree().rstrip("\n"))
+
+    def reload(self) -> None:
+        """SIGHUP: configuration again, new settings, rescan at the next pass."""
+        self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        if self._reload is not None:
+            try:
+                opts = self._reload()
+            except (ConfigError, UsageError) as err:
+                self.log.error("reload failed, keeping the running configuration: %s", err)
+                self.notifier.notify("READY=1", self._status())
+                return
+            self.opts = opts
+            self.balancer.update_settings(opts.settings)
+            self.balancer.policy = make_policy_hook(
+                opts.policyscript, opts.banscript, opts.hook_timeout, self.log,
+                sysfs_root=self.balancer.root.sys(),
+            )
+            self.set_interval(opts.interval)
+        self.balancer.request_rescan()
+        self.log.info("SIGHUP: configuration reloaded, topology rescan requested")
+        self.notifier.notify("READY=1", self._status())
+
+    # -- passes --------------------------------------------------------
+
+    def _status(self) -> str:
+        b = self.balancer
+        managed = len(b.irqs)
+        return (f"STATUS=pass {self.passes}: {managed} IRQs balanced on CPUs "
+                f"{format_cpulist(b.online_cpus & ~b.banned_cpus) or 'none'}"
+                + (f" (banned {format_cpulist(b.banned_cpus)})" if b.banned_cpus else ""))
+
+    def run_pass(self) -> PassReport | None:
+        """One pass, never raising: a failure is logged and forces a rescan."""
+        try:
+            report = self.balancer.run_pass()
+        except Exception as err:  # noqa: BLE001 - one bad pass must not end the daemon
+            self.log.error("balancing pass failed (%s: %s); rescanning at the next pass",
+                           type(err).__name__, err)
+            self.log.debug("pass failure details", exc_info=True)
+            self.balancer.force_rescan()
+            return None
+        self.passes += 1
+        for listener in self.listeners:
+            try:
+                listener(report)
+            except Exception as err:  # noqa: BLE001
+                if id(listener) not in self._listener_failed:
+                    self._listener_failed.add(id(listener))
+                    self.log.error("pass listener %r failed: %s", listener, err)
+        return report
+
+    def run(self) -> int:
+        """Wait, pass, repeat; returns the exit status."""
+        self.notifier.notify(
+            f"EXTEND_TIMEOUT_USEC={int((2 * self.interval + 30) * 1e6)}",
+            f"STATUS=started; first pass in {self.interval} s",
+        )
+        started: list[Service] = []
+        try:
+            for service in self.services:
+                service.start()
+                started.append(service)
+            ready = False
+            while self.sleep(self.interval):
+                report = self.run_pass()
+                state = [self._status()]
+                if report is not None and not ready:
+                    state.insert(0, "READY=1")
+                    ready = True
+                if self.watchdog is not None:
+                    state.append("WATCHDOG=1")
+                    self._last_ping = time.monotonic()
+                self.notifier.notify(*state)
+                if self.opts.oneshot:
+                    break
+            return EXIT_OK
+        finally:
+            self.notifier.notify("STOPPING=1")
+            for service in reversed(started):
+                try:
+                    service.stop()
+                except Exception as err:  # noqa: BLE001
+                    self.log.error("stopping %r failed: %s", service, err)
 
 
-def _logger(opts: Options) -> logging.Logger:
-    log = logging.getLogger("pyirqbalance")
-    log.handlers.clear()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JournalFormatter() if opts.journal else logging.Formatter("%(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if opts.debug else logging.WARNING)
-    log.propagate = False
-    return log
+# --------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------
 
 
-def state_dir(opts: Options) -> Path:
-    """Where the original affinities are kept (inside the sysroot for fake machines)."""
-    base = Path(opts.sysroot)
-    return base / "var" / "lib" / "pyirqbalance"
+def _absolute(opts: Options) -> Options:
+    """Paths made absolute before a daemon's chdir("/")."""
+    return replace(
+        opts,
+        sysroot=os.path.abspath(opts.sysroot),
+        pidfile=os.path.abspath(opts.pidfile) if opts.pidfile else None,
+        state_dir=os.path.abspath(opts.state_dir),
+        run_dir=os.path.abspath(opts.run_dir),
+    )
 
 
-def _save_originals(opts: Options, originals: dict[int, int], log: logging.Logger) -> None:
-    if not originals:
-        return
-    path = state_dir(opts) / STATE_FILE
-    try:
-        known = json.loads(path.read_text()) if path.exists() else {}
-        for irq, mask in originals.items():
-            known.setdefault(str(irq), format_mask(mask))  # the first recorded value wins
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except (OSError, ValueError) as err:
-        log.warning("cannot record original affinities in %s: %s", path, err)
+def _dry_run(opts: Options, root: SysRoot, log: logging.Logger) -> int:
+    """Read everything, write nothing, wait for nothing; print the report."""
+    balancer = Balancer(root, opts.settings, write=False, log=log, sleep=lambda s: True,
+                        interval=opts.interval,
+                        policy=make_policy_hook(opts.policyscript, opts.banscript,
+                                                opts.hook_timeout, log, sysfs_root=root.sys()))
+    balancer.start()
+    balancer.run_pass()
+    report = machine_report(balancer)
+    if opts.output_format == "json":
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+    else:
+        sys.stdout.write(format_text(report))
+    return EXIT_OK
 
 
-def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
-    """``--restore``: write back every affinity recorded before the first change."""
-    path = state_dir(opts) / STATE_FILE
-    try:
-        saved = json.loads(path.read_text())
-    except FileNotFoundError:
-        sys.stderr.write(f"pyirqbalance: nothing to restore ({path} does not exist)\n")
-        return EXIT_OK
-    except (OSError, ValueError) as err:
-        sys.stderr.write(f"pyirqbalance: cannot read {path}: {err}\n")
-        return EXIT_RUNTIME
-    failed = 0
-    for irq, text in sorted(saved.items(), key=lambda kv: int(kv[0])):
-        result = write_smp_affinity(root, int(irq), int(text.replace(",", ""), 16))
-        if result.errno:
-            failed += 1
-            log.warning("IRQ %s: cannot restore %s: %s", irq, text, result.reason)
-    if not failed:
-        path.unlink()
-    return EXIT_OK if not failed else EXIT_RUNTIME
+def _fail(code: int, message: str) -> int:
+    sys.stderr.write(f"pyirqbalance: {message}\n")
+    return code
 
 
-def run(opts: Options) -> int:
-    """Run pyirqbalance as the options say; returns the exit status."""
-    log = _logger(opts)
+def run(opts: Options, *, reload: Callable[[], Options] | None = None,
+        environ: dict[str, str] | None = None) -> int:
+    """Run pyirqbalance as ``opts`` say; returns the exit status."""
+    env = os.environ if environ is None else environ
+    opts = _absolute(opts)
     root = SysRoot(opts.sysroot)
     if not os.path.isdir(root.proc()) or not os.path.isdir(root.sys()):
-        sys.stderr.write(f"pyirqbalance: --sysroot {opts.sysroot}: no proc/ and sys/ directories there\n")
-        return EXIT_USAGE
-    if opts.restore:
-        return restore(opts, root, log)
-    if os.geteuid() != 0 and root.is_live and not opts.dry_run:
+        return _fail(EXIT_USAGE, f"--sysroot {opts.sysroot}: no proc/ and sys/ directories there")
+    detached = not (opts.foreground or opts.oneshot or opts.dry_run or opts.restore)
+    log = setup_logging(debug=opts.debug, journal=opts.journal, detached=False, environ=env)
+    try:
+        if opts.restore:
+            return restore(opts, root, log)
+        if opts.dry_run:
+            return _dry_run(opts, root, log)
+    except Exception as err:  # noqa: BLE001 - unreadable kernel files and the like
+        return _fail(EXIT_RUNTIME, f"{type(err).__name__}: {err}")
+    if os.geteuid() != 0 and root.is_live:
         log.warning("Irqbalance hasn't been executed under root privileges, "
                     "thus it won't in fact balance interrupts.")
 
+    lock = InstanceLock(opts.run_dir)
+    pid_written = False
+    try:
+        if root.is_live and not opts.force:
+            other = find_irqbalance()
+            if other is not None:
+                raise StartError(
+                    f"irqbalance is running (pid {other}); two balancers would fight over "
+                    "/proc/irq: stop it (systemctl disable --now irqbalance) or use --force"
+                )
+        try:
+            lock.acquire()
+        except OSError as err:  # not root, read-only /run: run, but say so
+            log.warning("cannot take the instance lock %s: %s", lock.path, err.strerror)
+        for irq in opts.settings.banned_irqs:
+            sys.stdout.write(f"IRQ {irq} was BANNED.\n")  # irqbalance echoes -i at start
+        if detached:
+            _daemonize()
+            log = setup_logging(debug=opts.debug, journal=opts.journal, detached=True,
+                                environ=env)
+        lock.write_pid(os.getpid())
+        if opts.pidfile:
+            pid_written = write_pidfile(opts.pidfile, os.getpid(), log)
+        return _serve(opts, root, log, reload, env)
+    except StartError as err:
+        return _fail(EXIT_RUNTIME, str(err))
+    finally:
+        if pid_written:
+            _remove_pidfile(opts.pidfile, os.getpid())
+        lock.release()
+
+
+def _serve(opts: Options, root: SysRoot, log: logging.Logger,
+           reload: Callable[[], Options] | None, env) -> int:
     signals = _Signals()
     signals.install()
+    notifier = Notifier(env)
     balancer = Balancer(
-        root, opts.settings, write=not opts.dry_run, log=log,
-        sleep=signals.sleep, interval=opts.interval,
+        root, opts.settings, write=True, log=log, interval=opts.interval,
+        sleep=lambda seconds: daemon.sleep(seconds),  # the rescan wait is the loop's wait
+        policy=make_policy_hook(opts.policyscript, opts.banscript, opts.hook_timeout, log,
+                                sysfs_root=root.sys()),
         debug_indent="...." if opts.journal else "    ",
     )
-    balancer.start()
+    daemon = Daemon(opts, balancer, log=log, signals=signals, notifier=notifier,
+                    reload=reload, watchdog=watchdog_interval(env))
+    try:
+        balancer.start()
+    except Exception as err:  # noqa: BLE001
+        log.error("cannot build the topology: %s: %s", type(err).__name__, err)
+        return EXIT_RUNTIME
     if balancer.topo.num_online <= 1:
         log.warning("Balancing is ineffective on systems with a single cpu.  Shutting down")
         return EXIT_OK
-
-    if opts.dry_run:
-        balancer.run_pass()
-        report = machine_report(balancer)
-        if opts.output_format == "json":
-            sys.stdout.write(json.dumps(report, indent=1) + "\n")
-        else:
-            sys.stdout.write(format_text(report))
-        return EXIT_OK
-
-    control = _Control(balancer, opts.interval)
-    sock = None
-    if not opts.oneshot:
-        try:
-            sock = ControlSocket(control, run_dir=_run_dir(opts), log=log)
-            sock.start()
-        except (ControlSocketError, OSError) as err:
-            sys.stderr.write(f"pyirqbalance: {err}\n")
-            return EXIT_USAGE
+    daemon.listeners.append(OriginalAffinities(opts.state_dir, balancer, log))
+    if opts.config.socket.enabled and not opts.oneshot:
+        control = _Control(daemon)
+        daemon.services.append(control)
+        daemon.listeners.append(control.refresh)
+        daemon.services.append(ControlSocket(control, run_dir=opts.run_dir, log=log))
     try:
-        return _loop(opts, balancer, signals, control, log)
+        return daemon.run()
+    except (ControlSocketError, OSError) as err:
+        log.error("%s", err)
+        return EXIT_RUNTIME
     finally:
-        if sock is not None:
-            sock.stop()
-
-
-def _loop(opts: Options, balancer: Balancer, signals: _Signals, control: _Control,
-          log: logging.Logger) -> int:
-    while not signals.stop:
-        if not signals.sleep(control.interval):
-            break
-        if signals.rescan:
-            signals.rescan = False
-            balancer.request_rescan()
-        if signals.dump:
-            signals.dump = False
-            log.warning("%s", balancer.dump_tree().rstrip("\n"))
-        balancer.run_pass()
-        control.refresh()
-        _save_originals(opts, balancer.original_affinities(), log)
-        if opts.oneshot:
-            break
-    return EXIT_OK
+        notifier.close()
