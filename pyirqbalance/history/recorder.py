@@ -84,14 +84,18 @@ class HistoryRecorder:
     """A daemon service: ``start``/``stop`` with the daemon, ``on_pass`` per pass."""
 
     def __init__(self, root: SysRoot, config: HistoryConfig,
-                 log: logging.Logger | None = None) -> None:
+                 log: logging.Logger | None = None, *, read_when_idle: bool = True) -> None:
         self.root = root
         self.config = config
+        #: Read /proc when no pass came for ``resolution_s`` (off: passes only).
+        self.read_when_idle = read_when_idle
         self.log = log or logging.getLogger("pyirqbalance")
         #: Why history is off (None while it works).
         self.error: str | None = None
         self.recorded = 0
         self._pending: Snapshot | None = None
+        #: The writer is handling a snapshot it took.
+        self._busy = False
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -125,11 +129,11 @@ class HistoryRecorder:
             self._wake.notify()
 
     def flush(self, timeout: float = 10) -> bool:
-        """Wait until the pending snapshot was taken by the writer (for tests and shutdown)."""
+        """Wait until the pending snapshot is recorded (or skipped as not due)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._wake:
-                if self._pending is None:
+                if self._pending is None and not self._busy:
                     return True
             time.sleep(0.01)
         return False
@@ -154,13 +158,15 @@ class HistoryRecorder:
                     if self._pending is None and not self._stopping:
                         self._wake.wait(max(self.config.resolution_s, _MIN_IDLE_READ))
                     snapshot, self._pending = self._pending, None
+                    self._busy = snapshot is not None
                     stopping = self._stopping
-                if snapshot is None and not stopping:
+                if snapshot is None and not stopping and self.read_when_idle:
                     snapshot = self._read_snapshot()
                 if snapshot is not None and self._due(snapshot.taken_at, stopping):
                     self._record(store, snapshot)
-                    if self.error is not None:
-                        return
+                self._busy = False
+                if self.error is not None:
+                    return
                 if stopping:
                     return
         finally:

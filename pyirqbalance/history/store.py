@@ -246,17 +246,21 @@ class HistoryStore:
         except (OSError, sqlite3.Error) as err:
             raise HistoryError(f"history store {path}: cannot open: {err}") from err
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal()
             # NORMAL in WAL mode: a commit survives a process crash; only a power
             # loss may drop the last transactions, never corrupt the file.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self._meta_get("schema") if self._has_meta() else None
+            with self._transaction():  # IMMEDIATE: two openers do not both create it
+                version = self._meta_get("schema") if self._has_meta() else None
+                if version is None and create:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._meta_set("schema", str(SCHEMA_VERSION))
+                    version = str(SCHEMA_VERSION)
             if version is None:
-                if not create:
-                    raise HistoryError(f"history store {path}: not initialised")
-                self._db.executescript(_SCHEMA)
-                self._meta_set("schema", str(SCHEMA_VERSION))
-            elif version != str(SCHEMA_VERSION):
+                raise HistoryError(f"history store {path}: not initialised")
+            if version != str(SCHEMA_VERSION):
                 raise HistoryError(
                     f"history store {path}: schema version {version}, this pyirqbalance "
                     f"reads version {SCHEMA_VERSION}"
@@ -290,6 +294,21 @@ class HistoryStore:
     # ------------------------------------------------------------------
     # small helpers
     # ------------------------------------------------------------------
+
+    def _wal(self) -> None:
+        """Switch to WAL once; the switch needs a moment alone with the file, and
+        SQLite does not wait for that through its busy timeout."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _has_meta(self) -> bool:
         row = self._db.execute(
