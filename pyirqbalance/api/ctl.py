@@ -23,9 +23,14 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-import yaml
-
-from ..cli import UsageError, parse_args
+from ..config import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    build_settings,
+    check_banned_cpus_env,
+    load_config,
+)
 from ..cpumask import MaskError, parse_cpulist
 from ..history.store import HistoryConfig
 from ..procinterrupts import ParseError, parse_interrupts
@@ -46,7 +51,6 @@ __all__ = ["main", "EXIT_OK", "EXIT_NOT_FOUND", "EXIT_USAGE", "EXIT_UNREACHABLE"
            "EXIT_REFUSED"]
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DENIED, EXIT_REFUSED = range(6)
-DEFAULT_CONFIG = "/etc/pyirqbalance/pyirqbalance.yaml"
 _STATUS_EXIT = {400: EXIT_USAGE, 401: EXIT_DENIED, 403: EXIT_DENIED, 404: EXIT_NOT_FOUND,
                 409: EXIT_REFUSED, 422: EXIT_REFUSED, 503: EXIT_UNREACHABLE}
 
@@ -65,7 +69,8 @@ class CtlError(Exception):
 class LocalBackend:
     """The API's application run in-process on /proc (or a sysroot) and the store."""
 
-    def __init__(self, root: SysRoot, history: HistoryConfig | None) -> None:
+    def __init__(self, root: SysRoot, history: HistoryConfig | None, config: Config) -> None:
+        self.config = config
         token = secrets.token_hex(16)
         self.ctx = ApiContext(
             root=root, live=LiveState(root),
@@ -80,9 +85,11 @@ class LocalBackend:
         """Decisions come from a dry-run pass, as ``pyirqbalance --dry-run`` makes them."""
         if self.ctx.balancer is None:
             try:
-                settings = parse_args([]).settings   # IRQBALANCE_* environment, as the daemon
-            except UsageError as err:
-                raise CtlError(f"IRQBALANCE_ARGS: {err}", EXIT_USAGE) from err
+                check_banned_cpus_env(os.environ)
+            except ConfigError as err:
+                raise CtlError(str(err), EXIT_USAGE) from err
+            # The daemon's settings: the YAML balancing: section and IRQBALANCE_* variables.
+            settings = build_settings(self.config.balancing, os.environ)
             self.ctx.balancer, _ = dry_run_decisions(self.ctx.root, settings)
 
     def wait(self, seconds: float) -> None:
@@ -131,29 +138,27 @@ def _call(backend: Any, method: str, path: str, params: dict[str, Any] | None = 
     return resp.data
 
 
-def _read_config(path: str) -> dict[str, Any]:
+def _read_config(path: str, given: bool) -> Config:
+    if not given and not os.path.exists(path):
+        return Config()
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        return {}
-    except (OSError, yaml.YAMLError) as err:
-        raise CtlError(f"{path}: {err}", EXIT_USAGE) from err
-    return data if isinstance(data, dict) else {}
+        return load_config(path)
+    except ConfigError as err:
+        raise CtlError(str(err), EXIT_USAGE) from err
 
 
-def _listen_url(api: dict[str, Any]) -> str | None:
-    listen = api.get("listen")
-    first = listen[0] if isinstance(listen, list) and listen else listen
-    if not isinstance(first, str) or not api.get("enabled", True):
+def _listen_url(config: Config) -> str | None:
+    """The daemon's API listener, the unix socket first (root-only, no token sniffing)."""
+    api = config.api
+    if not api.enabled:
         return None
-    return first if first.startswith("unix:") else f"http://{first}"
+    return f"unix:{api.unix_socket}" if api.unix_socket else f"http://{api.listen}"
 
 
-def _token(args: argparse.Namespace, api: dict[str, Any]) -> str | None:
+def _token(args: argparse.Namespace, config: Config) -> str | None:
     if os.environ.get("PYIRQBALANCE_TOKEN"):
         return os.environ["PYIRQBALANCE_TOKEN"]
-    path = args.token_file or api.get("token_file")
+    path = args.token_file or config.api.token_file
     if not path:
         return None
     try:
@@ -166,17 +171,17 @@ def _token(args: argparse.Namespace, api: dict[str, Any]) -> str | None:
 
 
 def make_backend(args: argparse.Namespace) -> Any:
-    config = _read_config(args.config)
-    api = config.get("api") if isinstance(config.get("api"), dict) else {}
-    url = None if args.local else (args.url or os.environ.get("PYIRQBALANCE_URL") or _listen_url(api))
+    config = _read_config(args.config or DEFAULT_CONFIG_PATH, args.config is not None)
+    url = None if args.local else (args.url or os.environ.get("PYIRQBALANCE_URL")
+                                   or _listen_url(config))
     if url:
-        return HttpBackend(url, _token(args, api))
-    root = SysRoot(args.sysroot)
-    hist = config.get("history") if isinstance(config.get("history"), dict) else {}
-    path = args.history or hist.get("path") or os.path.join(
-        args.sysroot, "var", "lib", "pyirqbalance", "history.sqlite")
+        return HttpBackend(url, _token(args, config))
+    path = args.history
+    if path is None:
+        path = (config.history.path if args.sysroot == "/" else
+                os.path.join(args.sysroot, "var", "lib", "pyirqbalance", "history.sqlite"))
     history = HistoryConfig(path=path) if os.path.exists(path) else None
-    return LocalBackend(root, history)
+    return LocalBackend(SysRoot(args.sysroot), history, config)
 
 
 # --------------------------------------------------------------------------
@@ -444,7 +449,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not use the API: read /proc and the history store directly")
     p.add_argument("--sysroot", default="/", help="local mode: machine tree to read (default /)")
     p.add_argument("--history", help="local mode: history store path")
-    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML configuration ({DEFAULT_CONFIG})")
+    p.add_argument("--config", help=f"YAML configuration (default {DEFAULT_CONFIG_PATH} if present)")
     p.add_argument("--token-file", help="bearer token for changes (default $PYIRQBALANCE_TOKEN, "
                                         "then api.token_file of the YAML)")
     p.add_argument("--json", action="store_true", help="JSON output for scripts")
@@ -461,7 +466,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seconds", type=float, default=10.0)
     c.add_argument("--cpus", help="only these CPUs (cpulist)")
     s = sub.add_parser("summary", help="interrupts per CPU and IRQ in a window (history)")
-    s.add_argument("--start", help="ISO-8601, epoch seconds or -N[smhd] (default: boot)")
+    s.add_argument("--start", help="ISO-8601, epoch seconds or -N[smhd] (write --start=-1h; "
+                                    "default: boot)")
     s.add_argument("--stop", help="same forms (default: now)")
     s.add_argument("--top", type=int, default=20, help="IRQs listed (default 20)")
     i = sub.add_parser("irq", help="one IRQ: affinity, counts, the balancer's decision")

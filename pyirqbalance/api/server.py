@@ -60,7 +60,7 @@ __all__ = [
     "ApiService",
 ]
 
-DEFAULT_LISTEN = "127.0.0.1:9470"
+DEFAULT_LISTEN = "127.0.0.1:9199"
 #: Bytes of pass snapshots kept for /get_interrupt_by_cpu (older ones: history store).
 LIVE_BUDGET = 32 << 20
 LIVE_MAX_AGE = 3600.0
