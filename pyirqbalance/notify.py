@@ -168,9 +168,9 @@ class NativeJournalHandler(logging.Handler):
             _field("PRIORITY", str(syslog_priority(record.levelno))),
             _field("SYSLOG_IDENTIFIER", self.identifier),
             _field("LOGGER", record.name),
-            _field("CODE_FILE", record.pathname),
+            _field("CODE_FILE", record.pathname or ""),
             _field("CODE_LINE", str(record.lineno)),
-            _field("CODE_FUNC", record.funcName),
+            _field("CODE_FUNC", record.funcName or ""),
         ]
         return b"".join(fields)
 
