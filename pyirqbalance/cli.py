@@ -195,6 +195,9 @@ def parse_command_line(
     if extra:
         try:
             pairs += _getopt(shlex.split(extra))
+            for opt, value in pairs:  # checked here so that the message names the variable
+                if opt.long in _VALUE_CHECKS:
+                    _VALUE_CHECKS[opt.long](value or "")
         except (UsageError, ValueError) as err:
             raise UsageError(f"IRQBALANCE_ARGS={extra!r}: {err}") from None
     pairs += _getopt(list(argv))
@@ -281,6 +284,23 @@ def _hintpolicy(text: str) -> HintPolicy:
     raise UsageError(f"invalid --hintpolicy value {text!r}: use exact, subset or ignore")
 
 
+def _format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise UsageError(f"invalid --format value {text!r}: use text or json")
+    return text
+
+
+_VALUE_CHECKS = {
+    "banirq": _banirq,
+    "powerthresh": _powerthresh,
+    "deepestcache": _deepestcache,
+    "interval": _interval,
+    "migrateval": lambda text: _strtoul(text, "migrateval"),
+    "hintpolicy": _hintpolicy,
+    "format": _format,
+}
+
+
 # --------------------------------------------------------------------------
 # resolution
 # --------------------------------------------------------------------------
@@ -328,9 +348,7 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str], config: Config) -> 
     d = config.daemon
     debug = bool(v.get("debug")) or "IRQBALANCE_DEBUG" in environ or d.debug
     journal = bool(v.get("journal")) or "INVOCATION_ID" in environ or d.journal
-    fmt = str(v.get("format", "text"))
-    if fmt not in ("text", "json"):
-        raise UsageError(f"invalid --format value {fmt!r}: use text or json")
+    fmt = _format(str(v.get("format", "text")))
     sysroot = str(v.get("sysroot", "/"))
     if not sysroot:
         raise UsageError("invalid --sysroot value '': a directory is required")

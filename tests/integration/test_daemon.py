@@ -1,0 +1,466 @@
+"""The real ``python -m pyirqbalance`` daemon on fake machines (--sysroot): signals,
+sd_notify, hotplug, vanishing IRQs, failing writes, hooks, pid file, single instance."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pyirqbalance.balancer import Balancer
+from pyirqbalance.cli import resolve
+from pyirqbalance.config import Config
+from pyirqbalance.daemon import Daemon, _Signals, find_irqbalance
+from pyirqbalance.notify import Notifier
+from pyirqbalance.sysroot import SysRoot
+from tests.oracle import mkfake
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINE = ROOT / "tests" / "fixtures" / "irqbalance-1.9.2" / "a_desktop4.json"
+#: a_desktop4's IRQs (from the machine description): igc NIC queue, AHCI, xHCI, i915.
+NIC, AHCI, XHCI, I915 = 128, 127, 125, 132
+
+
+def machine(**topology) -> mkfake.Machine:
+    desc = json.loads(MACHINE.read_text())
+    desc["topology"].update(topology)
+    return mkfake.Machine(desc)
+
+
+def build(path: Path, **topology) -> Path:
+    mkfake.build_tree(machine(**topology), str(path), force=True)
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("IRQBALANCE_", "NOTIFY_", "WATCHDOG_", "JOURNAL_"))
+           and k != "INVOCATION_ID"}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pyirqbalance", *args], capture_output=True,
+                          text=True, env=env or clean_env(), timeout=120)
+
+
+def affinity(tree: Path, irq: int) -> int:
+    return int((tree / "proc" / "irq" / str(irq) / "smp_affinity").read_text().replace(",", ""), 16)
+
+
+def affinities(tree: Path) -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in (tree / "proc" / "irq").glob("*/smp_affinity")
+            if p.is_file()}
+
+
+class Daemonized:
+    """A foreground daemon with a NOTIFY_SOCKET of our own and stderr in a file."""
+
+    def __init__(self, tmp_path: Path, tree: Path, *args: str, **env: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        path = str(tmp_path / "notify.sock")
+        self.sock.bind(path)
+        self.messages: list[str] = []
+        self.stderr_path = tmp_path / "stderr.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pyirqbalance", "--foreground", "--sysroot", str(tree), *args],
+            env=clean_env(NOTIFY_SOCKET=path, **env), stdout=subprocess.DEVNULL,
+            stderr=open(self.stderr_path, "w"), text=True)
+
+    def expect(self, word: str, timeout: float = 30) -> str:
+        """The next datagram containing ``word`` (earlier ones are kept in messages)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                msg = self.sock.recv(65536).decode()
+            except TimeoutError:
+                break
+            self.messages.append(msg)
+            if word in msg:
+                return msg
+        raise AssertionError(f"no {word!r} from the daemon; got {self.messages}; "
+                             f"stderr: {self.stderr()}")
+
+    def passes(self, count: int) -> None:
+        """Wait for ``count`` more STATUS lines after passes."""
+        for _ in range(count):
+            self.expect("STATUS=pass")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.expect("STOPPING=1", timeout=5)
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    started: list[Daemonized] = []
+
+    def start(tree: Path, *args: str, **env: str) -> Daemonized:
+        d = Daemonized(tmp_path, tree, *args, **env)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.close()
+
+
+# --------------------------------------------------------------------------
+# systemd notify protocol and signals
+# --------------------------------------------------------------------------
+
+
+def test_notify_ready_after_the_first_pass_status_watchdog_stopping(tmp_path, daemon):
+    tree = build(tmp_path / "t")
+    d = daemon(tree, "--interval=1", WATCHDOG_USEC="400000")
+    first = d.expect("STATUS=")
+    assert first.startswith("EXTEND_TIMEOUT_USEC=") and "STATUS=started; first pass in 1 s" in first
+    ready = d.expect("READY=1")
+    assert ready.splitlines()[1].startswith("STATUS=pass 1: ")
+    assert "CPUs 0-3" in ready
+    assert "READY=1" not in d.expect("STATUS=pass 2")
+    d.expect("WATCHDOG=1")
+    assert d.stop() == 0
+
+
+def test_sigterm_while_sleeping_exits_0_without_a_pass(tmp_path, daemon):
+    tree = build(tmp_path / "t")
+    before = affinities(tree)
+    d = daemon(tree, "--interval=3600")
+    d.expect("STATUS=started")
+    assert d.stop() == 0
+    assert not any("READY=1" in m for m in d.messages)
+    assert affinities(tree) == before
+
+
+def test_sighup_reloads_the_configuration_and_rescans(tmp_path, daemon):
+    tree = build(tmp_path / "t")
+    config = tmp_path / "c.yaml"
+    config.write_text("balancing:\n  interval: 1\n")
+    d = daemon(tree, "--debug", "--config", str(config))
+    d.expect("READY=1")
+    assert "IRQ 128 was BANNED." not in d.stderr()
+    config.write_text("balancing:\n  interval: 1\n  banned_irqs: [128]\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.expect("RELOADING=1")
+    d.expect("READY=1")
+    d.passes(3)
+    assert d.stop() == 0
+    log = d.stderr()
+    assert "configuration reloaded" in log
+    assert "IRQ 128 was BANNED." in log[log.index("Rescanning cpu topology"):]
+
+
+def test_bad_configuration_on_sighup_keeps_the_running_one(tmp_path, daemon):
+    tree = build(tmp_path / "t")
+    config = tmp_path / "c.yaml"
+    config.write_text("balancing:\n  interval: 1\n")
+    d = daemon(tree, "--config", str(config))
+    d.expect("READY=1")
+    config.write_text("balancing:\n  interval: 0\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.expect("RELOADING=1")
+    d.expect("READY=1")
+    d.passes(2)
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+    assert "reload failed, keeping the running configuration:" in d.stderr()
+    assert "balancing.interval: 0 is out of range" in d.stderr()
+
+
+def test_sigusr1_logs_the_tree_once(tmp_path, daemon):
+    tree = build(tmp_path / "t")
+    d = daemon(tree, "--interval=1")
+    d.expect("READY=1")
+    assert "Package 0:" not in d.stderr()
+    d.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 20
+    while "Package 0:" not in d.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.stop() == 0
+    log = d.stderr()
+    assert log.count("pyirqbalance state after") == 1
+    assert "Package 0:  numa_node " in log and "CPU number 3 " in log
+
+
+# --------------------------------------------------------------------------
+# the machine changes under the daemon
+# --------------------------------------------------------------------------
+
+
+def swap_tree(tree: Path, new: Path) -> None:
+    for part in ("proc", "sys"):
+        os.rename(tree / part, tree / f"{part}.old")
+        os.rename(new / part, tree / part)
+
+
+def test_cpu_goes_offline_between_passes(tmp_path, daemon):
+    tree = build(tmp_path / "t")
+    d = daemon(tree, "--interval=1", "--debug")
+    d.expect("READY=1")
+    offline = build(tmp_path / "t2", offline="3")
+    swap_tree(tree, offline)
+    fresh = affinities(tree)
+    d.passes(4)
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+    log = d.stderr()
+    assert "Rescanning cpu topology" in log and "Traceback" not in log
+    changed = {irq for irq, raw in affinities(tree).items() if raw != fresh[irq]}
+    assert changed, "the daemon balanced the new tree"
+    for irq in changed:
+        assert not affinity(tree, int(irq)) & 0b1000, f"IRQ {irq} written onto offline CPU 3"
+
+
+def test_vanishing_irq(tmp_path, daemon):
+    tree = build(tmp_path / "t")
+    d = daemon(tree, "--interval=1", "--debug")
+    d.expect("READY=1")
+    interrupts = tree / "proc" / "interrupts"
+    lines = interrupts.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.lstrip().startswith(f"{XHCI}:")]
+    assert len(kept) == len(lines) - 1
+    (tree / "proc" / "interrupts.new").write_text("".join(kept))
+    os.replace(tree / "proc" / "interrupts.new", interrupts)
+    shutil.rmtree(tree / "proc" / "irq" / str(XHCI))
+    d.passes(3)
+    assert d.stop() == 0
+    assert f"IRQ {XHCI} is removed from interrupts_db." in d.stderr()
+    assert "Traceback" not in d.stderr()
+
+
+def test_unwritable_affinity_files_do_not_stop_the_pass(tmp_path):
+    """EISDIR (a directory) and ENOENT (file deleted) on the way; the other IRQs are placed."""
+    tree = build(tmp_path / "t")
+    nic = tree / "proc" / "irq" / str(NIC) / "smp_affinity"
+    nic.unlink()
+    nic.mkdir()
+    (tree / "proc" / "irq" / str(I915) / "smp_affinity").unlink()
+    out = run("--oneshot", "--interval=1", "--sysroot", str(tree))
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert affinity(tree, AHCI).bit_count() == 1   # storage: one CPU (spec §3.3)
+
+
+class FaultyRoot(SysRoot):
+    """Kernel verdicts a file system cannot produce: EIO, EINVAL, ENOSPC per IRQ."""
+
+    def __init__(self, base, verdicts: dict[int, int]) -> None:
+        super().__init__(base)
+        self.verdicts = verdicts
+        self.attempts: dict[int, list[str]] = {}
+        self.explode = False
+
+    def write(self, path: str, data: str) -> int:
+        irq = int(Path(path).parent.name)
+        self.attempts.setdefault(irq, []).append(data)
+        if self.explode:
+            raise RuntimeError("injected bug")
+        return self.verdicts.get(irq) or super().write(path, data)
+
+
+def in_process_daemon(root: SysRoot, tmp_path: Path) -> Daemon:
+    opts = resolve(["--sysroot", root.base, "--interval=1"], {}, Config())
+    log = logging.getLogger("test-daemon")
+    balancer = Balancer(root, opts.settings, log=log, sleep=lambda s: True, interval=0)
+    balancer.start()
+    return Daemon(opts, balancer, log=log, signals=_Signals(), notifier=Notifier({}))
+
+
+def test_kernel_refusals_follow_irqbalance_policy(tmp_path):
+    root = FaultyRoot(build(tmp_path / "t"), {NIC: errno.EIO, AHCI: errno.EINVAL, I915: errno.ENOSPC})
+    d = in_process_daemon(root, tmp_path)
+    reports = [d.run_pass() for _ in range(3)]
+    assert all(r is not None for r in reports)
+    verdicts = {w.irq: w.errno for w in reports[0].writes}
+    assert (verdicts[NIC], verdicts[AHCI], verdicts[I915]) == (errno.EIO, errno.EINVAL, errno.ENOSPC)
+    assert len(root.attempts[NIC]) == 1                      # unmanaged until a rescan
+    assert len(root.attempts[AHCI]) == 3                     # transient: retried every pass
+    assert len(root.attempts[I915]) == 3                     # out of vectors: re-queued, placed again
+    nic = next(x for x in d.balancer.decisions() if x.irq == NIC)
+    assert "unmanaged" in nic.reason
+
+
+def test_a_failing_pass_is_logged_and_the_next_one_rescans(tmp_path, caplog):
+    root = FaultyRoot(build(tmp_path / "t"), {})
+    d = in_process_daemon(root, tmp_path)
+    root.explode = True
+    with caplog.at_level(logging.ERROR, "test-daemon"):
+        assert d.run_pass() is None
+    assert "balancing pass failed (RuntimeError: injected bug)" in caplog.text
+    root.explode = False
+    report = d.run_pass()
+    assert report is not None and report.rescanned
+
+
+# --------------------------------------------------------------------------
+# hooks, bad input, pid file, single instance, restore
+# --------------------------------------------------------------------------
+
+
+def test_hanging_crashing_and_garbage_hooks_touch_only_their_irq(tmp_path):
+    tree = build(tmp_path / "t")
+    script = tmp_path / "policy"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$2" in {NIC}) sleep 60;; {XHCI}) kill -SEGV $$;; {I915}) echo "%%%garbage";;'
+        f' {AHCI}) echo ban=true;; esac\nexit 0\n')
+    script.chmod(0o755)
+    config = tmp_path / "c.yaml"
+    config.write_text("hooks:\n  timeout_s: 0.5\n")
+    out = run("--dry-run", "--format=json", "--policyscript", str(script), "--config", str(config),
+              "--sysroot", str(tree))
+    assert out.returncode == 0, out.stderr
+    irqs = {i["irq"]: i for i in json.loads(out.stdout)["irqs"]}
+    assert irqs[AHCI]["class"] == "banned"
+    assert irqs[NIC]["class"] == "ethernet" and irqs[NIC]["level"] == "core"
+    assert irqs[I915]["class"] == "video" and irqs[XHCI]["class"] != "banned"
+    assert out.stderr.count("timed out after 0.5 s") == 1
+    assert "Bad format for policy, ignoring: %%%garbage" in out.stderr
+    assert "killed by signal 11" in out.stderr
+
+
+@pytest.mark.parametrize("args, env, code, words", [
+    (["--bogus"], {}, 1, "unrecognized option"),
+    (["--interval=x"], {}, 1, "--interval"),
+    ([], {"IRQBALANCE_ARGS": "--oneshot --deepestcache=0"}, 1, "IRQBALANCE_ARGS"),
+    ([], {"IRQBALANCE_BANNED_CPULIST": "1-x"}, 2, "IRQBALANCE_BANNED_CPULIST"),
+    ([], {"IRQBALANCE_BANNED_CPUS": "zz"}, 2, "IRQBALANCE_BANNED_CPUS"),
+    (["--config=CONFIG"], {}, 2, "did you mean 'interval'"),
+    (["--config=BROKEN"], {}, 2, "YAML error at line 3, column 7: mapping values are not allowed"),
+    (["--config=/nonexistent.yaml"], {}, 2, "No such file"),
+])
+def test_bad_input_is_one_line_and_an_exit_code(tmp_path, args, env, code, words):
+    (tmp_path / "c.yaml").write_text("balancing:\n  intervl: 3\n")
+    (tmp_path / "b.yaml").write_text("balancing:\n  interval: 3\n  x: y: z\n")
+    args = [a.replace("CONFIG", str(tmp_path / "c.yaml")).replace("BROKEN", str(tmp_path / "b.yaml"))
+            for a in args]
+    tree = build(tmp_path / "t")
+    out = run(*args, "--oneshot", "--dry-run", "--sysroot", str(tree), env=clean_env(**env))
+    assert out.returncode == code
+    assert words in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def wait_for(predicate, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_daemon_mode_pid_file_and_single_instance(tmp_path):
+    tree = build(tmp_path / "t")
+    pidfile = tmp_path / "pyirqbalance.pid"
+    out = run("--interval=1", "--pid", str(pidfile), "--sysroot", str(tree))
+    assert out.returncode == 0, out.stderr                    # the parent returns at once
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+    pid = int(pidfile.read_text())
+    try:
+        child = psutil.Process(pid)
+        assert child.is_running() and pid != out.args and child.ppid() != os.getpid()
+        assert (tree / "run" / "irqbalance" / "pyirqbalance.lock").read_text() == f"{pid}\n"
+        second = run("--foreground", "--interval=1", "--sysroot", str(tree))
+        assert second.returncode == 3
+        assert second.stderr == (f"pyirqbalance: another pyirqbalance is already running (pid {pid}, "
+                                 f"lock {tree / 'run' / 'irqbalance' / 'pyirqbalance.lock'})\n")
+        os.kill(pid, signal.SIGTERM)
+        assert wait_for(lambda: not pidfile.exists())
+        assert wait_for(lambda: not psutil.pid_exists(pid)
+                        or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    finally:
+        if psutil.pid_exists(pid) and pidfile.exists():
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_existing_pid_file_of_a_live_process_is_not_replaced(tmp_path):
+    tree = build(tmp_path / "t")
+    pidfile = tmp_path / "x.pid"
+    pidfile.write_text(f"{os.getpid()}\n")
+    out = run("--oneshot", "--interval=1", "--pid", str(pidfile), "--sysroot", str(tree))
+    assert out.returncode == 0
+    assert pidfile.read_text() == f"{os.getpid()}\n"
+    assert "names running process" in out.stderr
+
+
+def test_oneshot_records_originals_and_restore_puts_them_back(tmp_path):
+    tree = build(tmp_path / "t")
+    before = {irq: affinity(tree, int(irq)) for irq in affinities(tree)}
+    out = run("--oneshot", "--interval=1", "--sysroot", str(tree))
+    assert out.returncode == 0, out.stderr
+    after = {irq: affinity(tree, int(irq)) for irq in affinities(tree)}
+    changed = {irq for irq in before if before[irq] != after[irq]}
+    assert changed
+    state = tree / "var" / "lib" / "pyirqbalance" / "original-affinity.json"
+    saved = json.loads(state.read_text())
+    assert {irq: int(text, 16) for irq, text in saved.items()} == {irq: before[irq] for irq in changed}
+    dry = run("--restore", "--dry-run", "--sysroot", str(tree))
+    assert dry.returncode == 0 and dry.stdout.count("would restore") == len(changed)
+    assert {irq: affinity(tree, int(irq)) for irq in affinities(tree)} == after
+    out = run("--restore", "--sysroot", str(tree))
+    assert out.returncode == 0, out.stderr
+    assert {irq: affinity(tree, int(irq)) for irq in affinities(tree)} == before
+    assert not state.exists()
+
+
+def test_dry_run_does_not_wait_for_the_interval(tmp_path):
+    """--interval=100000 would take a day if the dry run waited; the subprocess timeout guards."""
+    tree = build(tmp_path / "t")
+    out = run("--dry-run", "--interval=100000", "--sysroot", str(tree))
+    assert out.returncode == 0 and "IRQ" in out.stdout
+
+
+def test_find_irqbalance_sees_a_process_of_that_name(tmp_path):
+    fake = tmp_path / "irqbalance"
+    shutil.copy("/bin/sleep", fake)
+    proc = subprocess.Popen([str(fake), "60"])
+    try:
+        assert wait_for(lambda: find_irqbalance() == proc.pid, 10)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_unit_exposure_is_at_most_4():
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true",
+                          str(ROOT / "systemd" / "pyirqbalance.service")],
+                         capture_output=True, text=True, timeout=60)
+    line = next(l for l in out.stdout.splitlines() if "Overall exposure level" in l)
+    score = float(line.split(":")[1].split()[0])
+    assert score <= 4.0, line
+    unit = (ROOT / "systemd" / "pyirqbalance.service").read_text()
+    for needed in ("Type=notify", "WatchdogSec=", "Conflicts=irqbalance.service",
+                   "EnvironmentFile=-/etc/default/irqbalance",
+                   "EnvironmentFile=-/etc/sysconfig/irqbalance", "ExecReload=/bin/kill -HUP $MAINPID",
+                   "RuntimeDirectory=irqbalance", "StateDirectory=pyirqbalance"):
+        assert needed in unit
+    settings = [l.split("=")[0] for l in unit.splitlines() if l and not l.startswith("#")]
+    assert "ProtectKernelTunables" not in settings and "PrivateUsers" not in settings
