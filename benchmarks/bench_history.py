@@ -162,7 +162,7 @@ def main() -> int:
         rows.append(("bytes added per reading", f"{per_record_bytes / 1024:.1f} KiB"))
         rows.append((f"store after {args.days} days ({n} samples)", f"{size / 2**20:.0f} MiB"))
         rows.append(("store per day", f"{size / args.days / 2**20:.1f} MiB"))
-        rows.append((f"projected 30 days", f"{size / args.days * 30 / 2**30:.2f} GiB (limit 1 GiB)"))
+        rows.append(("projected 30 days", f"{size / args.days * 30 / 2**30:.2f} GiB (limit 1 GiB)"))
         rows.append(("generation (SQL)", f"{fill_s:.0f} s"))
         with HistoryStore(path) as store:
             for label, a, b in (
