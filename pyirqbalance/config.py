@@ -369,7 +369,8 @@ def check_banned_cpus_env(environ: Mapping[str, str]) -> None:
             parse_mask(cpus)
         except MaskError as err:
             raise ConfigError(
-                f"IRQBALANCE_BANNED_CPUS={cpus!r} is not a hex CPU mask such as 'ff,00000000' ({err})"
+                f"IRQBALANCE_BANNED_CPUS={cpus!r} is not a hex CPU mask such as 'ff,00000000' "
+                f"({err})"
             ) from None
     cpulist = environ.get("IRQBALANCE_BANNED_CPULIST")
     if cpulist and cpulist.strip() != "-":

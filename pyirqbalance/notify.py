@@ -90,7 +90,8 @@ class Notifier:
         message = "\n".join(assignments).encode("utf-8", "replace")
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._socket = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             self._socket.sendto(message, self.address)
         except OSError:
             return False

@@ -197,7 +197,8 @@ class PolicyRunner:
         self._logged: set[tuple] = set()
         self._timeouts: dict[str, int] = {}
         if self.banscript:
-            log.warning("Please note that --banscript is deprecated, please use --policyscript instead")
+            log.warning("Please note that --banscript is deprecated, "
+                        "please use --policyscript instead")
 
     def __call__(self, devpath: str, irq: int) -> IrqPolicy | None:
         policy = self._policy(devpath, irq) if self.policyscript else None
