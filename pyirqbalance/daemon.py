@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -315,9 +315,11 @@ class _Control:
     does.
     """
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, pinned: Callable[[], Iterable[int]] = tuple) -> None:
         self.daemon = daemon
         self.balancer = daemon.balancer
+        #: IRQs pinned through the REST API: they stay banned whatever the socket says.
+        self.pinned = pinned
         self._lock = threading.Lock()
         self._stats = b""
 
@@ -346,7 +348,8 @@ class _Control:
 
     def control_ban_irqs(self, irqs: tuple[int, ...]) -> None:
         b = self.balancer
-        b.update_settings(replace(b.settings, banned_irqs=tuple(irqs)))
+        pinned = [irq for irq in self.pinned() if irq not in irqs]
+        b.update_settings(replace(b.settings, banned_irqs=tuple(irqs) + tuple(pinned)))
         b.force_rescan()
 
     def control_ban_cpus(self, cpulist: str | None) -> None:
@@ -438,7 +441,10 @@ class Daemon:
                 self.notifier.notify("READY=1", self._status())
                 return
             self.opts = opts
-            self.balancer.update_settings(opts.settings)
+            # What the control socket set (irqbalance-ui "settings cpus") outlives a reload.
+            self.balancer.update_settings(replace(
+                opts.settings,
+                socket_banned_cpulist=self.balancer.settings.socket_banned_cpulist))
             self.balancer.policy = make_policy_hook(
                 opts.policyscript, opts.banscript, opts.hook_timeout, self.log,
                 sysfs_root=self.balancer.root.sys(),
@@ -624,8 +630,24 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         log.warning("Balancing is ineffective on systems with a single cpu.  Shutting down")
         return EXIT_OK
     daemon.listeners.append(OriginalAffinities(opts.state_dir, balancer, log))
+    pinned: Callable[[], Iterable[int]] = tuple
+    cfg = opts.config
+    if not opts.oneshot and (cfg.history.enabled or cfg.api.enabled or cfg.metrics.enabled):
+        # Imported only when asked for: the HTTP stack is not free to load.
+        from .api.server import ApiConfigError
+        from .api.wiring import build_extras
+
+        try:
+            extras = build_extras(cfg, root, balancer, log)
+        except (ApiConfigError, ValueError) as err:
+            log.error("%s", err)
+            return EXIT_CONFIG
+        daemon.services += extras.services
+        daemon.listeners += extras.listeners
+        if extras.overrides is not None:
+            pinned = extras.overrides.irqs
     if opts.config.socket.enabled and not opts.oneshot:
-        control = _Control(daemon)
+        control = _Control(daemon, pinned)
         daemon.services.append(control)
         daemon.listeners.append(control.refresh)
         daemon.services.append(ControlSocket(control, run_dir=opts.run_dir, log=log))
