@@ -20,8 +20,8 @@ import pytest
 
 from pyirqbalance.balancer import Balancer
 from pyirqbalance.cli import resolve
-from pyirqbalance.config import Config
-from pyirqbalance.daemon import Daemon, _Signals, find_irqbalance
+from pyirqbalance.config import Config, load_config
+from pyirqbalance.daemon import Daemon, _Control, _Signals, find_irqbalance
 from pyirqbalance.notify import Notifier
 from pyirqbalance.sysroot import SysRoot
 from tests.oracle import mkfake
@@ -316,6 +316,21 @@ def test_a_failing_pass_is_logged_and_the_next_one_rescans(tmp_path, caplog):
     root.explode = False
     report = d.run_pass()
     assert report is not None and report.rescanned
+
+
+def test_reload_applies_the_file_but_keeps_socket_settings(tmp_path):
+    """A ``systemctl reload`` must not undo irqbalance-ui's "settings cpus"."""
+    tree = build(tmp_path / "t")
+    config = tmp_path / "c.yaml"
+    config.write_text("balancing:\n  interval: 7\n  banned_modules: [xhci]\n")
+    d = in_process_daemon(SysRoot(tree), tmp_path)
+    d._reload = lambda: resolve(["--sysroot", str(tree)], {}, load_config(config))
+    _Control(d).control_ban_cpus("1")
+    d.run_pass()
+    d.reload()
+    s = d.balancer.settings
+    assert (s.socket_banned_cpulist, s.banmod, d.interval) == ("1", ("xhci",), 7)
+    assert d.balancer.need_rescan
 
 
 # --------------------------------------------------------------------------
