@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .balancer import Balancer
-from .cli import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
+from .cli import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .config import ConfigError, Options
 from .cpumask import MaskError, format_cpulist, format_mask, parse_mask
 from .explain import format_text, machine_report
