@@ -150,6 +150,7 @@ class Balancer:
             irq_node=lambda irq: procirq.read_irq_node(self.root, irq),
             numa=s.numa,
             hintpolicy=s.hintpolicy,
+            node_exists=self._node_exists,
         )
         self.irqs, self._by_irq, self._banned, self._entries = [], {}, {}, {}
         self.rebalance = []
@@ -158,6 +159,12 @@ class Balancer:
         for node in topo.nodes:
             self.log.debug("NUMA NODE NUMBER: %d", node.number)
             self.log.debug("LOCAL CPU MASK: %s", _m(node.mask))
+
+    def _node_exists(self, number: int) -> bool:
+        if self.topo.node(number) is not None:
+            return True
+        self.log.warning("NUMA node %d doesn't exist", number)
+        return False
 
     def _device_path(self, name: str | None) -> str:
         if name is None:
@@ -201,7 +208,7 @@ class Balancer:
             banned_irqs=s.banned_irqs, banmod=s.banmod, policy=self.policy,
             device_path=self._device_path,
             irq_node=lambda irq: procirq.read_irq_node(self.root, irq),
-            numa=s.numa, hintpolicy=s.hintpolicy,
+            numa=s.numa, hintpolicy=s.hintpolicy, node_exists=self._node_exists,
         )
         entry = next((e for e in plan if e.irq == row.irq), None)
         if entry is None:

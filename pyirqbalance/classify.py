@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .model import BalanceLevel, HintPolicy, IrqClass, IrqPolicy
 
@@ -293,6 +293,7 @@ def plan_irq_db(
     irq_node: Callable[[int], int | None],
     numa: bool,
     hintpolicy: HintPolicy = HintPolicy.IGNORE,
+    node_exists: Callable[[int], bool] = lambda node: True,
 ) -> list[DbEntry]:
     """irqbalance ``rebuild_irq_db`` as a plan, in irqbalance's insertion order.
 
@@ -318,6 +319,9 @@ def plan_irq_db(
         if policy is not None:
             pol = policy(device_path(dev.name if dev is not None else None), irq)
         pol = pol or IrqPolicy()
+        if pol.numa_node is not None and not node_exists(pol.numa_node):
+            # irqbalance: "NUMA node %d doesn't exist", the key is ignored
+            pol = replace(pol, numa_node=None)
         if dev is None:
             line = line_of.get(irq, "")
             if isinstance(line, bytes):

@@ -66,6 +66,7 @@ __all__ = [
     "irqbalance_version",
     "load_machine",
     "machine_digest",
+    "machine_options",
     "mask_cpus",
     "pyirqbalance_command",
     "run_cycles",
@@ -168,6 +169,13 @@ def load_machine(machine: MachineLike) -> mkfake.Machine:
     if isinstance(machine, Mapping):
         return mkfake.Machine(dict(machine))
     return mkfake.load_machine(os.fspath(machine))
+
+
+def machine_options(machine: MachineLike) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The balancer arguments and environment a machine asks for (its ``harness`` key:
+    ``{"extra_args": ["--deepestcache=3"], "env": {"IRQBALANCE_BANNED_CPULIST": "0-1"}}``)."""
+    opts = load_machine(machine).desc.get("harness", {})
+    return tuple(opts.get("extra_args", ())), dict(opts.get("env", {}))
 
 
 def machine_digest(machine: MachineLike) -> str:

@@ -141,3 +141,11 @@ def test_heap_ranks_switch_to_the_hole_at_first_legacy_device():
     assert [e.irq for e in plan] == [40, 41, 16, 42]
     # 40, 41 before the legacy device: top of heap; 16 and 42 from the hole below them
     assert ranks[0] > ranks[2] and ranks[1] > ranks[3] and ranks[3] > ranks[2]
+
+
+def test_policy_numa_node_that_does_not_exist_is_ignored():
+    """Spec §3.6: numa_node accepted only if that node object exists."""
+    plan = _plan([], [_Dev("0000:01:00.0", (31,))],
+                 policy=lambda path, irq: IrqPolicy(numa_node=7),
+                 node_exists=lambda n: n in (-1, 0, 1))
+    assert plan[0].node == 1  # the device's own numa_node
