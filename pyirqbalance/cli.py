@@ -35,6 +35,7 @@ from .config import (
     Options,
     build_settings,
     check_banned_cpus_env,
+    listen_address,
     load_config,
 )
 from .model import HintPolicy
@@ -111,6 +112,7 @@ _OPTIONS = (
     _Opt("config", None, True, False),
     _Opt("restore", None, False, False),
     _Opt("force", None, False, False),
+    _Opt("api-listen", None, True, False),
 )
 _BY_LONG = {o.long: o for o in _OPTIONS}
 _BY_SHORT = {o.short: o for o in _OPTIONS if o.short}
@@ -361,6 +363,13 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str], config: Config) -> 
         DEFAULT_RUN_DIR if live else os.path.join(sysroot, DEFAULT_RUN_DIR.lstrip("/"))
     )
     hooks = config.hooks
+    if "api-listen" in v:
+        # --api-listen=HOST:PORT turns the REST API on (the YAML's api section otherwise)
+        try:
+            listen = listen_address("api.listen", str(v["api-listen"]))
+        except ConfigError as err:
+            raise UsageError(f"invalid --api-listen value {v['api-listen']!r}: {err}") from None
+        config = replace(config, api=replace(config.api, enabled=True, listen=listen))
     return Options(
         balancing=bal,
         settings=build_settings(bal, environ),
@@ -417,6 +426,7 @@ legacy options (irqbalance 1.0-1.4 semantics):
   -b, --banscript=PATH   run "PATH <sysfs path> <irq>" for PCI IRQs; non-zero exit bans
 pyirqbalance options:
       --sysroot=DIR      read /proc and /sys under DIR (a captured or fake machine)
+      --api-listen=HOST:PORT  serve the REST API and /metrics there (api.listen in the YAML)
       --dry-run          read everything, write nothing, do not wait; print what would
                          be done
       --format=text|json output of --dry-run (json: one object on stdout)

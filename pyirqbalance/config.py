@@ -239,7 +239,8 @@ def _cpulist(key: str, value: Any) -> str:
     return value
 
 
-def _listen(key: str, value: Any) -> str:
+def listen_address(key: str, value: Any) -> str:
+    """``HOST:PORT`` check shared by the YAML and ``--api-listen``."""
     host, colon, port = str(value).rpartition(":")
     if not isinstance(value, str) or not colon or not host or not port.isdigit() or not (
         1 <= int(port) <= 65535
@@ -282,7 +283,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     }),
     "api": (ApiConfig, {
         "enabled": _bool,
-        "listen": _listen,
+        "listen": listen_address,
         "unix_socket": _optional(_text),
         "token_file": _optional(_text),
     }),

@@ -212,3 +212,13 @@ def test_help_and_version(capsys):
         assert word in text
     assert main(["-V"], {}) == 0
     assert capsys.readouterr().out.startswith("pyirqbalance version ")
+
+
+def test_api_listen_turns_the_api_on():
+    from pyirqbalance.cli import resolve
+    from pyirqbalance.config import Config
+
+    opts = resolve(["--api-listen=127.0.0.1:9300"], {}, Config())
+    assert opts.config.api.enabled and opts.config.api.listen == "127.0.0.1:9300"
+    with pytest.raises(UsageError):
+        resolve(["--api-listen=nohost"], {}, Config())
