@@ -1,0 +1,82 @@
+"""Cycles: the daemons make the same decisions pass after pass under simulated load.
+
+Each machine of ``CYCLES_MACHINES`` runs as a daemon for ``CYCLES_PASSES``
+passes; the harness serves /proc/interrupts and /proc/stat through FIFOs,
+fires every IRQ's rate on its effective CPU between passes and gives each
+write the kernel's answer (managed and IRQF_NOBALANCING IRQs refuse). The
+recording (tests/fixtures/expected/<machine>/cycles.json) holds irqbalance's
+writes per pass.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.differential.cases import CYCLES_MACHINES, CYCLES_PASSES, CYCLES_TARGET, allowed
+from tests.differential.conftest import (
+    assert_agrees,
+    expected,
+    machine_path,
+    require_oracle,
+    require_pyirqbalance,
+)
+from tests.oracle import harness
+
+pytestmark = pytest.mark.differential
+
+
+@pytest.mark.parametrize("machine", CYCLES_MACHINES)
+def test_recording_is_of_this_machine(machine):
+    rec = expected(machine, "cycles")
+    assert rec["machine_sha256"] == harness.machine_digest(machine_path(machine)), (
+        f"{machine}.json changed since the recording: "
+        f"tools/record_expected.py --mode cycles {machine}"
+    )
+    assert rec["passes_requested"] == CYCLES_PASSES
+    # pass 0 (start-up) and one record per balancing pass
+    assert len(rec["passes"]) == CYCLES_PASSES + 1
+    assert rec["returncode"] == 0 and not rec["errors"]
+
+
+def test_some_machine_moves_irqs_after_the_first_pass():
+    """The cycles set must exercise load-based migration, not only the first placement."""
+    later = [
+        m for m in CYCLES_MACHINES
+        if any(p["written"] for p in expected(m, "cycles")["passes"][2:])
+    ]
+    assert len(later) >= 2, later
+
+
+@pytest.mark.parametrize("machine", CYCLES_MACHINES)
+def test_irqbalance_still_decides_the_recording(machine, tmp_path):
+    require_oracle()
+    rec = harness.CyclesResult.from_json({**expected(machine, "cycles"), "argv": [], "balancer": ""})
+    extra, env = harness.machine_options(machine_path(machine))
+    res = harness.run_cycles(
+        harness.IRQBALANCE, machine_path(machine), tmp_path, CYCLES_PASSES, extra, env
+    )
+    assert res.returncode == 0, res.log[-3000:]
+    assert not res.errors
+    assert (res.stat_reads, res.interrupts_reads) == (rec.stat_reads, rec.interrupts_reads)
+    for i, agreement in enumerate(harness.compare_cycles(rec, res)):
+        assert agreement.ratio == 1.0, f"pass {i}: {agreement.describe()}"
+    assert [p.rejected for p in res.passes] == [p.rejected for p in rec.passes]
+
+
+@pytest.mark.parametrize("machine", CYCLES_MACHINES)
+def test_pyirqbalance_decides_what_irqbalance_decided(machine, tmp_path):
+    require_pyirqbalance()
+    rec = expected(machine, "cycles")
+    extra, env = harness.machine_options(machine_path(machine))
+    ours = harness.pyirqbalance_command("--foreground", "--interval=1")
+    res = harness.run_cycles(ours, machine_path(machine), tmp_path, CYCLES_PASSES, extra, env)
+    assert res.returncode == 0, res.log[-3000:]
+    assert not res.errors
+    # same read pattern: one /proc/stat per pass, a pass starts with /proc/interrupts
+    assert (res.stat_reads, res.interrupts_reads) == (rec["stat_reads"], rec["interrupts_reads"])
+    assert len(res.passes) == len(rec["passes"])
+    for want, got in zip(rec["passes"], res.passes):
+        assert_agrees(
+            want["written"], got.written, allowed(machine, "cycles", got.index), CYCLES_TARGET,
+            f"{machine} pass {got.index}",
+        )
