@@ -199,6 +199,9 @@ def build_tree(machine: MachineLike, workdir: str | os.PathLike[str]) -> Path:
 # --------------------------------------------------------------------------
 
 
+_HEX = "0123456789abcdefABCDEF"
+
+
 def mask_cpus(raw: str | None) -> int | None:
     """CPU set (bit i = CPU i) of a hex mask as written or shown; None if unparsable.
 
@@ -210,12 +213,9 @@ def mask_cpus(raw: str | None) -> int | None:
         return None
     value = 0
     for group in text.split(","):
-        if not group or len(group) > 8:
+        if not 0 < len(group) <= 8 or group.strip(_HEX):
             return None
-        try:
-            value = (value << 32) | int(group, 16)
-        except ValueError:
-            return None
+        value = (value << 32) | int(group, 16)
     return value
 
 
