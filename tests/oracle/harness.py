@@ -244,6 +244,9 @@ class Result:
     kernel_would_reject: tuple[int, ...]
     wall_s: float
     log: str = ""
+    #: CPU time (user + sys) and peak RSS of the balancer process (benchmarks).
+    cpu_s: float = 0.0
+    maxrss_kb: int = 0
 
     @property
     def masks(self) -> dict[int, int | None]:
@@ -259,6 +262,8 @@ class Result:
             "written": {str(k): v for k, v in sorted(self.written.items())},
             "kernel_would_reject": list(self.kernel_would_reject),
             "wall_s": round(self.wall_s, 3),
+            "cpu_s": self.cpu_s,
+            "maxrss_kb": self.maxrss_kb,
         }
 
     @classmethod
@@ -272,6 +277,8 @@ class Result:
             kernel_would_reject=tuple(d["kernel_would_reject"]),
             wall_s=d.get("wall_s", 0.0),
             log=d.get("log", ""),
+            cpu_s=d.get("cpu_s", 0.0),
+            maxrss_kb=d.get("maxrss_kb", 0),
         )
 
 
@@ -316,6 +323,8 @@ class CyclesResult:
     errors: tuple[str, ...]
     wall_s: float
     log: str = ""
+    cpu_s: float = 0.0
+    maxrss_kb: int = 0
 
     def to_json(self) -> dict:
         return {
@@ -330,6 +339,8 @@ class CyclesResult:
             "stat_reads": self.stat_reads,
             "errors": list(self.errors),
             "wall_s": round(self.wall_s, 3),
+            "cpu_s": self.cpu_s,
+            "maxrss_kb": self.maxrss_kb,
         }
 
     @classmethod
@@ -346,6 +357,8 @@ class CyclesResult:
             errors=tuple(d["errors"]),
             wall_s=d.get("wall_s", 0.0),
             log=d.get("log", ""),
+            cpu_s=d.get("cpu_s", 0.0),
+            maxrss_kb=d.get("maxrss_kb", 0),
         )
 
 
@@ -685,12 +698,20 @@ def _start(argv: list[str], env: dict[str, str], log: str) -> subprocess.Popen:
         )
 
 
-def _finish(proc: subprocess.Popen, timeout: float) -> int:
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
+def _finish(proc: subprocess.Popen, timeout: float) -> tuple[int, float, int]:
+    """Exit status, CPU seconds (user + sys, with waited-for children) and peak RSS in KiB."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.005)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
 def _job_oneshot(job: dict, m: mkfake.Machine, stage: str) -> dict:
@@ -698,7 +719,7 @@ def _job_oneshot(job: dict, m: mkfake.Machine, stage: str) -> dict:
     before = _snapshot(stage, m)
     t0 = time.monotonic()
     proc = _start(argv, job["env"], os.path.join(job["rundir"], "balancer.log"))
-    rc = _finish(proc, job["timeout"])
+    rc, cpu_s, maxrss_kb = _finish(proc, job["timeout"])
     wall = time.monotonic() - t0
     written = _writes(before, _snapshot(stage, m), m)
     return Result(
@@ -709,6 +730,8 @@ def _job_oneshot(job: dict, m: mkfake.Machine, stage: str) -> dict:
         written=written,
         kernel_would_reject=tuple(n for n in sorted(written) if _rejects(m, n)),
         wall_s=wall,
+        cpu_s=cpu_s,
+        maxrss_kb=maxrss_kb,
     ).to_json()
 
 
@@ -842,7 +865,7 @@ class _ProcServer:
         self.proc = _start(argv, self.job["env"], os.path.join(self.job["rundir"], "balancer.log"))
         for t in threads:
             t.start()
-        rc = _finish(self.proc, self.job["timeout"])
+        rc, self.cpu_s, self.maxrss_kb = _finish(self.proc, self.job["timeout"])
         with self.lock:
             self.stop.set()
             self.capture()
@@ -878,6 +901,8 @@ def _job_cycles(job: dict, m: mkfake.Machine, stage: str) -> dict:
         stat_reads=server.reads["stat"],
         errors=tuple(server.errors),
         wall_s=time.monotonic() - t0,
+        cpu_s=server.cpu_s,
+        maxrss_kb=server.maxrss_kb,
     ).to_json()
 
 

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""pyirqbalance against irqbalance 1.9.2: CPU time and memory, same harness (issue 7).
+
+Both balancers run on the same staged fake machine through tests/oracle/harness.py
+(irqbalance inside a private mount namespace, pyirqbalance with --sysroot on the
+same staged copy); CPU time and peak RSS come from wait4() of the balancer process.
+
+* oneshot: whole process CPU (start-up included), median of ``--reps`` runs;
+* per pass: daemon fed by the load simulator, (CPU with K passes - CPU with 1 pass)
+  / (K - 1), so start-up and the first (placing) pass cancel out -- with every IRQ
+  firing (the oracle's cycles mode), and with only 10 % of the IRQs firing.
+
+    sudo python3 benchmarks/bench_balancer.py [--reps 3] [--passes 6] [--big]
+
+Needs root, util-linux unshare and Debian's irqbalance for the irqbalance column
+(otherwise that column is empty). Prints one markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from tests.oracle import gen_machines, harness  # noqa: E402
+
+PY = harness.pyirqbalance_command
+
+
+def _machines(big: bool) -> list[tuple[str, dict]]:
+    """4, 64, 256 (and 1024) CPUs, ~8 IRQs per CPU; every IRQ fires in the cycles mode."""
+    out = [("a_desktop4", gen_machines.machine_a())]
+    # the same machines as shared/oracle's cost anchor (gen_machines.py seeds)
+    sizes = [("scale_64", 2, 16, 2, 2, 512, 64), ("scale_256", 2, 64, 2, 4, 2048, 256)]
+    if big:
+        sizes.append(("scale_1024", 4, 128, 2, 8, 8192, 1024))
+    for name, sockets, cores, threads, nodes, irqs, seed in sizes:
+        out.append((name, gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)))
+    return out
+
+
+def _firing(desc: dict, share: float) -> dict:
+    """The same machine with only ``share`` of its firing IRQs still firing."""
+    d = copy.deepcopy(desc)
+    firing = []
+    for dev in d.get("pci_devices", []):
+        for i, q in enumerate(dev.get("irqs", [])):
+            if isinstance(q, dict) and q.get("rate"):
+                firing.append(q)
+    for q in d.get("irqs", []):
+        if q.get("rate"):
+            firing.append(q)
+    keep = max(1, int(len(firing) * share))
+    for q in firing[keep:]:
+        q["rate"] = 0
+    d["name"] = f"{d.get('name', 'machine')}_{int(share * 100)}pct"
+    return d
+
+
+def _irq_count(desc: dict) -> int:
+    n = len(desc.get("irqs", []))
+    for dev in desc.get("pci_devices", []):
+        n += len(dev.get("irqs", []))
+    return n
+
+
+def _cpus(desc: dict) -> int:
+    t = desc["topology"]
+    if "cpus" in t:
+        return len(t["cpus"])
+    return t.get("packages", 1) * t["cores_per_package"] * t.get("threads_per_core", 1)
+
+
+def _oneshot(balancer, path: str, work: str, reps: int) -> tuple[float, int]:
+    cpu, rss = [], []
+    for i in range(reps):
+        res = harness.run_oneshot(balancer, path, os.path.join(work, f"o{i}"), interval=1)
+        cpu.append(res.cpu_s)
+        rss.append(res.maxrss_kb)
+    return statistics.median(cpu) * 1000, max(rss)
+
+
+def _per_pass(balancer, path: str, work: str, passes: int) -> tuple[float, int]:
+    many = harness.run_cycles(balancer, path, os.path.join(work, "k"), passes)
+    one = harness.run_cycles(balancer, path, os.path.join(work, "1"), 1)
+    return (many.cpu_s - one.cpu_s) / (passes - 1) * 1000, many.maxrss_kb
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--passes", type=int, default=6)
+    ap.add_argument("--big", action="store_true", help="also the 1024-CPU machine (minutes, ~1 GB)")
+    a = ap.parse_args()
+    ok, why = harness.have_oracle()
+    if not ok:
+        print(f"irqbalance column skipped: {why}", file=sys.stderr)
+    # bytecode on disk, as a packaged install has it
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "pyirqbalance")],
+                   check=False, stdout=subprocess.DEVNULL)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-balancer-") as tmp:
+        for name, desc in _machines(a.big):
+            cases = [("oneshot", desc), ("pass, all firing", desc), ("pass, 10% firing", _firing(desc, 0.1))]
+            for what, d in cases:
+                path = os.path.join(tmp, f"{d.get('name', name)}.json")
+                with open(path, "w") as f:
+                    json.dump(d, f)
+                work = os.path.join(tmp, f"{name}-{what.split(',')[0]}-{len(rows)}")
+                run = _oneshot if what == "oneshot" else _per_pass
+                arg = a.reps if what == "oneshot" else a.passes
+                irqb = run(harness.IRQBALANCE, path, work + "-irqb", arg) if ok else (None, None)
+                py = run(PY("--oneshot", "--interval=1") if what == "oneshot"
+                         else PY("--foreground", "--interval=1"), path, work + "-py", arg)
+                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py))
+                print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py}", file=sys.stderr)
+    print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPUs "
+          f"({os.uname().release}); irqbalance {harness.irqbalance_version() if ok else '-'}.\n")
+    print("| machine | CPUs | IRQs | what | irqbalance ms | pyirqbalance ms | ratio | RSS irqbalance MiB | RSS pyirqbalance MiB |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    for name, cpus, irqs, what, (ims, irss), (pms, prss) in rows:
+        ratio = f"{pms / ims:.2f}" if ims else "-"
+        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        mib = lambda kb: "-" if kb is None else f"{kb / 1024:.1f}"  # noqa: E731
+        print(f"| {name} | {cpus} | {irqs} | {what} | {fmt(ims)} | {fmt(pms)} | {ratio} | {mib(irss)} | {mib(prss)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
