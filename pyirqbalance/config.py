@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import yaml
 
 from .cpumask import MaskError, parse_cpulist, parse_mask
 from .model import BalancerSettings, HintPolicy
@@ -329,6 +328,8 @@ def parse_config(data: Any) -> Config:
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a config file; ConfigError (one line) on any problem."""
+    import yaml  # only when there is a file to read: it is the costliest import at start-up
+
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
