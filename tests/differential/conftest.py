@@ -88,3 +88,13 @@ def assert_agrees(
         + f"\nwhole run: {agreement.describe(limit=0)}"
     )
     assert excused or agreement.ratio >= target, f"{what}: {agreement.describe()}"
+
+
+def assert_recording_is_of(machine: str, mode: str) -> dict:
+    """The recorded irqbalance run was made on this very machine description; returns it."""
+    rec = expected(machine, mode)
+    assert rec["machine_sha256"] == harness.machine_digest(machine_path(machine)), (
+        f"{machine}.json changed since the recording: "
+        f"tools/record_expected.py --mode {mode} {machine}"
+    )
+    return rec

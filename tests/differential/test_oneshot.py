@@ -16,6 +16,7 @@ import pytest
 from tests.differential.cases import ONESHOT_MACHINES, ONESHOT_TARGET, allowed
 from tests.differential.conftest import (
     assert_agrees,
+    assert_recording_is_of,
     expected,
     machine_path,
     require_oracle,
@@ -28,11 +29,7 @@ pytestmark = pytest.mark.differential
 
 @pytest.mark.parametrize("machine", ONESHOT_MACHINES)
 def test_recording_is_of_this_machine(machine):
-    rec = expected(machine, "oneshot")
-    assert rec["machine_sha256"] == harness.machine_digest(machine_path(machine)), (
-        f"{machine}.json changed since the recording: "
-        f"tools/record_expected.py --mode oneshot {machine}"
-    )
+    rec = assert_recording_is_of(machine, "oneshot")
     assert rec["irqbalance_version"].startswith("1.9.2")
     assert rec["returncode"] == 0
     assert rec["written"], "irqbalance wrote nothing: the machine tests nothing"
