@@ -3,7 +3,9 @@
 
 Both balancers run on the same staged fake machine through tests/oracle/harness.py
 (irqbalance inside a private mount namespace, pyirqbalance with --sysroot on the
-same staged copy); CPU time and peak RSS come from wait4() of the balancer process.
+same staged copy); CPU time comes from wait4() of the balancer process. Peak RSS is
+taken by GNU time around the oneshot runs (wait4's ru_maxrss would also count the
+harness's own pages from before the exec).
 
 * oneshot: whole process CPU (start-up included), median of ``--reps`` runs;
 * per pass: daemon fed by the load simulator, (CPU with K passes - CPU with 1 pass)
@@ -35,6 +37,7 @@ sys.path.insert(0, ROOT)
 from tests.oracle import gen_machines, harness  # noqa: E402
 
 PY = harness.pyirqbalance_command
+IRQBALANCE_BIN = "/usr/sbin/irqbalance"
 
 
 def _machines(big: bool) -> list[tuple[str, dict]]:
@@ -81,19 +84,24 @@ def _cpus(desc: dict) -> int:
     return t.get("packages", 1) * t["cores_per_package"] * t.get("threads_per_core", 1)
 
 
-def _oneshot(balancer, path: str, work: str, reps: int) -> tuple[float, int]:
+def _oneshot(argv: list[str], path: str, work: str, reps: int) -> tuple[float, int]:
+    """Median CPU ms and peak RSS KiB of ``argv`` (a oneshot command line)."""
     cpu, rss = [], []
+    os.makedirs(work, exist_ok=True)
     for i in range(reps):
-        res = harness.run_oneshot(balancer, path, os.path.join(work, f"o{i}"), interval=1)
+        out = os.path.join(work, f"rss{i}")
+        timed = ["/usr/bin/time", "-f", "%M", "-o", out, *argv]
+        res = harness.run_oneshot(timed, path, os.path.join(work, f"o{i}"), interval=1)
         cpu.append(res.cpu_s)
-        rss.append(res.maxrss_kb)
+        with open(out) as f:
+            rss.append(int(f.read().split()[-1]))
     return statistics.median(cpu) * 1000, max(rss)
 
 
-def _per_pass(balancer, path: str, work: str, passes: int) -> tuple[float, int]:
+def _per_pass(balancer, path: str, work: str, passes: int) -> tuple[float, None]:
     many = harness.run_cycles(balancer, path, os.path.join(work, "k"), passes)
     one = harness.run_cycles(balancer, path, os.path.join(work, "1"), 1)
-    return (many.cpu_s - one.cpu_s) / (passes - 1) * 1000, many.maxrss_kb
+    return (many.cpu_s - one.cpu_s) / (passes - 1) * 1000, None
 
 
 def main() -> int:
@@ -117,16 +125,19 @@ def main() -> int:
                 with open(path, "w") as f:
                     json.dump(d, f)
                 work = os.path.join(tmp, f"{name}-{what.split(',')[0]}-{len(rows)}")
-                run = _oneshot if what == "oneshot" else _per_pass
-                arg = a.reps if what == "oneshot" else a.passes
-                irqb = run(harness.IRQBALANCE, path, work + "-irqb", arg) if ok else (None, None)
-                py = run(PY("--oneshot", "--interval=1") if what == "oneshot"
-                         else PY("--foreground", "--interval=1"), path, work + "-py", arg)
+                if what == "oneshot":
+                    irqb_argv = [IRQBALANCE_BIN, "--oneshot", "--foreground", "--interval=1"]
+                    irqb = _oneshot(irqb_argv, path, work + "-irqb", a.reps) if ok else (None, None)
+                    py = _oneshot(PY("--oneshot", "--interval=1"), path, work + "-py", a.reps)
+                else:
+                    irqb = (_per_pass(harness.IRQBALANCE, path, work + "-irqb", a.passes)
+                            if ok else (None, None))
+                    py = _per_pass(PY("--foreground", "--interval=1"), path, work + "-py", a.passes)
                 rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py))
                 print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py}", file=sys.stderr)
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPUs "
           f"({os.uname().release}); irqbalance {harness.irqbalance_version() if ok else '-'}.\n")
-    print("| machine | CPUs | IRQs | what | irqbalance ms | pyirqbalance ms | ratio | RSS irqbalance MiB | RSS pyirqbalance MiB |")
+    print("| machine | CPUs | IRQs | what | irqbalance CPU ms | pyirqbalance CPU ms | ratio | peak RSS irqbalance MiB | peak RSS pyirqbalance MiB |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for name, cpus, irqs, what, (ims, irss), (pms, prss) in rows:
         ratio = f"{pms / ims:.2f}" if ims else "-"
