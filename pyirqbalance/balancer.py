@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from . import procinterrupts, procirq, procstat, sysfs
 from .activate import Activation, activate_mappings
+from .cmdline import read_cmdline
 from .classify import DbEntry, IrqInfo, IrqType, PolicyHook, heap_ranks, plan_irq_db
 from .cpumask import format_mask
 from .dump import INDENT, dump_tree
@@ -121,8 +122,11 @@ class Balancer:
         s = self.settings
         cpu_facts = sysfs.read_cpu_facts(self.root, deepestcache=s.deepestcache)
         node_facts = sysfs.read_node_facts(self.root) if s.numa else None
-        self.banned_cpu_info = banned = compute_banned_cpus(s, cpu_facts)
-        if banned.source.startswith("isolated"):
+        cmdline = None
+        if cpu_facts.isolated_raw is None and cpu_facts.nohz_full_raw is None:
+            cmdline = read_cmdline(self.root)
+        self.banned_cpu_info = banned = compute_banned_cpus(s, cpu_facts, cmdline)
+        if banned.isolated or banned.nohz_full or banned.source.startswith("isolated"):
             self.log.debug("Prevent irq assignment to these isolated CPUs: %s", _m(banned.isolated))
             self.log.debug("Prevent irq assignment to these adaptive-ticks CPUs: %s", _m(banned.nohz_full))
         elif banned.source == "IRQBALANCE_BANNED_CPUS":

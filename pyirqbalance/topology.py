@@ -22,6 +22,7 @@ from .cpumask import IRQBALANCE_NR_CPUS, irqbalance_parse_cpulist, irqbalance_pa
 
 if TYPE_CHECKING:
     from .classify import IrqInfo
+    from .cmdline import KernelCmdline
     from .model import BalancerSettings
     from .sysfs import CpuFacts, NodeFacts
 
@@ -165,7 +166,9 @@ def _sysfs_cpulist(raw: str | None) -> int:
     return irqbalance_parse_cpulist(raw)
 
 
-def compute_banned_cpus(settings: BalancerSettings, facts: CpuFacts) -> BannedCpus:
+def compute_banned_cpus(
+    settings: BalancerSettings, facts: CpuFacts, cmdline: KernelCmdline | None = None
+) -> BannedCpus:
     """The banned CPU set with irqbalance 1.9.2's precedence.
 
     Socket ``settings cpus`` > ``IRQBALANCE_BANNED_CPUS`` (non-empty, hex mask)
@@ -185,7 +188,12 @@ def compute_banned_cpus(settings: BalancerSettings, facts: CpuFacts) -> BannedCp
         return BannedCpus(mask, "IRQBALANCE_BANNED_CPULIST")
     isolated = _sysfs_cpulist(facts.isolated_raw)
     nohz_full = _sysfs_cpulist(facts.nohz_full_raw)
-    return BannedCpus(isolated | nohz_full, "isolated and nohz_full CPUs", isolated, nohz_full)
+    source = "isolated and nohz_full CPUs"
+    if cmdline is not None and facts.isolated_raw is None and facts.nohz_full_raw is None:
+        # the sysfs files are missing entirely (not merely empty)
+        isolated, nohz_full = cmdline.isolcpus, cmdline.nohz_full
+        source = "isolcpus= and nohz_full= on the kernel command line"
+    return BannedCpus(isolated | nohz_full, source, isolated, nohz_full)
 
 
 # --------------------------------------------------------------------------

@@ -170,3 +170,24 @@ def test_numa_node_without_usable_cpu_falls_back_to_least_loaded():
     calculate_placement(topo, rebalance)
     assert info.assigned in topo.cpus
     assert memory_only.interrupts == []
+
+
+def test_banned_cpus_precedence_and_cmdline_fallback():
+    """Spec §1.3 precedence; /proc/cmdline only when the sysfs files do not exist."""
+    from pyirqbalance.cmdline import parse_cmdline
+    from pyirqbalance.model import BalancerSettings
+    from pyirqbalance.sysfs import CpuFacts
+    from pyirqbalance.topology import compute_banned_cpus
+
+    def facts(isolated, nohz):
+        return CpuFacts((), 0xFF, None, None, None, None, None, isolated, nohz, None)
+
+    cmd = parse_cmdline("ro quiet isolcpus=domain,managed_irq,2-3 nohz_full=6\n")
+    s = BalancerSettings()
+    assert compute_banned_cpus(s, facts("1\n", "\n"), cmd).mask == 0b10
+    assert compute_banned_cpus(s, facts(None, None), cmd).mask == 0b1001100
+    env = BalancerSettings(banned_cpus_env="f0", banned_cpulist_env="1")
+    assert compute_banned_cpus(env, facts("1\n", None)).mask == 0xF0
+    assert compute_banned_cpus(BalancerSettings(banned_cpulist_env="-"), facts("1\n", None)).mask == 0
+    sock = BalancerSettings(socket_banned_cpulist="3", banned_cpus_env="f0")
+    assert compute_banned_cpus(sock, facts(None, None)).mask == 0b1000
