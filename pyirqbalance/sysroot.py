@@ -22,6 +22,8 @@ import os
 __all__ = ["SysRoot", "KernelReadError"]
 
 _CHUNK = 1 << 20
+#: Largest single read(2) asked for (pipes return 64 KiB at a time anyway).
+_MAX_CHUNK = 1 << 26
 
 
 class KernelReadError(OSError):
@@ -78,7 +80,8 @@ class SysRoot:
                 if not data:
                     break
                 chunks.append(data)
-                want *= 2
+                if len(data) == want:  # a regular file or procfs filled the buffer: grow
+                    want = min(want * 2, _MAX_CHUNK)
         except OSError as err:
             raise KernelReadError(err.errno, f"cannot read {path}: {err.strerror}") from err
         finally:

@@ -360,3 +360,24 @@ def test_readers(make_tree):
 
 def test_read_irq_counts_missing(tmp_path):
     assert read_irq_counts(SysRoot(tmp_path)) is None
+
+
+def test_reading_a_big_file_through_a_fifo(tmp_path):
+    """The differential harness serves /proc/interrupts through a FIFO, 64 KiB per read."""
+    import os
+    import threading
+
+    from pyirqbalance.sysroot import SysRoot
+
+    fifo = tmp_path / "interrupts"
+    os.mkfifo(fifo)
+    payload = b"x" * (6 * 1024 * 1024 + 7)  # the size of a 256-CPU, 2048-IRQ file
+
+    def writer():
+        with open(fifo, "wb") as f:
+            f.write(payload)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert SysRoot.read_bytes(str(fifo)) == payload
+    t.join()
