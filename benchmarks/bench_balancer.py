@@ -109,6 +109,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--passes", type=int, default=6)
     ap.add_argument("--big", action="store_true", help="also the 1024-CPU machine (minutes, ~1 GB)")
+    ap.add_argument("--only", action="append", default=[], help="machine name(s) to run")
     a = ap.parse_args()
     ok, why = harness.have_oracle()
     if not ok:
@@ -119,6 +120,8 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-balancer-") as tmp:
         for name, desc in _machines(a.big):
+            if a.only and name not in a.only:
+                continue
             cases = [("oneshot", desc), ("pass, all firing", desc), ("pass, 10% firing", _firing(desc, 0.1))]
             for what, d in cases:
                 path = os.path.join(tmp, f"{d.get('name', name)}.json")
