@@ -54,7 +54,11 @@ def test_irqbalance_still_decides_the_recording(machine, tmp_path):
     )
     assert res.returncode == 0, res.log[-3000:]
     assert not res.errors
-    assert (res.stat_reads, res.interrupts_reads) == (rec.stat_reads, rec.interrupts_reads)
+    assert res.stat_reads == rec.stat_reads
+    # The FIFO server counts an open of /proc/interrupts when its writer thread gets
+    # through open(); the one of the last pass can race with the balancer's exit on
+    # SIGTERM (seen once in CI: 7 instead of 8), so allow that one.
+    assert rec.interrupts_reads - 1 <= res.interrupts_reads <= rec.interrupts_reads
     for i, agreement in enumerate(harness.compare_cycles(rec, res)):
         assert agreement.ratio == 1.0, f"pass {i}: {agreement.describe()}"
     assert [p.rejected for p in res.passes] == [p.rejected for p in rec.passes]
@@ -70,7 +74,8 @@ def test_pyirqbalance_decides_what_irqbalance_decided(machine, tmp_path):
     assert res.returncode == 0, res.log[-3000:]
     assert not res.errors
     # same read pattern: one /proc/stat per pass, a pass starts with /proc/interrupts
-    assert (res.stat_reads, res.interrupts_reads) == (rec["stat_reads"], rec["interrupts_reads"])
+    assert res.stat_reads == rec["stat_reads"]
+    assert rec["interrupts_reads"] - 1 <= res.interrupts_reads <= rec["interrupts_reads"]  # see above
     assert len(res.passes) == len(rec["passes"])
     for want, got in zip(rec["passes"], res.passes):
         assert_agrees(
