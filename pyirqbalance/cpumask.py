@@ -178,7 +178,7 @@ def irqbalance_parse_mask(text: str, nbits: int = IRQBALANCE_NR_CPUS) -> int:
     if body and _HEX_COMMA.issuperset(body):
         groups = body.split(",")
         if all(0 < len(g) <= 8 for g in groups):
-            value = int(body.replace(",", ""), 16) if len(groups) == 1 else _join_groups(groups)
+            value = int(body, 16) if len(groups) == 1 else _join_groups(groups)
             if value.bit_length() <= nbits:
                 return value
             return _truncated(groups, nbits)

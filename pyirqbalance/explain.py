@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__, procinterrupts
-from .cpumask import cpus_of, format_cpulist, format_mask
+from .cpumask import format_cpulist, format_mask, parse_mask
 from .topology import ObjType, TopoObj
 
 __all__ = ["machine_report", "format_text"]
@@ -98,7 +98,7 @@ def format_text(report: dict[str, Any]) -> str:
             irq["class"],
             irq["level"],
             str(irq["node"]),
-            format_cpulist(int(current.replace(",", ""), 16)) if current else "?",
+            format_cpulist(parse_mask(current)) if current else "?",
             irq["target_cpus"] if irq["target_cpus"] is not None else "-",
             _short_reason(irq),
         ))
@@ -113,6 +113,5 @@ def _short_reason(irq: dict[str, Any]) -> str:
     if irq["target_mask"] is None:
         return reason.split("; ")[-1]
     current, target = irq["current_mask"], irq["target_mask"]
-    same = current is not None and cpus_of(int(current.replace(",", ""), 16)) == cpus_of(
-        int(target.replace(",", ""), 16))
+    same = current is not None and parse_mask(current) == parse_mask(target)
     return ("keep " if same else "move to ") + (irq["assigned"] or "")
