@@ -23,9 +23,11 @@ Two readers for two consumers:
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from .sysroot import SysRoot
+from .sysroot import KernelReadError, SysRoot
 
 __all__ = [
     "ParseError",
@@ -229,23 +231,28 @@ def read_interrupts(root: SysRoot) -> Interrupts:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class IrqCount:
+class IrqCount(NamedTuple):
     """A numbered row as irqbalance sees it: total over its counted columns."""
 
     irq: int
     total: int
     ncols: int
-    #: The line as irqbalance's string functions see it, newline included
-    #: (classification of IRQs without a PCI device).
-    line: str
+    #: The line (cut at a NUL byte, newline kept) for classifying IRQs without
+    #: a PCI device; None when the scanner was told the caller knows the IRQ.
+    raw: bytes | None = None
+
+    @property
+    def line(self) -> str:
+        """The line as irqbalance's string functions see it ("" if not kept)."""
+        return "" if self.raw is None else self.raw.decode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True, slots=True)
-class IrqCounts:
+class IrqCounts(NamedTuple):
     rows: tuple[IrqCount, ...]
     #: "MSI" seen on a line after the header (irqbalance's kernel-too-old warning).
     has_msi: bool
+    #: The whole file, when the scan was asked to keep it (history, API, report).
+    text: bytes | None = None
 
 
 _U64 = (1 << 64) - 1
@@ -295,7 +302,7 @@ def _row(line: bytes) -> IrqCount | None:
         return None
     total, ncols, _ = _count_columns(line, colon + 1)
     number = _c_irq_number(_ROW_START.match(line)[1])
-    return IrqCount(number, total, ncols, line.decode("utf-8", "surrogateescape"))
+    return IrqCount(number, total, ncols, line)
 
 
 def _lines(data: bytes) -> list[bytes]:
@@ -331,7 +338,6 @@ def reference_irq_counts(data: bytes) -> IrqCounts:
 # same bytes), so a row of a machine with N online CPUs starts with N cells of
 # 11 bytes after the colon. On big machines most cells are zero.
 _CELL = 11
-_ZERO_CELL = b" " * 10 + b"0"
 #: bytes.translate table: 0 stays 0, anything else becomes 1.
 _MARK = bytes([0] + [1] * 255)
 
@@ -339,24 +345,20 @@ _MARK = bytes([0] + [1] * 255)
 class _Lanes:
     """Per-width constants: one byte per cell, as bytes and as little-endian ints."""
 
-    __slots__ = ("blanks", "blank_int", "zero_int")
-    _cache: dict[int, _Lanes] = {}
+    __slots__ = ("n", "blanks", "blank_int", "zero_int", "zeros")
 
     def __init__(self, n: int) -> None:
+        self.n = n
         self.blanks = b" " * n
         self.blank_int = int.from_bytes(self.blanks, "little")
         self.zero_int = int.from_bytes(b"0" * n, "little")
-
-    @classmethod
-    def of(cls, n: int) -> _Lanes:
-        lanes = cls._cache.get(n)
-        if lanes is None:
-            lanes = cls._cache[n] = cls(n)
-        return lanes
+        #: A row of blank "0" cells (" %10u": separator space first), sliced
+        #: without copies.
+        self.zeros = memoryview(b"          0" * n)
 
 
-def _cells_total(line: bytes, start: int, n: int) -> int | None:
-    """Sum of ``n`` kernel-printed cells at ``line[start:]``, or None if not that shape.
+def _cells_total(line: bytes, start: int, lanes: _Lanes) -> int | None:
+    """Sum of ``lanes.n`` kernel-printed cells at ``line[start:]``, or None if not that shape.
 
     The shape is checked so that the sum is exactly what irqbalance's loop
     gives for those columns: every separator is a space and every cell is
@@ -365,23 +367,27 @@ def _cells_total(line: bytes, start: int, n: int) -> int | None:
 
     Zero cells are not converted. The last byte of every cell and the byte
     before it are compared to "0" and " " lane by lane (one integer XOR per
-    byte-column), which marks the cells that may hold anything but a blank
-    "0". Few marked cells are converted one by one, and one count of spaces
-    proves every unmarked cell is exactly ten blanks and "0" (each has at
-    most that many, equality means all do). Many marked cells: split them all.
+    byte-column, taken with strided slices of the line), which marks the
+    cells that may hold anything but a blank "0". Few marked cells are
+    converted one by one, and the runs of unmarked cells between them are
+    compared with a row of blank "0" cells (memcmp). Many marked cells:
+    split them all.
     """
+    n = lanes.n
     end = start + _CELL * n
-    if n == 0 or len(line) < end or line[end:end + 1] not in (b" ", b"\t", b""):
+    if len(line) < end or line[end:end + 1] not in (b" ", b"\t", b""):
         return None
-    seg = line[start:end]
-    lanes = _Lanes.of(n)
-    last = seg[_CELL - 1::_CELL]
+    last = line[start + _CELL - 1:end:_CELL]
     flags = (int.from_bytes(last, "little") ^ lanes.zero_int) | (
-        int.from_bytes(seg[_CELL - 2::_CELL], "little") ^ lanes.blank_int
+        int.from_bytes(line[start + _CELL - 2:end:_CELL], "little") ^ lanes.blank_int
     )
+    zeros = lanes.zeros
+    if not flags:  # every cell ends in " 0"
+        return 0 if line.startswith(zeros, start) else None
     marks = flags.to_bytes(n, "little").translate(_MARK)
     marked = marks.count(1)
     if 8 * marked > n:  # dense row
+        seg = line[start:end]
         if seg[0::_CELL] != lanes.blanks or not last.isdigit():
             return None
         numbers = seg.split()
@@ -389,101 +395,201 @@ def _cells_total(line: bytes, start: int, n: int) -> int | None:
             return None  # a cell with two numbers, or a sign or other byte in one
         return sum(map(int, numbers))
     total = 0
-    spaces = 10 * n  # what a row of blank "0" cells has
+    done = 0  # cells checked so far
     i = -1
     for _ in range(marked):
         i = marks.find(1, i + 1)
-        number = seg[_CELL * i + 1:_CELL * i + _CELL].lstrip()
-        if not number.isdigit():
+        at = _CELL * i
+        if not line.startswith(zeros[_CELL * done:at], start + _CELL * done):
+            return None  # an unmarked cell or a separator is not what the kernel prints
+        number = line[start + at + 1:start + at + _CELL].lstrip(b" ")
+        if line[start + at] != 32 or not number.isdigit():
             return None
         total += int(number)
-        spaces += 1 - len(number)
-    if seg.count(b" ") != spaces:
-        return None  # a separator or an unmarked cell is not what the kernel prints
+        done = i + 1
+    if not line.startswith(zeros[_CELL * done:], start + _CELL * done):
+        return None
     return total
 
 
-def _fast_row(line: bytes, label: re.Match[bytes], ncells: int) -> tuple[IrqCount, bool] | None:
+def _fast_row(line: bytes, label: re.Match[bytes], lanes: _Lanes | None) -> tuple[int, int, int, bool] | None:
     """:func:`_row` for a NUL-free line, trying the fixed-stride cells first.
 
-    Also says whether "MSI" is in the line: the counted columns hold only
-    blanks, signs and digits, so only the label and what follows the counts
-    need searching.
+    Returns (irq, total, columns, "MSI" in the line), or None for a line
+    without a colon. The counted columns hold only blanks, signs and
+    digits, so only the label and what follows the counts are searched for
+    "MSI".
     """
     colon = line.find(b":")
     if colon < 0:
         return None
-    total = _cells_total(line, colon + 1, ncells)
+    total = None if lanes is None else _cells_total(line, colon + 1, lanes)
     if total is None:
         total, ncols, stop = _count_columns(line, colon + 1)
     else:
         # irqbalance goes on reading numbers after the cells; on a real row
         # the chip name comes next and this stops at once.
-        more, extra, stop = _count_columns(line, colon + 1 + _CELL * ncells)
-        total, ncols = (total + more) & _U64, ncells + extra
-    number = _c_irq_number(label[1])
+        more, extra, stop = _count_columns(line, colon + 1 + _CELL * lanes.n)
+        total, ncols = (total + more) & _U64, lanes.n + extra
     msi = line.find(b"MSI", stop) >= 0 or line.find(b"MSI", 0, colon) >= 0
-    return IrqCount(number, total, ncols, line.decode("utf-8", "surrogateescape")), msi
+    return _c_irq_number(label[1]), total, ncols, msi
+
+
+#: The largest file whose lines the scanner keeps to skip unchanged rows
+#: (a 256-CPU machine with 2048 IRQs prints 6 MB; 1024 CPUs, 8192 IRQs: 93 MB).
+MEMO_LIMIT = 8 << 20
+
+
+def _complete_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int, int]]:
+    """(buffer, start, stop): runs of whole lines as they arrive in ``chunks``.
+
+    A line split over two chunks comes as its own small buffer; the last
+    line may lack its newline. Nothing is joined but the split lines.
+    """
+    tail = b""
+    for chunk in chunks:
+        first = chunk.find(b"\n")
+        if first < 0:
+            tail += chunk  # a line longer than a chunk
+            continue
+        if tail:
+            line = tail + chunk[:first + 1]
+            yield line, 0, len(line)
+            start = first + 1
+        else:
+            start = 0
+        stop = chunk.rfind(b"\n") + 1
+        if start < stop:
+            yield chunk, start, stop
+        tail = chunk[stop:]
+    if tail:
+        yield tail, 0, len(tail)
 
 
 class IrqCountScanner:
-    """:func:`reference_irq_counts`, re-parsing only rows whose bytes changed.
+    """:func:`reference_irq_counts` over a stream of chunks, cheaply.
 
-    The rows of the previous scan are compared in place (``startswith`` at
-    the current offset: one memcmp, no copy, no hash) and reused when equal.
-    After a changed row the comparison resynchronises on its IRQ number, so
-    an IRQ that appears or vanishes costs one row, not the rest of the file.
+    * The file is consumed as it is read (``SysRoot.read_chunks``) and the
+      scan stops where irqbalance stops reading, at the first row that does
+      not start with a digit. Only the totals are kept, and a row's line
+      only when the caller may need its text (IRQs not in ``known``).
+    * While the file is at most ``memo_limit`` bytes, the rows of the last
+      scan are kept and compared in place (``startswith`` at the current
+      offset: one memcmp, no copy, no hash); equal rows are reused. After a
+      changed row the comparison resynchronises on its IRQ number, so an IRQ
+      that appears or vanishes costs one row, not the rest of the file.
+      Bigger files are summed row by row (:func:`_cells_total`), which costs
+      a few C-level passes over each row but no memory.
     """
 
-    __slots__ = ("_prev", "_where")
+    __slots__ = ("memo_limit", "_prev", "_where", "_size")
 
-    def __init__(self) -> None:
+    def __init__(self, memo_limit: int = MEMO_LIMIT) -> None:
+        self.memo_limit = memo_limit
+        #: Bytes of whole lines the last scan went through (0: no scan yet).
+        self._size = 0
         #: (raw line, its row, "MSI" in it) of the last scan, in file order.
-        self._prev: list[tuple[bytes, IrqCount, bool]] = []
+        self._prev: list[tuple[bytes, IrqCount | None, bool]] = []
         #: IRQ number -> index in ``_prev``.
         self._where: dict[int, int] = {}
 
-    def scan(self, data: bytes) -> IrqCounts:
-        if b"\0" in data:
-            self._prev, self._where = [], {}
-            return reference_irq_counts(data)
-        pos = data.find(b"\n") + 1
-        if not pos:
-            return IrqCounts((), False)  # a header at most
-        ncells = data.count(b"CPU", 0, pos)  # a hint: a wrong one only costs time
+    def scan(self, data: bytes, known: Container[int] | None = None) -> IrqCounts:
+        """Scan a whole file held in memory."""
+        return self.scan_chunks((data,), known)
+
+    def scan_chunks(
+        self, chunks: Iterable[bytes], known: Container[int] | None = None, keep_text: bool = False
+    ) -> IrqCounts:
+        """Scan the file arriving in ``chunks``.
+
+        ``known``: IRQs whose rows need no line (the caller has classified
+        them). ``keep_text``: also return the whole file, read to its end.
+        """
+        if keep_text:
+            kept: list[bytes] = []
+            chunks = _keeping(chunks, kept)
+        source = chunks
         prev, where = self._prev, self._where
-        fresh: list[tuple[bytes, IrqCount, bool]] = []
+        nprev = len(prev)
+        # The memo is built only when the last scan showed a file small
+        # enough (the first scan of all keeps nothing: its size is unknown).
+        fresh: list[tuple[bytes, IrqCount | None, bool]] | None = (
+            [] if 0 < self._size <= self.memo_limit else None)
+        size = memo_bytes = 0
         rows: list[IrqCount] = []
         has_msi = False
-        k, n = 0, len(data)
-        while pos < n:
-            if k < len(prev) and data.startswith(prev[k][0], pos):
-                line, row, msi = entry = prev[k]
-                k += 1
-            else:
-                end = data.find(b"\n", pos) + 1 or n
-                line = data[pos:end]
-                label = _ROW_START.match(line)
-                if label is None:
-                    has_msi = has_msi or b"MSI" in line
-                    break  # irqbalance stops at the first row not starting with a digit
-                parsed = _fast_row(line, label, ncells)
-                if parsed is None:
-                    row, msi = None, b"MSI" in line
+        lanes: _Lanes | None = None
+        header = True
+        k = 0
+        runs = _complete_lines(chunks)
+        for buf, pos, stop in runs:
+            size += stop - pos
+            if header:
+                header = False
+                pos = buf.find(b"\n", pos) + 1 or stop
+                ncells = buf.count(b"CPU", 0, pos)  # a hint: a wrong one only costs time
+                lanes = _Lanes(ncells) if ncells else None
+            while pos < stop:
+                if k < nprev and buf.startswith(prev[k][0], pos):
+                    line, row, msi = entry = prev[k]
+                    k += 1
                 else:
-                    row, msi = parsed
-                    k = where.get(row.irq, k - 1) + 1
-                entry = (line, row, msi)
-            pos += len(line)
-            has_msi = has_msi or msi
-            if row is None:
-                continue  # no colon: skipped, though its "MSI" counts
-            rows.append(row)
-            if line[-1] == 10:  # an unterminated last line may grow: never reused
-                fresh.append(entry)
-        self._prev = fresh
-        self._where = {entry[1].irq: i for i, entry in enumerate(fresh)}
-        return IrqCounts(tuple(rows), has_msi)
+                    end = buf.find(b"\n", pos, stop) + 1 or stop
+                    line = buf[pos:end]
+                    if b"\0" in line:
+                        cut = line.partition(b"\0")[0]  # a C string ends there
+                        if _ROW_START.match(cut) is None:
+                            has_msi = has_msi or b"MSI" in cut
+                            break
+                        row, msi = _row(cut), b"MSI" in cut
+                        entry = (line, row, msi)
+                    else:
+                        label = _ROW_START.match(line)
+                        if label is None:
+                            has_msi = has_msi or b"MSI" in line
+                            break  # irqbalance stops at the first row not starting with a digit
+                        parsed = _fast_row(line, label, lanes)
+                        if parsed is None:
+                            row, msi = None, b"MSI" in line
+                        else:
+                            irq, total, ncols, msi = parsed
+                            keep = fresh is not None or known is None or irq not in known
+                            row = IrqCount(irq, total, ncols, line if keep else None)
+                        entry = (line, row, msi)
+                    if row is not None:
+                        k = where.get(row.irq, k - 1) + 1
+                pos += len(line)
+                has_msi = has_msi or msi
+                if fresh is not None and line[-1] == 10:  # an unterminated last line may grow
+                    memo_bytes += len(line)
+                    if memo_bytes > self.memo_limit:
+                        fresh = None  # too big to keep: sum every row from now on
+                    else:
+                        fresh.append(entry)
+                if row is not None:
+                    rows.append(row)
+            else:
+                continue
+            break  # the stop row
+        runs.close()
+        text = None
+        if keep_text:
+            for _ in chunks:  # the rest of the file, for the snapshot
+                pass
+            text = kept[0] if len(kept) == 1 else b"".join(kept)
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()  # done reading (irqbalance closes the file here too)
+        fresh = fresh or []
+        self._prev, self._size = fresh, size
+        self._where = {entry[1].irq: i for i, entry in enumerate(fresh) if entry[1] is not None}
+        return IrqCounts(tuple(rows), has_msi, text)
+
+
+def _keeping(chunks: Iterable[bytes], kept: list[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        kept.append(chunk)
+        yield chunk
 
 
 def parse_irq_counts(data: bytes) -> IrqCounts:
@@ -494,7 +600,6 @@ def parse_irq_counts(data: bytes) -> IrqCounts:
 def read_irq_counts(root: SysRoot, scanner: IrqCountScanner | None = None) -> IrqCounts | None:
     """Scan /proc/interrupts, or None when it cannot be read."""
     try:
-        data = root.read_bytes(root.proc("interrupts"))
-    except OSError:
+        return (scanner or IrqCountScanner()).scan_chunks(root.read_chunks(root.proc("interrupts")))
+    except KernelReadError:
         return None
-    return (scanner or IrqCountScanner()).scan(data)

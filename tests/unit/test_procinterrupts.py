@@ -345,6 +345,41 @@ def test_scanner_with_nul_then_clean_data():
     assert scanner.scan(clean) == reference_irq_counts(clean)
 
 
+def test_scanner_keeps_lines_only_for_unknown_irqs():
+    data = load("this-vm/proc/interrupts")
+    reference = reference_irq_counts(data).rows
+    known = {r.irq for r in reference[1:]}
+    rows = IrqCountScanner().scan(data, known=known).rows
+    assert [(r.irq, r.total, r.ncols) for r in rows] == [(r.irq, r.total, r.ncols) for r in reference]
+    assert rows[0].line == reference[0].line  # the one the caller does not know
+    assert all(r.raw is None for r in rows[1:])
+
+
+def test_scanner_memo_only_below_its_limit():
+    before = load("this-vm/proc/interrupts")
+    after = load("this-vm/proc/interrupts.after-10s")
+    small, big = IrqCountScanner(), IrqCountScanner(memo_limit=len(before) // 2)
+    for data in (before, before, after, before):
+        assert small.scan(data) == big.scan(data) == reference_irq_counts(data)
+    assert small._prev and not big._prev  # the big file is summed row by row, nothing kept
+
+
+def test_scanner_stops_reading_at_the_first_named_row():
+    data = load("this-vm/proc/interrupts")
+    served = []
+
+    def chunks():
+        for i in range(0, len(data), 64):
+            served.append(i)
+            yield data[i:i + 64]
+
+    rows = IrqCountScanner().scan_chunks(chunks()).rows
+    assert rows == reference_irq_counts(data).rows
+    nmi_end = data.index(b"\n", data.index(b"\nNMI:") + 1) + 1
+    # the NMI row is read to its end (like getline), and nothing after it
+    assert served[-1] < nmi_end < len(data) - 64
+
+
 # --------------------------------------------------------------------------
 # readers
 # --------------------------------------------------------------------------
