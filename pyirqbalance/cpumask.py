@@ -20,6 +20,8 @@ control socket).
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "MaskError",
     "MAX_CPUS",
@@ -45,6 +47,8 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _DEC = frozenset("0123456789")
 _SPACE = frozenset(" \t\n\v\f\r")
 _HEX_COMMA = _HEX | {","}
+#: What the kernel prints for a mask (bitmap_print_to_pagebuf): no short group after the first.
+_KERNEL_MASK = re.compile(r"[0-9a-fA-F]{1,8}(?:,[0-9a-fA-F]{8})*")
 
 
 def _truncated(groups: list[str], nbits: int) -> int:
@@ -175,6 +179,10 @@ def irqbalance_parse_mask(text: str, nbits: int = IRQBALANCE_NR_CPUS) -> int:
     # Fast path for what the kernel prints: one line of comma-separated groups
     # of at most 8 hex digits, nothing else (the exact loop below agrees).
     body = text.strip()
+    if _KERNEL_MASK.fullmatch(body):  # "%x" then ",%08x" groups: the digits are the mask
+        value = int(body.replace(",", ""), 16)
+        if value.bit_length() <= nbits:
+            return value
     if body and _HEX_COMMA.issuperset(body):
         groups = body.split(",")
         if all(0 < len(g) <= 8 for g in groups):

@@ -120,7 +120,7 @@ def read_irq_affinity(root: SysRoot, irq: int) -> IrqAffinity:
 
 def read_smp_affinity(root: SysRoot, irq: int) -> int | None:
     """The mask as irqbalance reads it before a write (first line, its parser)."""
-    line = root.read_first_line(root.proc("irq", str(irq), "smp_affinity"))
+    line = root.read_first_line(root.irq_file(irq, "smp_affinity"))
     return None if line is None else irqbalance_parse_mask(line)
 
 
@@ -130,7 +130,7 @@ def read_irq_node(root: SysRoot, irq: int) -> int | None:
     None when the file is missing, empty or has no number (the same rule as
     the sysfs ``numa_node`` reader).
     """
-    line = root.read_first_line(root.proc("irq", str(irq), "node"))
+    line = root.read_first_line(root.irq_file(irq, "node"))
     return None if line is None else parse_int(line)
 
 
@@ -208,7 +208,7 @@ def write_smp_affinity(root: SysRoot, irq: int, mask: int) -> WriteResult:
     negative ``mask`` (a caller bug) raises MaskError.
     """
     text = format_mask(mask)
-    err = root.write(root.proc("irq", str(irq), "smp_affinity"), text)
+    err = root.write(root.irq_file(irq, "smp_affinity"), text)
     if err == 0:
         return WriteResult(irq, text, 0, WriteStatus.OK)
     return WriteResult(irq, text, err, ERRNO_POLICY.get(err, WriteStatus.UNMANAGED))
