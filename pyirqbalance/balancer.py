@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import ChainMap
 from collections.abc import Callable
 
 from . import procinterrupts, procirq, procstat, sysfs
@@ -79,7 +80,12 @@ class Balancer:
         self._activations: dict[int, Activation] = {}
         self._originals: dict[int, int] = {}
         self._last_snapshot: Snapshot | None = None
-        self._interrupts_size = 0
+        #: IRQ numbers in /proc/interrupts order, as the last scan saw them.
+        self._order: tuple[int, ...] = ()
+        #: Keep each pass's raw /proc/interrupts in PassReport.snapshot (for
+        #: history, the API, metrics and the dry-run report). Off, the file is
+        #: only streamed through: a 1024-CPU machine prints 93 MB per pass.
+        self.keep_text = True
         #: Fill PassReport.decisions for the IRQs each pass moved (for listeners
         #: such as the API or history); off by default, it costs per IRQ.
         self.record_decisions = False
@@ -114,7 +120,7 @@ class Balancer:
             self._build()
             for info in self.irqs:
                 force_rebalance(info, self.rebalance)
-            self._parse_interrupts(self._read_interrupts())
+            self._parse_interrupts(self._scan_interrupts())
             self._parse_stat(self._read_stat())
 
     def _build(self) -> None:
@@ -142,8 +148,13 @@ class Balancer:
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("%s", dump_tree(topo, self.debug_indent).rstrip("\n"))
 
-        counts = self._scanner.scan(self._read_interrupts() or b"")
         devices = sysfs.read_pci_devices(self.root)
+        # Only IRQs without a PCI device are classified from their text.
+        claimed = set()
+        for dev in devices:
+            claimed.update(dev.msi_irqs if dev.msi_irqs is not None else (dev.legacy_irq,))
+        counts = self._scan_interrupts(known=claimed)
+        counts = counts or procinterrupts.IrqCounts((), False)
         plan = plan_irq_db(
             counts.rows,
             devices,
@@ -228,22 +239,28 @@ class Balancer:
     # the two /proc streams
     # ------------------------------------------------------------------
 
-    def _read_interrupts(self) -> bytes | None:
+    def _scan_interrupts(self, known=None) -> procinterrupts.IrqCounts | None:
+        """Stream /proc/interrupts through the scanner; None when unreadable.
+
+        ``known``: IRQs whose lines are not needed (default: the database's).
+        """
+        if known is None:
+            known = ChainMap(self._by_irq, self._banned)
         try:
-            data = self.root.read_bytes(self.root.proc("interrupts"), self._interrupts_size)
+            counts = self._scanner.scan_chunks(
+                self.root.read_chunks(self.root.proc("interrupts")), known, keep_text=self.keep_text)
         except KernelReadError:
             return None
-        self._interrupts_size = len(data)
-        return data
+        self._order = tuple(row.irq for row in counts.rows)
+        return counts
 
     def _read_stat(self) -> str | None:
         return self.root.try_read_text(self.root.proc("stat"))
 
-    def _parse_interrupts(self, data: bytes | None) -> None:
+    def _parse_interrupts(self, counts: procinterrupts.IrqCounts | None) -> None:
         """``parse_proc_interrupts``: update counts, detect hotplug and rescans."""
-        if data is None:
+        if counts is None:
             return  # unreadable: counts unchanged, like irqbalance
-        counts = self._scanner.scan(data)
         online = self.topo.num_online
         for row in counts.rows:
             info = self._by_irq.get(row.irq) or self._banned.get(row.irq)
@@ -333,8 +350,8 @@ class Balancer:
         with self.lock:
             self.log.debug("\n\n\n" + "-" * 77)
             clear_work_stats(self.topo)
-            data = self._read_interrupts()
-            self._parse_interrupts(data)
+            counts = self._scan_interrupts()
+            self._parse_interrupts(counts)
             rescanned = False
             while self.need_rescan:
                 rescanned = True
@@ -345,7 +362,7 @@ class Balancer:
                 self._build()
                 for info in self.irqs:
                     force_rebalance(info, self.rebalance)
-                self._parse_interrupts(self._read_interrupts())
+                self._parse_interrupts(self._scan_interrupts())
                 self._parse_stat(self._read_stat())
                 # irqbalance 1.9.2 waits one interval inside the pass for a fresh
                 # baseline, then balances with the new tree (no load data yet).
@@ -359,8 +376,8 @@ class Balancer:
                 if not keep_going:
                     break
                 clear_work_stats(self.topo)
-                data = self._read_interrupts()
-                self._parse_interrupts(data)
+                counts = self._scan_interrupts()
+                self._parse_interrupts(counts)
 
             stat = self._read_stat()
             self._parse_stat(stat)
@@ -384,8 +401,10 @@ class Balancer:
                 self.log.debug("%s", dump_tree(self.topo, self.debug_indent).rstrip("\n"))
             cycle = self.cycle
             self.cycle += 1
-            snapshot = Snapshot(time.time(), data or b"", stat)
-            self._last_snapshot = snapshot
+            snapshot = None
+            if self.keep_text:
+                text = counts.text if counts is not None else None
+                snapshot = self._last_snapshot = Snapshot(time.time(), text or b"", stat)
             decisions = ()
             if self.record_decisions:
                 decisions = tuple(self._decision(self._by_irq[a.irq]) for a in activations
@@ -421,10 +440,7 @@ class Balancer:
         """The current decision for every numbered IRQ, in /proc/interrupts order."""
         with self.lock:
             records = {**self._by_irq, **self._banned}
-            order: list[int] = []
-            if self._last_snapshot is not None:
-                rows = procinterrupts.parse_irq_counts(self._last_snapshot.interrupts).rows
-                order = [r.irq for r in rows if r.irq in records]
+            order = [irq for irq in self._order if irq in records]
             listed = set(order)
             order += [irq for irq in records if irq not in listed]
             return tuple(self._decision(records[irq]) for irq in order)
