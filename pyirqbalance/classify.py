@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from .model import BalanceLevel, HintPolicy, IrqClass, IrqPolicy
 
@@ -250,8 +250,7 @@ def sort_key(info: IrqInfo) -> tuple[int, int, int, int]:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DbEntry:
+class DbEntry(NamedTuple):
     """One IRQ as the database build decided it (before tree objects exist)."""
 
     irq: int
@@ -321,7 +320,7 @@ def plan_irq_db(
         pol = pol or IrqPolicy()
         if pol.numa_node is not None and not node_exists(pol.numa_node):
             # irqbalance: "NUMA node %d doesn't exist", the key is ignored
-            pol = replace(pol, numa_node=None)
+            pol = pol._replace(numa_node=None)
         if dev is None:
             line = line_of.get(irq, "")
             if isinstance(line, bytes):

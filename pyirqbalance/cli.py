@@ -23,7 +23,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from . import IRQBALANCE_COMPAT_VERSION, __version__
 from .config import (
@@ -77,8 +77,7 @@ class UsageError(Exception):
     """A bad command line (exit status 1, like irqbalance)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Opt:
+class _Opt(NamedTuple):
     long: str
     short: str | None
     takes_arg: bool
@@ -118,8 +117,7 @@ _BY_LONG = {o.long: o for o in _OPTIONS}
 _BY_SHORT = {o.short: o for o in _OPTIONS if o.short}
 
 
-@dataclass(frozen=True, slots=True)
-class CommandLine:
+class CommandLine(NamedTuple):
     """The options given, as text: ``values`` (last one wins), ``lists`` (repeatable)."""
 
     values: dict[str, str | bool]
@@ -332,17 +330,16 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str], config: Config) -> 
     bal = config.balancing
     v = cmd.values
     if "interval" in v:
-        bal = replace(bal, interval=_interval(str(v["interval"])))
+        bal = bal._replace(interval=_interval(str(v["interval"])))
     if "deepestcache" in v:
-        bal = replace(bal, deepestcache=_deepestcache(str(v["deepestcache"])))
+        bal = bal._replace(deepestcache=_deepestcache(str(v["deepestcache"])))
     if "powerthresh" in v:
-        bal = replace(bal, powerthresh=_powerthresh(str(v["powerthresh"])))
+        bal = bal._replace(powerthresh=_powerthresh(str(v["powerthresh"])))
     if "migrateval" in v:
-        bal = replace(bal, migrateval=_strtoul(str(v["migrateval"]), "migrateval"))
+        bal = bal._replace(migrateval=_strtoul(str(v["migrateval"]), "migrateval"))
     if "hintpolicy" in v:
-        bal = replace(bal, hintpolicy=_hintpolicy(str(v["hintpolicy"])))
-    bal = replace(
-        bal,
+        bal = bal._replace(hintpolicy=_hintpolicy(str(v["hintpolicy"])))
+    bal = bal._replace(
         banned_irqs=bal.banned_irqs + tuple(_banirq(t) for t in cmd.lists.get("banirq", ())),
         banned_modules=bal.banned_modules + cmd.lists.get("banmod", ()),
     )
@@ -369,7 +366,7 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str], config: Config) -> 
             listen = listen_address("api.listen", str(v["api-listen"]))
         except ConfigError as err:
             raise UsageError(f"invalid --api-listen value {v['api-listen']!r}: {err}") from None
-        config = replace(config, api=replace(config.api, enabled=True, listen=listen))
+        config = config._replace(api=config.api._replace(enabled=True, listen=listen))
     return Options(
         balancing=bal,
         settings=build_settings(bal, environ),

@@ -16,7 +16,7 @@ and adaptive-tick CPUs from sysfs, as irqbalance does; this is for reports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .cpumask import MaskError, parse_cpulist
 from .sysroot import SysRoot
@@ -27,8 +27,7 @@ _ISOLCPUS_FLAGS = ("nohz", "domain", "managed_irq")
 _SPACE = " \t\n\v\f\r"
 
 
-@dataclass(frozen=True, slots=True)
-class KernelCmdline:
+class KernelCmdline(NamedTuple):
     #: CPUs named by the effective ``isolcpus=`` (0 when absent or ignored).
     isolcpus: int
     #: Its flags; ``("domain",)`` when it names none (the kernel's default).

@@ -15,9 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
-
+from typing import Any, NamedTuple
 
 from .cpumask import MaskError, parse_cpulist, parse_mask
 from .model import BalancerSettings, HintPolicy
@@ -60,8 +58,7 @@ class ConfigError(Exception):
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BalancingConfig:
+class BalancingConfig(NamedTuple):
     """``balancing:`` -- what irqbalance's options set."""
 
     interval: int = 10
@@ -76,8 +73,7 @@ class BalancingConfig:
     numa: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class DaemonConfig:
+class DaemonConfig(NamedTuple):
     """``daemon:`` -- how the process runs."""
 
     oneshot: bool = False
@@ -91,8 +87,7 @@ class DaemonConfig:
     run_dir: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HooksConfig:
+class HooksConfig(NamedTuple):
     """``hooks:`` -- the per-IRQ policy script and the legacy banscript."""
 
     policyscript: str | None = None
@@ -100,8 +95,7 @@ class HooksConfig:
     timeout_s: float = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class HistorySection:
+class HistorySection(NamedTuple):
     """``history:`` -- the SQLite record of interrupt counts."""
 
     enabled: bool = False
@@ -110,8 +104,7 @@ class HistorySection:
     resolution_s: float = 60
 
 
-@dataclass(frozen=True, slots=True)
-class ApiConfig:
+class ApiConfig(NamedTuple):
     """``api:`` -- the HTTP API (off unless enabled)."""
 
     enabled: bool = False
@@ -120,32 +113,29 @@ class ApiConfig:
     token_file: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MetricsConfig:
+class MetricsConfig(NamedTuple):
     """``metrics:`` -- Prometheus metrics, served by the API at /metrics."""
 
     enabled: bool = False
     per_irq_limit: int = 256
 
 
-@dataclass(frozen=True, slots=True)
-class SocketConfig:
+class SocketConfig(NamedTuple):
     """``socket:`` -- irqbalance's control socket (irqbalance-ui, scripts)."""
 
     enabled: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(NamedTuple):
     """The whole file; every section defaults to irqbalance's behaviour."""
 
-    balancing: BalancingConfig = field(default_factory=BalancingConfig)
-    daemon: DaemonConfig = field(default_factory=DaemonConfig)
-    hooks: HooksConfig = field(default_factory=HooksConfig)
-    history: HistorySection = field(default_factory=HistorySection)
-    api: ApiConfig = field(default_factory=ApiConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    socket: SocketConfig = field(default_factory=SocketConfig)
+    balancing: BalancingConfig = BalancingConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    hooks: HooksConfig = HooksConfig()
+    history: HistorySection = HistorySection()
+    api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    socket: SocketConfig = SocketConfig()
 
 
 # --------------------------------------------------------------------------
@@ -350,7 +340,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def config_keys() -> dict[str, tuple[str, ...]]:
     """Every section and its keys (documentation and tests)."""
-    return {name: tuple(f.name for f in fields(cls)) for name, (cls, _) in _SCHEMA.items()}
+    return {name: cls._fields for name, (cls, _) in _SCHEMA.items()}
 
 
 # --------------------------------------------------------------------------
@@ -417,8 +407,7 @@ def _clock_ticks() -> int:
     return hz if hz > 0 else 100
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
+class Options(NamedTuple):
     """Everything one run of pyirqbalance does, resolved from all sources."""
 
     balancing: BalancingConfig
@@ -439,7 +428,7 @@ class Options:
     force: bool = False
     state_dir: str = DEFAULT_STATE_DIR
     run_dir: str = DEFAULT_RUN_DIR
-    config: Config = field(default_factory=Config)
+    config: Config = Config()
 
     @property
     def interval(self) -> int:

@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -349,12 +348,12 @@ class _Control:
     def control_ban_irqs(self, irqs: tuple[int, ...]) -> None:
         b = self.balancer
         pinned = [irq for irq in self.pinned() if irq not in irqs]
-        b.update_settings(replace(b.settings, banned_irqs=tuple(irqs) + tuple(pinned)))
+        b.update_settings(b.settings._replace(banned_irqs=tuple(irqs) + tuple(pinned)))
         b.force_rescan()
 
     def control_ban_cpus(self, cpulist: str | None) -> None:
         b = self.balancer
-        b.update_settings(replace(b.settings, socket_banned_cpulist=cpulist))
+        b.update_settings(b.settings._replace(socket_banned_cpulist=cpulist))
         b.force_rescan()
 
 
@@ -442,8 +441,7 @@ class Daemon:
                 return
             self.opts = opts
             # What the control socket set (irqbalance-ui "settings cpus") outlives a reload.
-            self.balancer.update_settings(replace(
-                opts.settings,
+            self.balancer.update_settings(opts.settings._replace(
                 socket_banned_cpulist=self.balancer.settings.socket_banned_cpulist))
             self.balancer.policy = make_policy_hook(
                 opts.policyscript, opts.banscript, opts.hook_timeout, self.log,
@@ -524,8 +522,7 @@ class Daemon:
 
 def _absolute(opts: Options) -> Options:
     """Paths made absolute before a daemon's chdir("/")."""
-    return replace(
-        opts,
+    return opts._replace(
         sysroot=os.path.abspath(opts.sysroot),
         pidfile=os.path.abspath(opts.pidfile) if opts.pidfile else None,
         state_dir=os.path.abspath(opts.state_dir),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .classify import IrqInfo, sort_key
 from .model import BalanceLevel, HintPolicy
@@ -29,18 +28,21 @@ __all__ = [
 _U64 = (1 << 64) - 1
 
 
-@dataclass(slots=True)
 class LevelStats:
-    """irqbalance ``struct load_balance_info`` for one list of objects."""
+    """irqbalance ``struct load_balance_info`` for one list of objects (zeroed)."""
 
-    min_load: int = 0
-    avg_load: int = 0
-    std_deviation: float = 0.0
-    adjustment_load: int = 0
-    num_over: int = 0
-    num_under: int = 0
-    num_powersave: int = 0
-    powersave: TopoObj | None = None
+    __slots__ = ("min_load", "avg_load", "std_deviation", "adjustment_load", "num_over",
+                 "num_under", "num_powersave", "powersave")
+
+    def __init__(self) -> None:
+        self.min_load = 0
+        self.avg_load = 0
+        self.std_deviation = 0.0
+        self.adjustment_load = 0
+        self.num_over = 0
+        self.num_under = 0
+        self.num_powersave = 0
+        self.powersave: TopoObj | None = None
 
 
 def release(info: IrqInfo, rebalance: list[IrqInfo]) -> None:

@@ -1,14 +1,18 @@
 """Records shared by the balancer and everything around it.
 
 The balancer's inputs (settings, per-IRQ policy) and outputs (one report per
-pass, one decision per IRQ) are frozen records: the daemon, ``--dry-run``,
+pass, one decision per IRQ) are immutable records: the daemon, ``--dry-run``,
 the history store, the API and the control socket all read the same values.
+They are ``NamedTuple`` classes, not frozen dataclasses: every one is defined
+at each start-up, and defining a NamedTuple costs a fifth of a frozen
+dataclass (which ``exec``s generated methods), making an instance half (see
+README, Architecture). Change one with ``record._replace(field=value)``.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "IrqClass",
@@ -73,8 +77,7 @@ class HintPolicy(enum.Enum):
     IGNORE = "ignore"
 
 
-@dataclass(frozen=True, slots=True)
-class IrqPolicy:
+class IrqPolicy(NamedTuple):
     """What a policy script (or banscript) said about one IRQ; None = not said."""
 
     ban: bool | None = None
@@ -83,8 +86,7 @@ class IrqPolicy:
     hintpolicy: HintPolicy | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BalancerSettings:
+class BalancerSettings(NamedTuple):
     """Everything that changes the balancer's decisions (resolved by the CLI)."""
 
     deepestcache: int = 2
@@ -107,8 +109,7 @@ class BalancerSettings:
     numa: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """What the balancer did (or would do) with one IRQ in one pass, and why."""
 
     irq: int
@@ -127,8 +128,7 @@ class Decision:
     diff: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """The raw kernel text one pass read, shared with history/metrics."""
 
     taken_at: float
@@ -136,8 +136,7 @@ class Snapshot:
     stat: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class PassReport:
+class PassReport(NamedTuple):
     """Outcome of one balancing pass (irqbalance's ``scan()``)."""
 
     cycle: int
@@ -147,7 +146,7 @@ class PassReport:
     writes: tuple = ()
     snapshot: Snapshot | None = None
     duration_s: float = 0.0
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def moved(self) -> int:

@@ -39,7 +39,7 @@ import signal
 import stat
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from .model import BalanceLevel, HintPolicy, IrqPolicy
 
@@ -109,8 +109,7 @@ def parse_policy_output(text: str) -> tuple[IrqPolicy, list[str]]:
     return IrqPolicy(ban=ban, balance_level=level, numa_node=node, hintpolicy=hint), warnings
 
 
-@dataclass(frozen=True, slots=True)
-class HookResult:
+class HookResult(NamedTuple):
     """How one hook run ended."""
 
     #: Exit status as irqbalance's ``WEXITSTATUS`` reads it (a signal death reads 0);
@@ -203,7 +202,7 @@ class PolicyRunner:
     def __call__(self, devpath: str, irq: int) -> IrqPolicy | None:
         policy = self._policy(devpath, irq) if self.policyscript else None
         if self.banscript and devpath != self.sysfs_root and self._banned(devpath, irq):
-            policy = replace(policy or IrqPolicy(), ban=True)
+            policy = (policy or IrqPolicy())._replace(ban=True)
         return policy
 
     # -- logging -------------------------------------------------------

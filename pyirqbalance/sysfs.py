@@ -1,7 +1,7 @@
 """Facts from /sys: CPUs, caches, NUMA nodes and PCI devices.
 
 What irqbalance 1.9 reads in ``cputree.c``, ``numa.c`` and ``classify.c``,
-read once per topology rebuild and returned as frozen records:
+read once per topology rebuild and returned as immutable records (NamedTuples):
 
 * :func:`read_cpu_facts` -- ``/sys/devices/system/cpu`` (list files, and per
   ``cpuN`` its ``online``, ``topology/*``, ``cache/indexK/*`` and ``nodeK``
@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from .cpumask import (
     irqbalance_parse_cpulist,
@@ -283,8 +282,7 @@ def msi_irq_number(name: str) -> int:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CacheIndex:
+class CacheIndex(NamedTuple):
     """One ``cpuN/cache/indexK`` directory."""
 
     #: K of ``indexK`` (irqbalance compares this, not ``level``).
@@ -299,8 +297,7 @@ class CacheIndex:
     size: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class CpuDir:
+class CpuDir(NamedTuple):
     """One ``/sys/devices/system/cpu/cpuN`` directory."""
 
     cpu: int
@@ -323,8 +320,7 @@ class CpuDir:
     node: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class CpuFacts:
+class CpuFacts(NamedTuple):
     """Everything read from /sys/devices/system/cpu."""
 
     #: The ``cpuN`` directories in raw readdir order (never sorted).
@@ -343,8 +339,7 @@ class CpuFacts:
     kernel_max: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class NodeDir:
+class NodeDir(NamedTuple):
     """One ``/sys/devices/system/node/nodeK`` directory."""
 
     node: int
@@ -354,8 +349,7 @@ class NodeDir:
     distance: tuple[int, ...] | None
 
 
-@dataclass(frozen=True, slots=True)
-class NodeFacts:
+class NodeFacts(NamedTuple):
     """Everything read from /sys/devices/system/node."""
 
     #: ``nodeK`` directories (d_type DT_DIR, links excluded) in raw readdir order.
@@ -366,8 +360,7 @@ class NodeFacts:
     has_cpu: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class PciDevice:
+class PciDevice(NamedTuple):
     """One ``/sys/bus/pci/devices/<BDF>`` entry."""
 
     #: The entry name (the BDF, ``0000:00:1f.2``).

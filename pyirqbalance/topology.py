@@ -15,8 +15,7 @@ nothing here is global.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .cpumask import IRQBALANCE_NR_CPUS, irqbalance_parse_cpulist, irqbalance_parse_mask
 
@@ -99,20 +98,36 @@ class TopoObj:
         return f"{self.obj_type.name.lower()} {self.number}"
 
 
-@dataclass(slots=True)
 class Topology:
     """The whole tree plus the CPU sets irqbalance derives while building it."""
 
-    nodes: list[TopoObj]
-    packages: list[TopoObj] = field(default_factory=list)
-    caches: list[TopoObj] = field(default_factory=list)
-    cpus: list[TopoObj] = field(default_factory=list)
-    #: Every online CPU seen in sysfs, banned ones included (cpu_online_map).
-    online: int = 0
-    banned: int = 0
-    numa: bool = True
-    _cpu_by_number: dict[int, TopoObj] = field(default_factory=dict, init=False, repr=False)
-    _node_by_number: dict[int, TopoObj] = field(default_factory=dict, init=False, repr=False)
+    __slots__ = ("nodes", "packages", "caches", "cpus", "online", "banned", "numa",
+                 "_cpu_by_number", "_node_by_number")
+
+    def __init__(
+        self,
+        nodes: list[TopoObj],
+        packages: list[TopoObj] | None = None,
+        caches: list[TopoObj] | None = None,
+        cpus: list[TopoObj] | None = None,
+        online: int = 0,
+        banned: int = 0,
+        numa: bool = True,
+    ) -> None:
+        self.nodes = nodes
+        self.packages: list[TopoObj] = [] if packages is None else packages
+        self.caches: list[TopoObj] = [] if caches is None else caches
+        self.cpus: list[TopoObj] = [] if cpus is None else cpus
+        #: Every online CPU seen in sysfs, banned ones included (cpu_online_map).
+        self.online = online
+        self.banned = banned
+        self.numa = numa
+        self._cpu_by_number: dict[int, TopoObj] = {}
+        self._node_by_number: dict[int, TopoObj] = {}
+
+    def __repr__(self) -> str:
+        return (f"<Topology {len(self.nodes)} nodes, {len(self.packages)} packages, "
+                f"{len(self.caches)} caches, {len(self.cpus)} CPUs>")
 
     @property
     def unbanned(self) -> int:
@@ -150,8 +165,7 @@ class Topology:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BannedCpus:
+class BannedCpus(NamedTuple):
     mask: int
     #: Where the set came from, for logs and ``--dry-run``.
     source: str

@@ -10,7 +10,7 @@ pinned IRQs) and ask for a rescan, as the control socket's ``ban irqs`` does.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
@@ -42,7 +42,7 @@ class _PinnedIrqs:
 
     def on_change(self, registry: OverrideRegistry) -> None:
         banned = tuple(sorted(set(self.configured) | set(registry.irqs())))
-        self.balancer.update_settings(replace(self.balancer.settings, banned_irqs=banned))
+        self.balancer.update_settings(self.balancer.settings._replace(banned_irqs=banned))
         self.balancer.force_rescan()
 
     def start(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 from pyirqbalance.api.client import ApiClient
@@ -31,7 +30,7 @@ def test_extras_from_config(tmp_path: Path, fake_machine, counter_simulator):
         "metrics": {"enabled": True, "per_irq_limit": 4},
     })
     # An ephemeral port instead of 9199 (the file format asks for a real port).
-    config = replace(config, api=replace(config.api, listen="127.0.0.1:0"))
+    config = config._replace(api=config.api._replace(listen="127.0.0.1:0"))
     balancer = Balancer(root, BalancerSettings(banned_irqs=(0,)), sleep=lambda s: True)
     balancer.start()
     extras = build_extras(config, root, balancer, logging.getLogger("test"))

@@ -446,7 +446,7 @@ def test_stats_of_the_engine_match_real_irqbalance(serve, tmp_path: Path) -> Non
 
     # the captured script left: ban irqs 130 (replacing --banirq=9), cpus 1,3,NULL
     balancer.update_settings(
-        dataclasses.replace(settings, banned_irqs=(130,), socket_banned_cpulist="1,3,NULL")
+        settings._replace(banned_irqs=(130,), socket_banned_cpulist="1,3,NULL")
     )
     balancer.force_rescan()
     report = balancer.run_pass()
