@@ -20,7 +20,6 @@ lists.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -193,6 +192,8 @@ def parse_command_line(
     pairs: list[tuple[_Opt, str | None]] = []
     extra = env.get("IRQBALANCE_ARGS")
     if extra:
+        import shlex  # deferred: only IRQBALANCE_ARGS needs it (start-up cost)
+
         try:
             pairs += _getopt(shlex.split(extra))
             for opt, value in pairs:  # checked here so that the message names the variable

@@ -12,7 +12,6 @@ file resolve to (``cli.resolve``); precedence is command line > environment
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -287,6 +286,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
 
 
 def _unknown(key: str, known: list[str]) -> ConfigError:
+    import difflib  # deferred: only a bad file needs it (start-up cost)
+
     close = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
     return ConfigError(f"unknown key {key!r}{hint}")

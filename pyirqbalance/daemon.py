@@ -22,29 +22,29 @@ RELOADING=1/READY=1 around a reload, STOPPING=1 at the end.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .balancer import Balancer
 from .cli import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .config import ConfigError, Options
 from .cpumask import MaskError, format_cpulist, format_mask, parse_mask
-from .explain import format_text, machine_report
 from .logsetup import setup_logging
 from .model import PassReport
-from .notify import Notifier, watchdog_interval
-from .policy import make_policy_hook
 from .procirq import write_smp_affinity
 from .sysroot import SysRoot
-from .uisocket import ControlSocket, ControlSocketError, SetupState, format_stats
+
+# Everything a oneshot run does not need is imported where it is used, not here:
+# start-up time is most of a oneshot's CPU (README, Architecture).
+if TYPE_CHECKING:
+    from .classify import PolicyHook
+    from .notify import Notifier
+    from .uisocket import SetupState
 
 __all__ = [
     "run",
@@ -94,6 +94,8 @@ class _Signals:
         self.dump = False
 
     def install(self) -> None:
+        import signal  # deferred: dry runs install no handlers (start-up cost)
+
         def flag(name: str) -> Callable:
             def handler(signum, frame) -> None:
                 setattr(self, name, True)
@@ -189,7 +191,8 @@ def write_pidfile(path: str, pid: int, log: logging.Logger) -> bool:
             return True
         except FileExistsError:
             try:
-                other = int(Path(path).read_text().split()[0])
+                with open(path) as f:
+                    other = int(f.read().split()[0])
             except (OSError, ValueError, IndexError):
                 other = None
             if other is not None and other != pid and _pid_alive(other):
@@ -207,7 +210,9 @@ def write_pidfile(path: str, pid: int, log: logging.Logger) -> bool:
 
 def _remove_pidfile(path: str, pid: int) -> None:
     try:
-        if Path(path).read_text().split()[:1] == [str(pid)]:
+        with open(path) as f:
+            mine = f.read().split()[:1] == [str(pid)]
+        if mine:
             os.unlink(path)
     except (OSError, IndexError):
         pass
@@ -242,7 +247,7 @@ class OriginalAffinities:
     """
 
     def __init__(self, state_dir: str, balancer: Balancer, log: logging.Logger) -> None:
-        self.path = Path(state_dir) / STATE_FILE
+        self.path = os.path.join(state_dir, STATE_FILE)
         self.balancer = balancer
         self.log = log
         self._saved = 0
@@ -251,13 +256,19 @@ class OriginalAffinities:
         originals = self.balancer.original_affinities()
         if len(originals) == self._saved:
             return
+        import json  # deferred: dry runs never record (start-up cost)
+
         try:
-            known = json.loads(self.path.read_text()) if self.path.exists() else {}
+            known = {}
+            if os.path.exists(self.path):
+                with open(self.path) as f:
+                    known = json.loads(f.read())
             for irq, mask in originals.items():
                 known.setdefault(str(irq), format_mask(mask))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(known, sort_keys=True, indent=1) + "\n")
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = os.path.splitext(self.path)[0] + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(json.dumps(known, sort_keys=True, indent=1) + "\n")
             os.replace(tmp, self.path)
             self._saved = len(originals)
         except (OSError, ValueError) as err:
@@ -270,9 +281,12 @@ def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
     IRQs that no longer exist are skipped; the file is kept if a write fails,
     so the restore can be tried again. With ``--dry-run`` only prints.
     """
-    path = Path(opts.state_dir) / STATE_FILE
+    import json  # deferred: only --restore and --format=json read or write JSON (start-up cost)
+
+    path = os.path.join(opts.state_dir, STATE_FILE)
     try:
-        saved = json.loads(path.read_text())
+        with open(path) as f:
+            saved = json.loads(f.read())
         masks = {int(irq): parse_mask(text) for irq, text in saved.items()}
     except FileNotFoundError:
         sys.stderr.write(f"pyirqbalance: nothing to restore ({path} does not exist)\n")
@@ -296,7 +310,7 @@ def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
     if failed:
         sys.stderr.write(f"pyirqbalance: {failed} IRQs not restored; {path} kept\n")
         return EXIT_RUNTIME
-    path.unlink()
+    os.unlink(path)
     return EXIT_OK
 
 
@@ -329,6 +343,8 @@ class _Control:
         pass
 
     def refresh(self, report: PassReport | None) -> None:
+        from .uisocket import format_stats  # deferred: daemon only (start-up cost)
+
         with self.balancer.lock:
             stats = format_stats(self.balancer.nodes)
         with self._lock:
@@ -339,6 +355,8 @@ class _Control:
             return self._stats
 
     def control_setup(self) -> SetupState:
+        from .uisocket import SetupState  # deferred: daemon only (start-up cost)
+
         b = self.balancer
         return SetupState(self.daemon.interval, tuple(b.settings.banned_irqs), b.banned_cpus)
 
@@ -443,10 +461,7 @@ class Daemon:
             # What the control socket set (irqbalance-ui "settings cpus") outlives a reload.
             self.balancer.update_settings(opts.settings._replace(
                 socket_banned_cpulist=self.balancer.settings.socket_banned_cpulist))
-            self.balancer.policy = make_policy_hook(
-                opts.policyscript, opts.banscript, opts.hook_timeout, self.log,
-                sysfs_root=self.balancer.root.sys(),
-            )
+            self.balancer.policy = _policy_hook(opts, self.balancer.root, self.log)
             self.set_interval(opts.interval)
         self.balancer.request_rescan()
         self.log.info("SIGHUP: configuration reloaded, topology rescan requested")
@@ -530,16 +545,28 @@ def _absolute(opts: Options) -> Options:
     )
 
 
+def _policy_hook(opts: Options, root: SysRoot, log: logging.Logger) -> PolicyHook | None:
+    """The policy script / banscript runner, or None when neither is configured."""
+    if not opts.policyscript and not opts.banscript:
+        return None
+    from .policy import make_policy_hook  # deferred: it needs subprocess (start-up cost)
+
+    return make_policy_hook(opts.policyscript, opts.banscript, opts.hook_timeout, log,
+                            sysfs_root=root.sys())
+
+
 def _dry_run(opts: Options, root: SysRoot, log: logging.Logger) -> int:
     """Read everything, write nothing, wait for nothing; print the report."""
+    from .explain import format_text, machine_report  # deferred: dry runs only
+
     balancer = Balancer(root, opts.settings, write=False, log=log, sleep=lambda s: True,
-                        interval=opts.interval,
-                        policy=make_policy_hook(opts.policyscript, opts.banscript,
-                                                opts.hook_timeout, log, sysfs_root=root.sys()))
+                        interval=opts.interval, policy=_policy_hook(opts, root, log))
     balancer.start()
     balancer.run_pass()
     report = machine_report(balancer)
     if opts.output_format == "json":
+        import json  # deferred (start-up cost)
+
         sys.stdout.write(json.dumps(report, indent=1) + "\n")
     else:
         sys.stdout.write(format_text(report))
@@ -606,14 +633,15 @@ def run(opts: Options, *, reload: Callable[[], Options] | None = None,
 
 def _serve(opts: Options, root: SysRoot, log: logging.Logger,
            reload: Callable[[], Options] | None, env) -> int:
+    from .notify import Notifier, watchdog_interval  # deferred: dry runs never notify
+
     signals = _Signals()
     signals.install()
     notifier = Notifier(env)
     balancer = Balancer(
         root, opts.settings, write=True, log=log, interval=opts.interval,
         sleep=lambda seconds: daemon.sleep(seconds),  # the rescan wait is the loop's wait
-        policy=make_policy_hook(opts.policyscript, opts.banscript, opts.hook_timeout, log,
-                                sysfs_root=root.sys()),
+        policy=_policy_hook(opts, root, log),
         debug_indent="...." if opts.journal else "    ",
     )
     daemon = Daemon(opts, balancer, log=log, signals=signals, notifier=notifier,
@@ -644,13 +672,15 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         if extras.overrides is not None:
             pinned = extras.overrides.irqs
     if opts.config.socket.enabled and not opts.oneshot:
+        from .uisocket import ControlSocket  # deferred: daemon only (start-up cost)
+
         control = _Control(daemon, pinned)
         daemon.services.append(control)
         daemon.listeners.append(control.refresh)
         daemon.services.append(ControlSocket(control, run_dir=opts.run_dir, log=log))
     try:
         return daemon.run()
-    except (ControlSocketError, OSError) as err:
+    except OSError as err:  # uisocket.ControlSocketError is an OSError
         log.error("%s", err)
         return EXIT_RUNTIME
     finally:

@@ -14,12 +14,9 @@ the tree dump after each pass. Otherwise INFO and above are logged.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 from collections.abc import Mapping
-
-from .notify import JOURNAL_SOCKET, journal_handler
 
 __all__ = ["setup_logging", "LOGGER_NAME", "SYSLOG_SOCKET"]
 
@@ -28,6 +25,12 @@ SYSLOG_SOCKET = "/dev/log"
 
 
 def _syslog_or_journal(environ: Mapping[str, str] | None) -> logging.Handler:
+    # deferred: only a detached daemon logs there (logging.handlers pulls socket,
+    # pickle, ...: start-up cost)
+    import logging.handlers
+
+    from .notify import JOURNAL_SOCKET, journal_handler
+
     if os.path.exists(SYSLOG_SOCKET):
         try:
             handler = logging.handlers.SysLogHandler(
@@ -51,6 +54,8 @@ def setup_logging(
         log.removeHandler(old)
         old.close()
     if journal:
+        from .notify import journal_handler  # deferred: only the journal needs it
+
         handler = journal_handler(environ=environ)
     elif detached:
         handler = _syslog_or_journal(environ)

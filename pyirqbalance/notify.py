@@ -18,15 +18,17 @@ cheap no-op returning False.
 
 from __future__ import annotations
 
-import array
 import errno
-import fcntl
 import logging
 import os
-import socket
-import struct
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+# socket (and the rest of the journal's protocol) is imported where it is used:
+# a oneshot outside systemd sends nothing, and start-up time is most of its CPU.
+if TYPE_CHECKING:
+    import socket
 
 __all__ = [
     "Notifier",
@@ -41,13 +43,14 @@ __all__ = [
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 
-try:  # systemd-python; PyPI's unrelated "systemd" package has no JournalHandler
-    from systemd import journal as _sd_journal
 
-    if not hasattr(_sd_journal, "JournalHandler"):
-        raise ImportError
-except ImportError:
-    _sd_journal = None
+def _systemd_journal():
+    """systemd-python's ``journal`` module, or None (looked for only when the journal is used)."""
+    try:  # systemd-python; PyPI's unrelated "systemd" package has no JournalHandler
+        from systemd import journal
+    except ImportError:
+        return None
+    return journal if hasattr(journal, "JournalHandler") else None
 
 
 def syslog_priority(levelno: int) -> int:
@@ -90,6 +93,8 @@ class Notifier:
         message = "\n".join(assignments).encode("utf-8", "replace")
         try:
             if self._socket is None:
+                import socket
+
                 self._socket = socket.socket(
                     socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             self._socket.sendto(message, self.address)
@@ -149,7 +154,7 @@ class PriorityPrefixFormatter(logging.Formatter):
 def _field(name: str, value: str) -> bytes:
     data = value.encode("utf-8", "replace")
     if b"\n" in data:  # binary-safe form: name, newline, 64-bit LE length, data
-        return name.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+        return name.encode() + b"\n" + len(data).to_bytes(8, "little") + data + b"\n"
     return name.encode() + b"=" + data + b"\n"
 
 
@@ -157,6 +162,8 @@ class NativeJournalHandler(logging.Handler):
     """A logging handler speaking journald's native protocol (no systemd-python)."""
 
     def __init__(self, identifier: str = "pyirqbalance", path: str = JOURNAL_SOCKET) -> None:
+        import socket
+
         super().__init__()
         self.identifier = identifier
         self.path = path
@@ -189,6 +196,10 @@ class NativeJournalHandler(logging.Handler):
 
     def _send_memfd(self, data: bytes) -> None:
         """Too big for a datagram: hand journald a sealed memfd instead."""
+        import array
+        import fcntl
+        import socket
+
         fd = os.memfd_create("journal-entry", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
             os.write(fd, data)
@@ -214,8 +225,9 @@ def journal_handler(identifier: str = "pyirqbalance",
     stderr (what systemd makes of it if it is listening after all).
     """
     if not journal_stream_is_stderr(environ) and os.path.exists(JOURNAL_SOCKET):
-        if _sd_journal is not None:
-            return _sd_journal.JournalHandler(SYSLOG_IDENTIFIER=identifier)
+        sd_journal = _systemd_journal()
+        if sd_journal is not None:
+            return sd_journal.JournalHandler(SYSLOG_IDENTIFIER=identifier)
         return NativeJournalHandler(identifier)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PriorityPrefixFormatter("%(message)s"))
