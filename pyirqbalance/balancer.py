@@ -76,6 +76,10 @@ class Balancer:
         self.rebalance: list[IrqInfo] = []
         self.need_rescan = False
         self._scanner = procinterrupts.IrqCountScanner()
+        #: IRQs whose count moved at the last parse (their last_count lags).
+        self._stepped: list[IrqInfo] = []
+        #: The database was just built: every row must be looked at once.
+        self._db_fresh = True
         self._msi_warned = False
         self._activations: dict[int, Activation] = {}
         self._originals: dict[int, int] = {}
@@ -126,6 +130,7 @@ class Balancer:
     def _build(self) -> None:
         """``build_object_tree``: NUMA nodes, CPU tree, IRQ database."""
         s = self.settings
+        self._db_fresh, self._stepped = True, []
         cpu_facts = sysfs.read_cpu_facts(self.root, deepestcache=s.deepestcache)
         node_facts = sysfs.read_node_facts(self.root) if s.numa else None
         cmdline = None
@@ -218,6 +223,8 @@ class Balancer:
             if (d.msi_irqs is not None and row.irq in d.msi_irqs)
             or (d.msi_irqs is None and d.legacy_irq == row.irq)
         ][:1]
+        if not devices and row.raw is None:
+            return None  # its line was not kept (it was known before): rebuild instead
         plan = plan_irq_db(
             [row], devices,
             banned_irqs=s.banned_irqs, banmod=s.banmod, policy=self.policy,
@@ -246,12 +253,9 @@ class Balancer:
         """
         if known is None:
             known = ChainMap(self._by_irq, self._banned)
-        try:
-            counts = self._scanner.scan_chunks(
-                self.root.read_chunks(self.root.proc("interrupts")), known, keep_text=self.keep_text)
-        except KernelReadError:
-            return None
-        self._order = tuple(row.irq for row in counts.rows)
+        counts = procinterrupts.read_irq_counts(self.root, self._scanner, known, self.keep_text)
+        if counts is not None and self._scanner.changed is None:
+            self._order = tuple(row.irq for row in counts.rows)
         return counts
 
     def _read_stat(self) -> str | None:
@@ -261,8 +265,21 @@ class Balancer:
         """``parse_proc_interrupts``: update counts, detect hotplug and rescans."""
         if counts is None:
             return  # unreadable: counts unchanged, like irqbalance
+        changed = self._scanner.changed
+        if changed is None or self._db_fresh or not self._parse_changed(changed):
+            self._parse_rows(counts.rows)
+        if counts.has_msi and not self._msi_warned and not self.need_rescan:
+            if not any(i.irq_type in (IrqType.MSI, IrqType.MSIX) for i in self.irqs):
+                self.log.warning("WARNING: MSI interrupts found in /proc/interrupts")
+                self.log.warning("But none found in sysfs, you need to update your kernel")
+                self.log.warning("Until then, IRQs will be improperly classified")
+            self._msi_warned = True
+
+    def _parse_rows(self, rows) -> None:
+        """Every row: counts, hotplugged IRQs, rescan triggers, vanished IRQs."""
         online = self.topo.num_online
-        for row in counts.rows:
+        stepped = []
+        for row in rows:
             info = self._by_irq.get(row.irq) or self._banned.get(row.irq)
             if info is None:
                 info = self._hotplug(row)
@@ -270,26 +287,50 @@ class Balancer:
                     self.need_rescan = True
                     break
             info.existing = True
-            if row.ncols != online:
-                self.log.debug(
-                    "IRQ %d has %d CPU columns, %d CPUs online: rescanning", row.irq, row.ncols, online
-                )
-                self.need_rescan = True
+            if not self._count(info, row, online):
                 break
-            if row.total < info.count:
-                self.log.debug("IRQ %d count went backwards: rescanning", row.irq)
-                self.need_rescan = True
-                break
-            info.last_count = info.count
-            info.count = row.total
-        if counts.has_msi and not self._msi_warned and not self.need_rescan:
-            if not any(i.irq_type in (IrqType.MSI, IrqType.MSIX) for i in self.irqs):
-                self.log.warning("WARNING: MSI interrupts found in /proc/interrupts")
-                self.log.warning("But none found in sysfs, you need to update your kernel")
-                self.log.warning("Until then, IRQs will be improperly classified")
-            self._msi_warned = True
+            if info.last_count != info.count:
+                stepped.append(info)
+        self._stepped = stepped
         if not self.need_rescan:
             self._drop_vanished()
+            self._db_fresh = False
+
+    def _parse_changed(self, changed) -> bool:
+        """:meth:`_parse_rows` when the scanner saw the same IRQs, in the same order.
+
+        Only the ``changed`` rows differ from the last pass; every other row
+        has the count it had, so its last count catches up (once: after that
+        both are equal). No IRQ appeared or vanished. False (nothing done)
+        if an IRQ is not in the database after all.
+        """
+        infos = [self._by_irq.get(row.irq) or self._banned.get(row.irq) for row in changed]
+        if None in infos:
+            return False
+        for info in self._stepped:
+            info.last_count = info.count
+        online = self.topo.num_online
+        for info, row in zip(infos, changed):
+            if not self._count(info, row, online):
+                break
+        self._stepped = infos
+        return True
+
+    def _count(self, info: IrqInfo, row, online: int) -> bool:
+        """Take a row's total for an IRQ, or ask for a rescan (False)."""
+        if row.ncols != online:
+            self.log.debug(
+                "IRQ %d has %d CPU columns, %d CPUs online: rescanning", row.irq, row.ncols, online
+            )
+            self.need_rescan = True
+            return False
+        if row.total < info.count:
+            self.log.debug("IRQ %d count went backwards: rescanning", row.irq)
+            self.need_rescan = True
+            return False
+        info.last_count = info.count
+        info.count = row.total
+        return True
 
     def _drop_vanished(self) -> None:
         gone = [i for i in self.irqs if not i.existing]

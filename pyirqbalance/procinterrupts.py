@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Iterable, Iterator
+from itertools import accumulate
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -467,107 +468,165 @@ def _complete_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int, int]]
 
 
 class IrqCountScanner:
-    """:func:`reference_irq_counts` over a stream of chunks, cheaply.
+    """:func:`reference_irq_counts` across passes, doing as little as it can.
 
-    * The file is consumed as it is read (``SysRoot.read_chunks``) and the
-      scan stops where irqbalance stops reading, at the first row that does
-      not start with a digit. Only the totals are kept, and a row's line
-      only when the caller may need its text (IRQs not in ``known``).
-    * While the file is at most ``memo_limit`` bytes, the rows of the last
-      scan are kept and compared in place (``startswith`` at the current
-      offset: one memcmp, no copy, no hash); equal rows are reused. After a
-      changed row the comparison resynchronises on its IRQ number, so an IRQ
-      that appears or vanishes costs one row, not the rest of the file.
-      Bigger files are summed row by row (:func:`_cells_total`), which costs
-      a few C-level passes over each row but no memory.
+    * Small files (at most ``memo_limit`` bytes, read whole) are compared
+      with the last scan in place: runs of unchanged rows are matched with
+      one ``startswith`` each (a memcmp against a slice of the last file, no
+      copy, no hash; the run length gallops up and down), and their rows are
+      reused. Only changed rows are parsed; after one, the comparison
+      resynchronises on its IRQ number, so an IRQ that appears or vanishes
+      costs one row, not the rest of the file. :attr:`changed` then lists
+      the rows parsed anew, so the caller can skip the others too.
+    * Bigger files are streamed (:meth:`scan_chunks`) and every row is
+      summed (:func:`_cells_total`): a few C-level passes over each row, no
+      memory kept. Reading stops where irqbalance stops, at the first row
+      that does not start with a digit.
+
+    A row keeps its line only when the caller may need its text: IRQs not
+    in ``known``, or every row when ``known`` is None.
     """
 
-    __slots__ = ("memo_limit", "_prev", "_where", "_size")
+    __slots__ = ("memo_limit", "changed", "_size", "_data", "_head", "_lens", "_rows", "_msi", "_where")
 
     def __init__(self, memo_limit: int = MEMO_LIMIT) -> None:
         self.memo_limit = memo_limit
-        #: Bytes of whole lines the last scan went through (0: no scan yet).
+        #: After a scan: the rows it parsed anew, in file order, when every
+        #: other row is byte-identical to the last scan's and the IRQs are
+        #: the same, in the same order; None when that is not known.
+        self.changed: tuple[IrqCount, ...] | None = None
+        #: Bytes the last scan went through (0: no scan yet).
         self._size = 0
-        #: (raw line, its row, "MSI" in it) of the last scan, in file order.
-        self._prev: list[tuple[bytes, IrqCount | None, bool]] = []
-        #: IRQ number -> index in ``_prev``.
+        # The memo: the last file read whole, where its rows start, and per
+        # line after the header: its length, its row (None: no colon) and
+        # whether it holds "MSI"; IRQ number -> line index.
+        self._data = b""
+        self._head = 0
+        self._lens: list[int] = []
+        self._rows: list[IrqCount | None] = []
+        self._msi: list[bool] = []
         self._where: dict[int, int] = {}
 
-    def scan(self, data: bytes, known: Container[int] | None = None) -> IrqCounts:
-        """Scan a whole file held in memory."""
-        return self.scan_chunks((data,), known)
+    @property
+    def wants_whole(self) -> bool:
+        """Whether the next file is best read whole (it was small last time)."""
+        return 0 < self._size <= self.memo_limit
+
+    @property
+    def size_hint(self) -> int:
+        return self._size
+
+    def _forget(self, size: int) -> None:
+        self._size = size
+        self._data, self._head = b"", 0
+        self._lens, self._rows, self._msi, self._where = [], [], [], {}
+
+    def scan(self, data: bytes, known: Container[int] | None = None, keep_text: bool = False) -> IrqCounts:
+        """Scan a whole file held in memory (with the memo when it is small)."""
+        if len(data) > self.memo_limit:
+            return self.scan_chunks((data,), known, keep_text)
+        text = data if keep_text else None
+        head = data.find(b"\n") + 1
+        if not head:
+            self._forget(len(data))
+            self.changed = None
+            return IrqCounts((), False, text)  # a header at most
+        ncells = data.count(b"CPU", 0, head)  # a hint: a wrong one only costs time
+        lanes = _Lanes(ncells) if ncells else None
+        olens, orows, omsi, where = self._lens, self._rows, self._msi, self._where
+        nold = len(olens)
+        ooff = list(accumulate(olens, initial=self._head))
+        old = memoryview(self._data)
+        lens: list[int] = []
+        memo_rows: list[IrqCount | None] = []
+        memo_msi: list[bool] = []
+        rows: list[IrqCount] = []
+        changed: list[IrqCount] = []
+        same = nold > 0  # same IRQs in the same order as the last scan
+        has_msi = False
+        pos, n, k, step = head, len(data), 0, 1
+        while pos < n:
+            if k < nold:
+                j = min(k + step, nold)
+                if data.startswith(old[ooff[k]:ooff[j]], pos):  # lines k..j-1 unchanged
+                    lens += olens[k:j]
+                    memo_rows += orows[k:j]
+                    memo_msi += omsi[k:j]
+                    rows.extend(filter(None, orows[k:j]))
+                    has_msi = has_msi or True in omsi[k:j]
+                    pos += ooff[j] - ooff[k]
+                    k, step = j, step * 2
+                    continue
+                if step > 1:
+                    step = max(step // 4, 1)
+                    continue
+            end = data.find(b"\n", pos) + 1 or n
+            line = data[pos:end]
+            parsed = _parse_line(line, lanes, known)
+            if parsed is None:
+                has_msi = has_msi or b"MSI" in line.partition(b"\0")[0]
+                break  # irqbalance stops at the first row not starting with a digit
+            row, msi = parsed
+            if row is not None:
+                i = where.get(row.irq)
+                if i != k:
+                    same = False  # a new IRQ, or old lines skipped
+                if i is not None:
+                    k = i + 1
+                changed.append(row)
+                rows.append(row)
+            has_msi = has_msi or msi
+            if line[-1] == 10:  # an unterminated last line may grow: not kept
+                lens.append(len(line))
+                memo_rows.append(row)
+                memo_msi.append(msi)
+            pos = end
+        if k != nold:
+            same = False  # old lines left over: IRQs vanished
+        self.changed = tuple(changed) if same else None
+        self._size = len(data)
+        self._data, self._head = data, head
+        self._lens, self._rows, self._msi = lens, memo_rows, memo_msi
+        if not same:
+            self._where = {row.irq: i for i, row in enumerate(memo_rows) if row is not None}
+        return IrqCounts(tuple(rows), has_msi, text)
 
     def scan_chunks(
         self, chunks: Iterable[bytes], known: Container[int] | None = None, keep_text: bool = False
     ) -> IrqCounts:
-        """Scan the file arriving in ``chunks``.
+        """Scan the file arriving in ``chunks``, keeping nothing for the next scan.
 
-        ``known``: IRQs whose rows need no line (the caller has classified
-        them). ``keep_text``: also return the whole file, read to its end.
+        ``keep_text``: also return the whole file, read to its end.
         """
+        source = chunks
         if keep_text:
             kept: list[bytes] = []
             chunks = _keeping(chunks, kept)
-        source = chunks
-        prev, where = self._prev, self._where
-        nprev = len(prev)
-        # The memo is built only when the last scan showed a file small
-        # enough (the first scan of all keeps nothing: its size is unknown).
-        fresh: list[tuple[bytes, IrqCount | None, bool]] | None = (
-            [] if 0 < self._size <= self.memo_limit else None)
-        size = memo_bytes = 0
         rows: list[IrqCount] = []
         has_msi = False
         lanes: _Lanes | None = None
         header = True
-        k = 0
+        size = 0
         runs = _complete_lines(chunks)
         for buf, pos, stop in runs:
             size += stop - pos
             if header:
                 header = False
                 pos = buf.find(b"\n", pos) + 1 or stop
-                ncells = buf.count(b"CPU", 0, pos)  # a hint: a wrong one only costs time
+                ncells = buf.count(b"CPU", 0, pos)
                 lanes = _Lanes(ncells) if ncells else None
             while pos < stop:
-                if k < nprev and buf.startswith(prev[k][0], pos):
-                    line, row, msi = entry = prev[k]
-                    k += 1
-                else:
-                    end = buf.find(b"\n", pos, stop) + 1 or stop
-                    line = buf[pos:end]
-                    if b"\0" in line:
-                        cut = line.partition(b"\0")[0]  # a C string ends there
-                        if _ROW_START.match(cut) is None:
-                            has_msi = has_msi or b"MSI" in cut
-                            break
-                        row, msi = _row(cut), b"MSI" in cut
-                        entry = (line, row, msi)
-                    else:
-                        label = _ROW_START.match(line)
-                        if label is None:
-                            has_msi = has_msi or b"MSI" in line
-                            break  # irqbalance stops at the first row not starting with a digit
-                        parsed = _fast_row(line, label, lanes)
-                        if parsed is None:
-                            row, msi = None, b"MSI" in line
-                        else:
-                            irq, total, ncols, msi = parsed
-                            keep = fresh is not None or known is None or irq not in known
-                            row = IrqCount(irq, total, ncols, line if keep else None)
-                        entry = (line, row, msi)
-                    if row is not None:
-                        k = where.get(row.irq, k - 1) + 1
-                pos += len(line)
+                end = buf.find(b"\n", pos, stop) + 1 or stop
+                line = buf[pos:end]
+                parsed = _parse_line(line, lanes, known)
+                if parsed is None:
+                    has_msi = has_msi or b"MSI" in line.partition(b"\0")[0]
+                    break
+                row, msi = parsed
                 has_msi = has_msi or msi
-                if fresh is not None and line[-1] == 10:  # an unterminated last line may grow
-                    memo_bytes += len(line)
-                    if memo_bytes > self.memo_limit:
-                        fresh = None  # too big to keep: sum every row from now on
-                    else:
-                        fresh.append(entry)
                 if row is not None:
                     rows.append(row)
+                pos = end
             else:
                 continue
             break  # the stop row
@@ -580,10 +639,29 @@ class IrqCountScanner:
         close = getattr(source, "close", None)
         if close is not None:
             close()  # done reading (irqbalance closes the file here too)
-        fresh = fresh or []
-        self._prev, self._size = fresh, size
-        self._where = {entry[1].irq: i for i, entry in enumerate(fresh) if entry[1] is not None}
+        self._forget(size)
+        self.changed = None
         return IrqCounts(tuple(rows), has_msi, text)
+
+
+def _parse_line(
+    line: bytes, lanes: _Lanes | None, known: Container[int] | None
+) -> tuple[IrqCount | None, bool] | None:
+    """(row or None if skipped, "MSI" in it) for one line; None for the stop row."""
+    if b"\0" in line:
+        line = line.partition(b"\0")[0]  # a C string ends there
+        if _ROW_START.match(line) is None:
+            return None
+        return _row(line), b"MSI" in line
+    label = _ROW_START.match(line)
+    if label is None:
+        return None
+    parsed = _fast_row(line, label, lanes)
+    if parsed is None:
+        return None, b"MSI" in line
+    irq, total, ncols, msi = parsed
+    keep = known is None or irq not in known
+    return IrqCount(irq, total, ncols, line if keep else None), msi
 
 
 def _keeping(chunks: Iterable[bytes], kept: list[bytes]) -> Iterator[bytes]:
@@ -597,9 +675,22 @@ def parse_irq_counts(data: bytes) -> IrqCounts:
     return IrqCountScanner().scan(data)
 
 
-def read_irq_counts(root: SysRoot, scanner: IrqCountScanner | None = None) -> IrqCounts | None:
-    """Scan /proc/interrupts, or None when it cannot be read."""
+def read_irq_counts(
+    root: SysRoot,
+    scanner: IrqCountScanner | None = None,
+    known: Container[int] | None = None,
+    keep_text: bool = False,
+) -> IrqCounts | None:
+    """Scan /proc/interrupts, or None when it cannot be read.
+
+    Read whole when the scanner compares with its last scan (one read(2) of
+    the last size: seq_file fills it), streamed in chunks otherwise.
+    """
+    scanner = scanner or IrqCountScanner()
+    path = root.proc("interrupts")
     try:
-        return (scanner or IrqCountScanner()).scan_chunks(root.read_chunks(root.proc("interrupts")))
+        if scanner.wants_whole:
+            return scanner.scan(root.read_bytes(path, scanner.size_hint), known, keep_text)
+        return scanner.scan_chunks(root.read_chunks(path), known, keep_text)
     except KernelReadError:
         return None

@@ -101,6 +101,30 @@ def test_scanner_small_edits_between_passes(data, draws):
         assert scanner.scan(edited) == reference_irq_counts(edited)
 
 
+@settings(max_examples=300, deadline=None)
+@given(kernel_files(), st.data())
+def test_scanner_changed_rows_are_exactly_the_difference(data, draws):
+    """When the scanner says which rows changed, every other row is as before."""
+    scanner = IrqCountScanner()
+    scanner.scan(data)
+    before = reference_irq_counts(data).rows
+    lines = data.split(b"\n")
+    for _ in range(3):
+        k = draws.draw(st.integers(1, len(lines) - 1))
+        lines[k] = draws.draw(st.sampled_from([lines[k].replace(b" 0 ", b" 7 ", 1), lines[k] + b" 5",
+                                               lines[k][:-3], b"", lines[k]]))
+        edited = b"\n".join(lines)
+        counts = scanner.scan(edited)
+        after = reference_irq_counts(edited).rows
+        assert counts.rows == after
+        if scanner.changed is not None:
+            assert [r.irq for r in after] == [r.irq for r in before]
+            changed = {r.irq: r for r in scanner.changed}
+            for old, new in zip(before, after):
+                assert changed.get(new.irq, old) == new
+        before = after
+
+
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
     return [data[a:b] for a, b in zip(bounds, bounds[1:])]

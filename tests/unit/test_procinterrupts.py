@@ -359,9 +359,18 @@ def test_scanner_memo_only_below_its_limit():
     before = load("this-vm/proc/interrupts")
     after = load("this-vm/proc/interrupts.after-10s")
     small, big = IrqCountScanner(), IrqCountScanner(memo_limit=len(before) // 2)
-    for data in (before, before, after, before):
+    for data in (before, before):
         assert small.scan(data) == big.scan(data) == reference_irq_counts(data)
-    assert small._prev and not big._prev  # the big file is summed row by row, nothing kept
+    assert small.changed == ()  # the second scan found every row unchanged
+    assert big.changed is None  # the big file is summed row by row, nothing kept
+    assert small.scan(after) == big.scan(after) == reference_irq_counts(after)
+    old_lines = dict(zip(_irqs(before), before.split(b"\n")[1:]))
+    moved = [irq for irq, line in zip(_irqs(after), after.split(b"\n")[1:]) if old_lines[irq] != line]
+    assert [r.irq for r in small.changed] == moved and moved
+
+
+def _irqs(data: bytes) -> list[int]:
+    return [r.irq for r in reference_irq_counts(data).rows]
 
 
 def test_scanner_stops_reading_at_the_first_named_row():
