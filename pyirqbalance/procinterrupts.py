@@ -594,27 +594,30 @@ class IrqCountScanner:
     def scan_chunks(
         self, chunks: Iterable[bytes], known: Container[int] | None = None, keep_text: bool = False
     ) -> IrqCounts:
-        """Scan the file arriving in ``chunks``, keeping nothing for the next scan.
+        """Scan the file arriving in ``chunks``, every row parsed.
 
-        ``keep_text``: also return the whole file, read to its end.
+        When the file turns out small (at most ``memo_limit`` bytes up to
+        the row where reading stops), it is kept as the memo for the next
+        :meth:`scan`. ``keep_text``: also return the whole file, read to its
+        end.
         """
         source = chunks
-        if keep_text:
-            kept: list[bytes] = []
-            chunks = _keeping(chunks, kept)
+        kept: list[bytes] = []
+        chunks = _keeping(chunks, kept)
+        lens: list[int] | None = []  # the memo, while it may still be kept
+        memo_rows: list[IrqCount | None] = []
+        memo_msi: list[bool] = []
         rows: list[IrqCount] = []
         has_msi = False
         lanes: _Lanes | None = None
-        header = True
-        size = 0
+        head = -1
         runs = _complete_lines(chunks)
         for buf, pos, stop in runs:
-            size += stop - pos
-            if header:
-                header = False
-                pos = buf.find(b"\n", pos) + 1 or stop
-                ncells = buf.count(b"CPU", 0, pos)
+            if head < 0:
+                head = buf.find(b"\n", pos) + 1 or stop
+                ncells = buf.count(b"CPU", 0, head)
                 lanes = _Lanes(ncells) if ncells else None
+                pos = head
             while pos < stop:
                 end = buf.find(b"\n", pos, stop) + 1 or stop
                 line = buf[pos:end]
@@ -626,22 +629,36 @@ class IrqCountScanner:
                 has_msi = has_msi or msi
                 if row is not None:
                     rows.append(row)
+                if lens is not None and line[-1] == 10:
+                    lens.append(len(line))
+                    memo_rows.append(row)
+                    memo_msi.append(msi)
                 pos = end
             else:
+                if lens is not None and not keep_text and len(kept) > 1 and (
+                        sum(map(len, kept)) > self.memo_limit):
+                    lens = None  # too big to keep: read on without it
+                if lens is None and not keep_text:
+                    kept.clear()
                 continue
             break  # the stop row
         runs.close()
-        text = None
         if keep_text:
             for _ in chunks:  # the rest of the file, for the snapshot
                 pass
-            text = kept[0] if len(kept) == 1 else b"".join(kept)
         close = getattr(source, "close", None)
         if close is not None:
             close()  # done reading (irqbalance closes the file here too)
-        self._forget(size)
+        data = kept[0] if len(kept) == 1 else b"".join(kept)
         self.changed = None
-        return IrqCounts(tuple(rows), has_msi, text)
+        if lens is None or len(data) > self.memo_limit:
+            self._forget(self.memo_limit + 1 if lens is None else len(data))
+        else:
+            self._size = len(data)
+            self._data, self._head = data, head
+            self._lens, self._rows, self._msi = lens, memo_rows, memo_msi
+            self._where = {row.irq: i for i, row in enumerate(memo_rows) if row is not None}
+        return IrqCounts(tuple(rows), has_msi, data if keep_text else None)
 
 
 def _parse_line(

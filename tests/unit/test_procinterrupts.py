@@ -369,6 +369,15 @@ def test_scanner_memo_only_below_its_limit():
     assert [r.irq for r in small.changed] == moved and moved
 
 
+def test_streamed_small_file_is_remembered():
+    data = load("this-vm/proc/interrupts")
+    scanner = IrqCountScanner()
+    scanner.scan_chunks(data[i:i + 100] for i in range(0, len(data), 100))
+    assert scanner.wants_whole
+    assert scanner.scan(data) == reference_irq_counts(data)
+    assert scanner.changed == ()  # every row matched the streamed scan's
+
+
 def _irqs(data: bytes) -> list[int]:
     return [r.irq for r in reference_irq_counts(data).rows]
 
