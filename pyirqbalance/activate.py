@@ -13,7 +13,7 @@ failure never stops the others.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import procirq
 from .classify import IrqInfo
@@ -26,8 +26,7 @@ from .topology import ObjType
 __all__ = ["Activation", "activate_mappings"]
 
 
-@dataclass(frozen=True, slots=True)
-class Activation:
+class Activation(NamedTuple):
     """What activation did for one moved IRQ."""
 
     irq: int

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Iterable, Iterator
 from itertools import accumulate
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .sysroot import KernelReadError, SysRoot
@@ -63,8 +62,7 @@ class ParseError(ValueError):
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class InterruptRow:
+class InterruptRow(NamedTuple):
     """One row: a numbered IRQ or a named per-CPU counter (LOC, NMI, IPI0 ...)."""
 
     label: str
@@ -83,8 +81,7 @@ class InterruptRow:
         return sum(self.counts)
 
 
-@dataclass(frozen=True, slots=True)
-class Interrupts:
+class Interrupts(NamedTuple):
     """The whole file: CPU numbers from the header, rows in file order."""
 
     cpus: tuple[int, ...]

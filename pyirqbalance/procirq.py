@@ -11,7 +11,7 @@ import enum
 import errno
 import os
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .cpumask import MaskError, format_mask, irqbalance_parse_mask, parse_cpulist, parse_mask
 from .sysfs import parse_int
@@ -33,8 +33,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Spurious:
+class Spurious(NamedTuple):
     """/proc/irq/N/spurious: how often the IRQ fired with no handler claiming it."""
 
     count: int
@@ -55,8 +54,7 @@ def parse_spurious(text: str) -> Spurious | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class IrqAffinity:
+class IrqAffinity(NamedTuple):
     """What /proc/irq/N says about one IRQ (None: file missing or unreadable)."""
 
     irq: int
@@ -183,8 +181,7 @@ _REASONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class WriteResult:
+class WriteResult(NamedTuple):
     """The outcome of one smp_affinity write: the text written and the kernel's errno."""
 
     irq: int

@@ -13,7 +13,7 @@ and raises :class:`ParseError`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .sysroot import SysRoot
 
@@ -26,8 +26,7 @@ class ParseError(ValueError):
     """Text that is not /proc/stat."""
 
 
-@dataclass(frozen=True, slots=True)
-class CpuTimes:
+class CpuTimes(NamedTuple):
     """One ``cpu`` line in USER_HZ jiffies; ``cpu`` is -1 for the aggregate line."""
 
     cpu: int
@@ -47,8 +46,7 @@ class CpuTimes:
         return self.irq + self.softirq
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
+class Stat(NamedTuple):
     #: ``cpuN`` lines in file order (offline CPUs are absent).
     cpus: tuple[CpuTimes, ...]
     #: The aggregate ``cpu`` line (``cpu`` = -1).
