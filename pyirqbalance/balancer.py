@@ -53,6 +53,7 @@ class Balancer:
         sleep: Callable[[float], bool] | None = None,
         interval: float = 10,
         debug_indent: str = INDENT,
+        keep_text: bool = False,
     ) -> None:
         self.root = root
         self.settings = settings or BalancerSettings()
@@ -87,9 +88,9 @@ class Balancer:
         #: IRQ numbers in /proc/interrupts order, as the last scan saw them.
         self._order: tuple[int, ...] = ()
         #: Keep each pass's raw /proc/interrupts in PassReport.snapshot (for
-        #: history, the API, metrics and the dry-run report). Off, the file is
-        #: only streamed through: a 1024-CPU machine prints 93 MB per pass.
-        self.keep_text = True
+        #: history, the API, metrics and the dry-run report). Off, a big file
+        #: is only streamed through: a 1024-CPU machine prints 93 MB per pass.
+        self.keep_text = keep_text
         #: Fill PassReport.decisions for the IRQs each pass moved (for listeners
         #: such as the API or history); off by default, it costs per IRQ.
         self.record_decisions = False

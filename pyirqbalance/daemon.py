@@ -560,7 +560,8 @@ def _dry_run(opts: Options, root: SysRoot, log: logging.Logger) -> int:
     from .explain import format_text, machine_report  # deferred: dry runs only
 
     balancer = Balancer(root, opts.settings, write=False, log=log, sleep=lambda s: True,
-                        interval=opts.interval, policy=_policy_hook(opts, root, log))
+                        interval=opts.interval, policy=_policy_hook(opts, root, log),
+                        keep_text=True)  # the report names IRQs from the full rows
     balancer.start()
     balancer.run_pass()
     report = machine_report(balancer)

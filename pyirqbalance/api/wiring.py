@@ -65,6 +65,8 @@ def build_extras(config: Config, root: SysRoot, balancer: Any,
     token file, and ValueError for history values out of range.
     """
     extras = DaemonExtras()
+    # History, API and metrics all read each pass's /proc/interrupts text.
+    balancer.keep_text = True
     history = None
     recorder = None
     if config.history.enabled:
