@@ -81,6 +81,7 @@ class Balancer:
         self._stepped: list[IrqInfo] = []
         #: The database was just built: every row must be looked at once.
         self._db_fresh = True
+        self._stat_size = 0  # /proc/stat's last size: one read(2) per pass
         self._msi_warned = False
         self._activations: dict[int, Activation] = {}
         self._originals: dict[int, int] = {}
@@ -260,7 +261,9 @@ class Balancer:
         return counts
 
     def _read_stat(self) -> str | None:
-        return self.root.try_read_text(self.root.proc("stat"))
+        text = self.root.try_read_text(self.root.proc("stat"), self._stat_size)
+        self._stat_size = len(text) if text is not None else 0
+        return text
 
     def _parse_interrupts(self, counts: procinterrupts.IrqCounts | None) -> None:
         """``parse_proc_interrupts``: update counts, detect hotplug and rescans."""

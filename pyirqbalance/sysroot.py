@@ -23,6 +23,10 @@ from collections.abc import Iterator
 __all__ = ["SysRoot", "KernelReadError"]
 
 _CHUNK = 1 << 20
+#: First request for a file of unknown size (sysfs attributes are at most a page).
+_FIRST = 1 << 14
+#: What a pipe returns per read(2) at most (its default capacity).
+_PIPE = 1 << 16
 #: Largest single read(2) asked for (pipes return 64 KiB at a time anyway).
 _MAX_CHUNK = 1 << 26
 
@@ -71,23 +75,25 @@ class SysRoot:
         """Whole file as bytes; raises :class:`KernelReadError`.
 
         procfs reports a size of 0, so the first read asks for ``size_hint``
-        (the caller's last size) or 1 MiB; seq_file fills the whole buffer in
-        one call, so a big file usually arrives in one piece, without a join.
+        (the caller's last size) plus a margin, or 16 KiB; seq_file fills the
+        whole buffer in one call, so a big file usually arrives in one piece,
+        without a join. A full buffer doubles the next request; a short read
+        (a pipe: 64 KiB at a time) makes the next ones pipe-sized, so no
+        read(2) gets a buffer much bigger than what it returns.
         """
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as err:
             raise KernelReadError(err.errno, f"cannot open {path}: {err.strerror}") from err
         try:
-            want = max(size_hint + 65536, os.fstat(fd).st_size + 1, _CHUNK)
+            want = max(size_hint + 65536 if size_hint else _FIRST, os.fstat(fd).st_size + 1)
             chunks = []
             while True:
                 data = os.read(fd, want)
                 if not data:
                     break
                 chunks.append(data)
-                if len(data) == want:  # a regular file or procfs filled the buffer: grow
-                    want = min(want * 2, _MAX_CHUNK)
+                want = min(want * 2, _MAX_CHUNK) if len(data) == want else _PIPE
         except OSError as err:
             raise KernelReadError(err.errno, f"cannot read {path}: {err.strerror}") from err
         finally:
@@ -115,6 +121,8 @@ class SysRoot:
                     raise KernelReadError(err.errno, f"cannot read {path}: {err.strerror}") from err
                 if not data:
                     return
+                if len(data) < size:
+                    size = _PIPE  # a short read: a pipe, which never returns more
                 yield data
         finally:
             os.close(fd)
@@ -125,10 +133,10 @@ class SysRoot:
         return cls.read_bytes(path).decode("utf-8", "surrogateescape")
 
     @classmethod
-    def try_read_text(cls, path: str) -> str | None:
+    def try_read_text(cls, path: str, size_hint: int = 0) -> str | None:
         """Whole file as text, or ``None`` when it cannot be read."""
         try:
-            return cls.read_bytes(path).decode("utf-8", "surrogateescape")
+            return cls.read_bytes(path, size_hint).decode("utf-8", "surrogateescape")
         except KernelReadError:
             return None
 
