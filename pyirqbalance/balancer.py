@@ -76,6 +76,8 @@ class Balancer:
         self._entries: dict[int, DbEntry] = {}
         self.rebalance: list[IrqInfo] = []
         self.need_rescan = False
+        #: A rescan pass is waiting for its fresh baseline (the lock is free).
+        self.waiting = False
         self._scanner = procinterrupts.IrqCountScanner()
         #: IRQs whose count moved at the last parse (their last_count lags).
         self._stepped: list[IrqInfo] = []
@@ -391,7 +393,7 @@ class Balancer:
 
     def run_pass(self) -> PassReport:
         """One balancing pass (irqbalance 1.9.2 ``scan``)."""
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         with self.lock:
             self.log.debug("\n\n\n" + "-" * 77)
             clear_work_stats(self.topo)
@@ -413,11 +415,13 @@ class Balancer:
                 # baseline, then balances with the new tree (no load data yet).
                 # The lock is let go while waiting: readers (API, control
                 # socket) are served between the halves of the pass.
+                self.waiting = True
                 self.lock.release()
                 try:
                     keep_going = self._sleep(self.interval)
                 finally:
                     self.lock.acquire()
+                    self.waiting = False
                 if not keep_going:
                     break
                 clear_work_stats(self.topo)
@@ -461,6 +465,7 @@ class Balancer:
                 writes=tuple(a.write for a in activations if a.write is not None),
                 snapshot=snapshot,
                 duration_s=time.perf_counter() - started,
+                cpu_s=time.thread_time() - cpu_started,
             )
 
     # ------------------------------------------------------------------

@@ -314,6 +314,13 @@ def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
     return EXIT_OK
 
 
+def peak_rss_kib() -> int:
+    """The process's peak resident set size so far, KiB (``ru_maxrss``)."""
+    import resource  # deferred: --debug only
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 # --------------------------------------------------------------------------
 # control socket
 # --------------------------------------------------------------------------
@@ -323,9 +330,10 @@ class _Control:
     """The daemon side of irqbalance's control socket (irqbalance-ui, scripts).
 
     Called on the socket's thread. ``stats`` is what the last pass left,
-    formatted by the loop, so a client never waits for a pass; changes only
-    set values the loop picks up (interval) or ask for a rescan, as irqbalance
-    does.
+    formatted at the first request after it (not by the loop: most passes
+    are never asked for), so a client waits for a pass at most, as with
+    irqbalance's single loop; changes only set values the loop picks up
+    (interval) or ask for a rescan, as irqbalance does.
     """
 
     def __init__(self, daemon: Daemon, pinned: Callable[[], Iterable[int]] = tuple) -> None:
@@ -335,6 +343,7 @@ class _Control:
         self.pinned = pinned
         self._lock = threading.Lock()
         self._stats = b""
+        self._stale = True
 
     def start(self) -> None:
         self.refresh(None)
@@ -343,15 +352,20 @@ class _Control:
         pass
 
     def refresh(self, report: PassReport | None) -> None:
-        from .uisocket import format_stats  # deferred: daemon only (start-up cost)
-
-        with self.balancer.lock:
-            stats = format_stats(self.balancer.nodes)
-        with self._lock:
-            self._stats = stats
+        """Per-pass listener: the stats are out of date."""
+        self._stale = True
 
     def control_stats(self) -> bytes:
+        from .uisocket import format_stats  # deferred: daemon only (start-up cost)
+
         with self._lock:
+            if self._stale:
+                with self.balancer.lock:
+                    # mid-rescan (the pass waits with the lock let go) the tree
+                    # has no placements yet: answer with the last pass's stats
+                    if not self.balancer.waiting:
+                        self._stats = format_stats(self.balancer.nodes)
+                        self._stale = False
             return self._stats
 
     def control_setup(self) -> SetupState:
@@ -487,6 +501,9 @@ class Daemon:
             self.balancer.force_rescan()
             return None
         self.passes += 1
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("pass %d: %.1f ms, %.1f ms CPU, peak RSS %d KiB", report.cycle,
+                           report.duration_s * 1e3, report.cpu_s * 1e3, peak_rss_kib())
         for listener in self.listeners:
             try:
                 listener(report)

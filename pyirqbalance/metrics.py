@@ -56,6 +56,8 @@ class Metrics:
                                     "smp_affinity writes the kernel refused", ["errno"], registry=r)
         self.duration = Histogram(PREFIX + "pass_duration_seconds", "Duration of a balancing pass",
                                   buckets=_DURATION_BUCKETS, registry=r)
+        self.cpu = Counter(PREFIX + "pass_cpu_seconds", "CPU time spent in balancing passes",
+                           registry=r)
         self.last_pass = Gauge(PREFIX + "last_pass_timestamp_seconds",
                                "When the last pass read /proc", registry=r)
         info = Gauge(PREFIX + "info", "pyirqbalance version", ["version"], registry=r)
@@ -75,6 +77,7 @@ class Metrics:
             if w.errno:
                 self.write_errors.labels(errno_names.errorcode.get(w.errno, str(w.errno))).inc()
         self.duration.observe(report.duration_s)
+        self.cpu.inc(report.cpu_s)
         if report.snapshot is not None:
             self.last_pass.set(report.snapshot.taken_at)
             with self._lock:

@@ -145,8 +145,11 @@ class PassReport(NamedTuple):
     #: Results of the smp_affinity writes attempted this pass (procirq.WriteResult).
     writes: tuple = ()
     snapshot: Snapshot | None = None
+    #: Wall time of the pass (a rescan pass includes its one-interval wait).
     duration_s: float = 0.0
     notes: tuple[str, ...] = ()
+    #: CPU time the pass took (its thread's; the wait of a rescan costs none).
+    cpu_s: float = 0.0
 
     @property
     def moved(self) -> int:

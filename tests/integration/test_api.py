@@ -439,6 +439,8 @@ def test_metrics(rig: Rig):
     assert irq["128"].labels["class"] == "ethernet" and irq["128"].labels["node"] == "-1"
     assert irq["130"].labels["class"] == "banned"
     assert fams["pyirqbalance_resident_memory_bytes"].samples[0].value > 0
+    cpu = [s.value for s in fams["pyirqbalance_pass_cpu_seconds"].samples if s.name.endswith("_total")]
+    assert cpu and cpu[0] > 0
 
 
 def test_metrics_cardinality_cap(tmp_path, fake_machine, counter_simulator):
