@@ -59,7 +59,7 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--sort", default="tottime")
     a = ap.parse_args()
-    desc = dict(_machines(big=True))[a.machine]
+    desc = dict(_machines(big=a.machine == "scale_1024"))[a.machine]
     if a.firing < 1:
         desc = _firing(desc, a.firing)
     with tempfile.TemporaryDirectory(prefix="profile-pass-") as tmp:

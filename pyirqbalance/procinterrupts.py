@@ -410,27 +410,37 @@ def _cells_total(line: bytes, start: int, lanes: _Lanes) -> int | None:
     return total
 
 
-def _fast_row(line: bytes, label: re.Match[bytes], lanes: _Lanes | None) -> tuple[int, int, int, bool] | None:
+#: Where a kernel-printed row's cells are and what the rest adds to them:
+#: (cells start, cells end, total minus the cells' sum mod 2**64).
+_Shape = tuple[int, int, int]
+
+
+def _fast_row(
+    line: bytes, label: re.Match[bytes], lanes: _Lanes | None
+) -> tuple[int, int, int, bool, _Shape | None] | None:
     """:func:`_row` for a NUL-free line, trying the fixed-stride cells first.
 
-    Returns (irq, total, columns, "MSI" in the line), or None for a line
-    without a colon. The counted columns hold only blanks, signs and
-    digits, so only the label and what follows the counts are searched for
-    "MSI".
+    Returns (irq, total, columns, "MSI" in the line, shape), or None for a
+    line without a colon; shape is None unless the cells were kernel-printed.
+    The counted columns hold only blanks, signs and digits, so only the
+    label and what follows the counts are searched for "MSI".
     """
     colon = line.find(b":")
     if colon < 0:
         return None
-    total = None if lanes is None else _cells_total(line, colon + 1, lanes)
-    if total is None:
+    cells = None if lanes is None else _cells_total(line, colon + 1, lanes)
+    shape = None
+    if cells is None:
         total, ncols, stop = _count_columns(line, colon + 1)
     else:
         # irqbalance goes on reading numbers after the cells; on a real row
         # the chip name comes next and this stops at once.
-        more, extra, stop = _count_columns(line, colon + 1 + _CELL * lanes.n)
-        total, ncols = (total + more) & _U64, lanes.n + extra
+        end = colon + 1 + _CELL * lanes.n
+        more, extra, stop = _count_columns(line, end)
+        total, ncols = (cells + more) & _U64, lanes.n + extra
+        shape = (colon + 1, end, more & _U64)
     msi = line.find(b"MSI", stop) >= 0 or line.find(b"MSI", 0, colon) >= 0
-    return _c_irq_number(label[1]), total, ncols, msi
+    return _c_irq_number(label[1]), total, ncols, msi, shape
 
 
 #: The largest file whose lines the scanner keeps to skip unchanged rows
@@ -484,7 +494,8 @@ class IrqCountScanner:
     in ``known``, or every row when ``known`` is None.
     """
 
-    __slots__ = ("memo_limit", "changed", "_size", "_data", "_head", "_lens", "_rows", "_msi", "_where")
+    __slots__ = ("memo_limit", "changed", "_size", "_data", "_head", "_ncells",
+                 "_lens", "_rows", "_msi", "_shapes", "_where")
 
     def __init__(self, memo_limit: int = MEMO_LIMIT) -> None:
         self.memo_limit = memo_limit
@@ -498,10 +509,12 @@ class IrqCountScanner:
         # line after the header: its length, its row (None: no colon) and
         # whether it holds "MSI"; IRQ number -> line index.
         self._data = b""
-        self._head = 0
+        self._head = self._ncells = 0
         self._lens: list[int] = []
         self._rows: list[IrqCount | None] = []
         self._msi: list[bool] = []
+        #: Per line: where its kernel-printed cells were (None: not that shape).
+        self._shapes: list[_Shape | None] = []
         self._where: dict[int, int] = {}
 
     @property
@@ -515,8 +528,8 @@ class IrqCountScanner:
 
     def _forget(self, size: int) -> None:
         self._size = size
-        self._data, self._head = b"", 0
-        self._lens, self._rows, self._msi, self._where = [], [], [], {}
+        self._data, self._head, self._ncells = b"", 0, 0
+        self._lens, self._rows, self._msi, self._shapes, self._where = [], [], [], [], {}
 
     def scan(self, data: bytes, known: Container[int] | None = None, keep_text: bool = False) -> IrqCounts:
         """Scan a whole file held in memory (with the memo when it is small)."""
@@ -531,12 +544,15 @@ class IrqCountScanner:
         ncells = data.count(b"CPU", 0, head)  # a hint: a wrong one only costs time
         lanes = _Lanes(ncells) if ncells else None
         olens, orows, omsi, where = self._lens, self._rows, self._msi, self._where
+        # cell positions are known only for rows of the same width as before
+        oshapes = self._shapes if lanes is not None and lanes.n == self._ncells else [None] * len(olens)
         nold = len(olens)
         ooff = list(accumulate(olens, initial=self._head))
         old = memoryview(self._data)
         lens: list[int] = []
         memo_rows: list[IrqCount | None] = []
         memo_msi: list[bool] = []
+        shapes: list[_Shape | None] = []
         rows: list[IrqCount] = []
         changed: list[IrqCount] = []
         same = nold > 0  # same IRQs in the same order as the last scan
@@ -549,6 +565,7 @@ class IrqCountScanner:
                     lens += olens[k:j]
                     memo_rows += orows[k:j]
                     memo_msi += omsi[k:j]
+                    shapes += oshapes[k:j]
                     rows.extend(filter(None, orows[k:j]))
                     has_msi = has_msi or True in omsi[k:j]
                     pos += ooff[j] - ooff[k]
@@ -557,13 +574,37 @@ class IrqCountScanner:
                 if step > 1:
                     step = max(step // 4, 1)
                     continue
+                shape = oshapes[k]
+                if shape is not None:
+                    # Line k changed. Same label and same text after the
+                    # cells (so the same IRQ, columns and "MSI"): only the
+                    # cells need summing, the rest adds what it added before.
+                    first, last, base = shape
+                    a, b = ooff[k], ooff[k + 1]
+                    end = pos + b - a
+                    if (end <= n and data.startswith(old[a:a + first], pos)
+                            and data.startswith(old[a + last:b], pos + last)):
+                        cells = _cells_total(data, pos + first, lanes)
+                        if cells is not None:
+                            orow = orows[k]
+                            irq = orow.irq
+                            raw = data[pos:end] if known is None or irq not in known else None
+                            row = IrqCount(irq, (cells + base) & _U64, orow.ncols, raw)
+                            changed.append(row)
+                            rows.append(row)
+                            lens.append(b - a)
+                            memo_rows.append(row)
+                            memo_msi.append(omsi[k])
+                            shapes.append(shape)
+                            pos, k = end, k + 1
+                            continue
             end = data.find(b"\n", pos) + 1 or n
             line = data[pos:end]
             parsed = _parse_line(line, lanes, known)
             if parsed is None:
                 has_msi = has_msi or b"MSI" in line.partition(b"\0")[0]
                 break  # irqbalance stops at the first row not starting with a digit
-            row, msi = parsed
+            row, msi, shape = parsed
             if row is not None:
                 i = where.get(row.irq)
                 if i != k:
@@ -577,13 +618,14 @@ class IrqCountScanner:
                 lens.append(len(line))
                 memo_rows.append(row)
                 memo_msi.append(msi)
+                shapes.append(shape)
             pos = end
         if k != nold:
             same = False  # old lines left over: IRQs vanished
         self.changed = tuple(changed) if same else None
         self._size = len(data)
-        self._data, self._head = data, head
-        self._lens, self._rows, self._msi = lens, memo_rows, memo_msi
+        self._data, self._head, self._ncells = data, head, lanes.n if lanes else 0
+        self._lens, self._rows, self._msi, self._shapes = lens, memo_rows, memo_msi, shapes
         if not same:
             self._where = {row.irq: i for i, row in enumerate(memo_rows) if row is not None}
         return IrqCounts(tuple(rows), has_msi, text)
@@ -604,6 +646,7 @@ class IrqCountScanner:
         lens: list[int] | None = []  # the memo, while it may still be kept
         memo_rows: list[IrqCount | None] = []
         memo_msi: list[bool] = []
+        shapes: list[_Shape | None] = []
         rows: list[IrqCount] = []
         has_msi = False
         lanes: _Lanes | None = None
@@ -622,7 +665,7 @@ class IrqCountScanner:
                 if parsed is None:
                     has_msi = has_msi or b"MSI" in line.partition(b"\0")[0]
                     break
-                row, msi = parsed
+                row, msi, shape = parsed
                 has_msi = has_msi or msi
                 if row is not None:
                     rows.append(row)
@@ -630,6 +673,7 @@ class IrqCountScanner:
                     lens.append(len(line))
                     memo_rows.append(row)
                     memo_msi.append(msi)
+                    shapes.append(shape)
                 pos = end
             else:
                 if lens is not None and not keep_text and len(kept) > 1 and (
@@ -652,30 +696,30 @@ class IrqCountScanner:
             self._forget(self.memo_limit + 1 if lens is None else len(data))
         else:
             self._size = len(data)
-            self._data, self._head = data, head
-            self._lens, self._rows, self._msi = lens, memo_rows, memo_msi
+            self._data, self._head, self._ncells = data, head, lanes.n if lanes else 0
+            self._lens, self._rows, self._msi, self._shapes = lens, memo_rows, memo_msi, shapes
             self._where = {row.irq: i for i, row in enumerate(memo_rows) if row is not None}
         return IrqCounts(tuple(rows), has_msi, data if keep_text else None)
 
 
 def _parse_line(
     line: bytes, lanes: _Lanes | None, known: Container[int] | None
-) -> tuple[IrqCount | None, bool] | None:
-    """(row or None if skipped, "MSI" in it) for one line; None for the stop row."""
+) -> tuple[IrqCount | None, bool, _Shape | None] | None:
+    """(row or None if skipped, "MSI" in it, shape) for one line; None for the stop row."""
     if b"\0" in line:
         line = line.partition(b"\0")[0]  # a C string ends there
         if _ROW_START.match(line) is None:
             return None
-        return _row(line), b"MSI" in line
+        return _row(line), b"MSI" in line, None
     label = _ROW_START.match(line)
     if label is None:
         return None
     parsed = _fast_row(line, label, lanes)
     if parsed is None:
-        return None, b"MSI" in line
-    irq, total, ncols, msi = parsed
+        return None, b"MSI" in line, None
+    irq, total, ncols, msi, shape = parsed
     keep = known is None or irq not in known
-    return IrqCount(irq, total, ncols, line if keep else None), msi
+    return IrqCount(irq, total, ncols, line if keep else None), msi, shape
 
 
 def _keeping(chunks: Iterable[bytes], kept: list[bytes]) -> Iterator[bytes]:

@@ -247,6 +247,8 @@ class Result:
     #: CPU time (user + sys) and peak RSS of the balancer process (benchmarks).
     cpu_s: float = 0.0
     maxrss_kb: int = 0
+    #: The kernel's share of cpu_s (system time).
+    sys_s: float = 0.0
 
     @property
     def masks(self) -> dict[int, int | None]:
@@ -264,6 +266,7 @@ class Result:
             "wall_s": round(self.wall_s, 3),
             "cpu_s": self.cpu_s,
             "maxrss_kb": self.maxrss_kb,
+            "sys_s": self.sys_s,
         }
 
     @classmethod
@@ -279,6 +282,7 @@ class Result:
             log=d.get("log", ""),
             cpu_s=d.get("cpu_s", 0.0),
             maxrss_kb=d.get("maxrss_kb", 0),
+            sys_s=d.get("sys_s", 0.0),
         )
 
 
@@ -325,6 +329,8 @@ class CyclesResult:
     log: str = ""
     cpu_s: float = 0.0
     maxrss_kb: int = 0
+    #: The kernel's share of cpu_s (system time).
+    sys_s: float = 0.0
 
     def to_json(self) -> dict:
         return {
@@ -341,6 +347,7 @@ class CyclesResult:
             "wall_s": round(self.wall_s, 3),
             "cpu_s": self.cpu_s,
             "maxrss_kb": self.maxrss_kb,
+            "sys_s": self.sys_s,
         }
 
     @classmethod
@@ -359,6 +366,7 @@ class CyclesResult:
             log=d.get("log", ""),
             cpu_s=d.get("cpu_s", 0.0),
             maxrss_kb=d.get("maxrss_kb", 0),
+            sys_s=d.get("sys_s", 0.0),
         )
 
 
@@ -698,8 +706,8 @@ def _start(argv: list[str], env: dict[str, str], log: str) -> subprocess.Popen:
         )
 
 
-def _finish(proc: subprocess.Popen, timeout: float) -> tuple[int, float, int]:
-    """Exit status, CPU seconds (user + sys, with waited-for children) and peak RSS in KiB."""
+def _finish(proc: subprocess.Popen, timeout: float) -> tuple[int, float, int, float]:
+    """Exit status, CPU seconds (user + sys), peak RSS in KiB, system seconds."""
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -711,7 +719,7 @@ def _finish(proc: subprocess.Popen, timeout: float) -> tuple[int, float, int]:
             break
         time.sleep(0.005)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, usage.ru_stime
 
 
 def _job_oneshot(job: dict, m: mkfake.Machine, stage: str) -> dict:
@@ -719,7 +727,7 @@ def _job_oneshot(job: dict, m: mkfake.Machine, stage: str) -> dict:
     before = _snapshot(stage, m)
     t0 = time.monotonic()
     proc = _start(argv, job["env"], os.path.join(job["rundir"], "balancer.log"))
-    rc, cpu_s, maxrss_kb = _finish(proc, job["timeout"])
+    rc, cpu_s, maxrss_kb, sys_s = _finish(proc, job["timeout"])
     wall = time.monotonic() - t0
     written = _writes(before, _snapshot(stage, m), m)
     return Result(
@@ -732,6 +740,7 @@ def _job_oneshot(job: dict, m: mkfake.Machine, stage: str) -> dict:
         wall_s=wall,
         cpu_s=cpu_s,
         maxrss_kb=maxrss_kb,
+        sys_s=sys_s,
     ).to_json()
 
 
@@ -865,7 +874,7 @@ class _ProcServer:
         self.proc = _start(argv, self.job["env"], os.path.join(self.job["rundir"], "balancer.log"))
         for t in threads:
             t.start()
-        rc, self.cpu_s, self.maxrss_kb = _finish(self.proc, self.job["timeout"])
+        rc, self.cpu_s, self.maxrss_kb, self.sys_s = _finish(self.proc, self.job["timeout"])
         with self.lock:
             self.stop.set()
             self.capture()
@@ -903,6 +912,7 @@ def _job_cycles(job: dict, m: mkfake.Machine, stage: str) -> dict:
         wall_s=time.monotonic() - t0,
         cpu_s=server.cpu_s,
         maxrss_kb=server.maxrss_kb,
+        sys_s=server.sys_s,
     ).to_json()
 
 
