@@ -8,9 +8,10 @@ taken by GNU time around the oneshot runs (wait4's ru_maxrss would also count th
 harness's own pages from before the exec).
 
 * oneshot: whole process CPU (start-up included), median of ``--reps`` runs;
-* per pass: daemon fed by the load simulator, (CPU with K passes - CPU with 1 pass)
-  / (K - 1), so start-up and the first (placing) pass cancel out -- with every IRQ
-  firing (the oracle's cycles mode), and with only 10 % of the IRQs firing.
+* per pass: daemon fed by the load simulator, (median CPU with K passes - median CPU
+  with 1 pass) / (K - 1) over ``--reps`` runs each, so start-up and the first (placing)
+  pass cancel out -- with every IRQ firing (the oracle's cycles mode), and with only
+  10 % of the IRQs firing.
 
     sudo python3 benchmarks/bench_balancer.py [--reps 3] [--passes 6] [--big]
 
@@ -98,10 +99,16 @@ def _oneshot(argv: list[str], path: str, work: str, reps: int) -> tuple[float, i
     return statistics.median(cpu) * 1000, max(rss)
 
 
-def _per_pass(balancer, path: str, work: str, passes: int) -> tuple[float, None]:
-    many = harness.run_cycles(balancer, path, os.path.join(work, "k"), passes)
-    one = harness.run_cycles(balancer, path, os.path.join(work, "1"), 1)
-    return (many.cpu_s - one.cpu_s) / (passes - 1) * 1000, None
+def _per_pass(balancer, path: str, work: str, passes: int, reps: int) -> tuple[float, None]:
+    """(median CPU with ``passes`` passes - median CPU with 1 pass) / (passes - 1), ms.
+
+    Start-up CPU varies by tens of ms between runs, hence medians of ``reps``.
+    """
+    many = [harness.run_cycles(balancer, path, os.path.join(work, f"k{i}"), passes).cpu_s
+            for i in range(reps)]
+    one = [harness.run_cycles(balancer, path, os.path.join(work, f"1-{i}"), 1).cpu_s
+           for i in range(reps)]
+    return (statistics.median(many) - statistics.median(one)) / (passes - 1) * 1000, None
 
 
 def main() -> int:
@@ -133,9 +140,9 @@ def main() -> int:
                     irqb = _oneshot(irqb_argv, path, work + "-irqb", a.reps) if ok else (None, None)
                     py = _oneshot(PY("--oneshot", "--interval=1"), path, work + "-py", a.reps)
                 else:
-                    irqb = (_per_pass(harness.IRQBALANCE, path, work + "-irqb", a.passes)
+                    irqb = (_per_pass(harness.IRQBALANCE, path, work + "-irqb", a.passes, a.reps)
                             if ok else (None, None))
-                    py = _per_pass(PY("--foreground", "--interval=1"), path, work + "-py", a.passes)
+                    py = _per_pass(PY("--foreground", "--interval=1"), path, work + "-py", a.passes, a.reps)
                 rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py))
                 print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py}", file=sys.stderr)
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPUs "
