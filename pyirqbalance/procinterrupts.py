@@ -14,10 +14,12 @@ Two readers for two consumers:
   skipped, reading stops at the first row that does not start with a digit,
   and a count is a column only when followed by a space, a tab or the end of
   the string (a count directly followed by the newline is *not* a column).
-  Only each row's total is kept; the scanner re-parses only rows whose bytes
-  changed since its last scan, and sums kernel-printed rows without
-  converting every cell. :func:`reference_irq_counts` is the same reading
-  done the plain C way, line by line; the two always agree.
+  Only each row's total is kept. Files up to 8 MiB are compared with the
+  last scan (runs of unchanged rows matched with one memcmp, changed rows
+  reported so the balancer touches only those IRQs); bigger ones are
+  streamed in chunks and never held whole. Kernel-printed rows are summed
+  without converting every cell. :func:`reference_irq_counts` is the same
+  reading done the plain C way, line by line; the two always agree.
 """
 
 from __future__ import annotations
