@@ -67,22 +67,43 @@ def _accumulate_interrupts(obj: TopoObj) -> None:
     obj.irq_count = sum(i.count - i.last_count for i in obj.interrupts)
 
 
-def _parent_share(obj: TopoObj) -> int:
-    """Interrupts of the ancestors split evenly down to ``obj``, plus its own."""
-    total = 0
-    if obj.parent is not None:
-        total = _parent_share(obj.parent) // len(obj.parent.children)
-    return total + obj.irq_count
+class _Shares:
+    """irqbalance's per-object interrupt totals, each computed once per pass.
+
+    ``parent_share``: the ancestors' interrupts split evenly down to the
+    object (integer division at every level), plus its own; ``below``: the
+    interrupts of everything under it. irqbalance recomputes both by
+    recursion for every object that has IRQs; the values are the same.
+    """
+
+    __slots__ = ("_share", "_below")
+
+    def __init__(self) -> None:
+        self._share: dict[int, int] = {}
+        self._below: dict[int, int] = {}
+
+    def parent_share(self, obj: TopoObj) -> int:
+        value = self._share.get(id(obj))
+        if value is None:
+            parent = obj.parent
+            value = obj.irq_count
+            if parent is not None:
+                value += self.parent_share(parent) // len(parent.children)
+            self._share[id(obj)] = value
+        return value
+
+    def below(self, obj: TopoObj) -> int:
+        value = self._below.get(id(obj))
+        if value is None:
+            value = sum(self.below(c) + c.irq_count for c in obj.children)
+            self._below[id(obj)] = value
+        return value
 
 
-def _below(obj: TopoObj) -> int:
-    return sum(_below(c) + c.irq_count for c in obj.children)
-
-
-def _assign_irq_loads(obj: TopoObj) -> None:
+def _assign_irq_loads(obj: TopoObj, shares: _Shares) -> None:
     if not obj.interrupts:
         return
-    interrupts = (_parent_share(obj) + _below(obj)) & _U64
+    interrupts = (shares.parent_share(obj) + shares.below(obj)) & _U64
     load_slice = obj.load // interrupts if interrupts else 1
     for info in obj.interrupts:
         info.load = ((info.count - info.last_count) * load_slice) & _U64 or 1
@@ -94,6 +115,7 @@ def propagate_loads(topo: Topology) -> None:
         _set_load(node)
     for node in topo.nodes:
         _accumulate_interrupts(node)
+    shares = _Shares()
     for objects in (topo.cpus, topo.caches, topo.packages, topo.nodes):
         for obj in objects:
-            _assign_irq_loads(obj)
+            _assign_irq_loads(obj, shares)
