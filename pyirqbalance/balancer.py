@@ -33,7 +33,7 @@ from .irqlist import force_rebalance, update_migration_status
 from .load import apply_cpu_times, clear_work_stats, propagate_loads
 from .model import BalanceLevel, BalancerSettings, Decision, HintPolicy, PassReport, Snapshot
 from .placement import calculate_placement
-from .sysroot import KernelReadError, SysRoot
+from .sysroot import SysRoot
 from .topology import NO_NODE, BannedCpus, Topology, build_topology, compute_banned_cpus
 
 __all__ = ["Balancer", "PolicyHook"]

@@ -476,6 +476,33 @@ def _complete_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int, int]]
         yield tail, 0, len(tail)
 
 
+class _Memo:
+    """A scanned file kept for the next scan: its bytes and, per line after
+    the header, the line's length, row (None: no colon), "MSI" flag and shape."""
+
+    __slots__ = ("data", "head", "ncells", "lens", "rows", "msi", "shapes")
+
+    def __init__(self, data: bytes = b"", head: int = 0, ncells: int = 0) -> None:
+        self.data, self.head, self.ncells = data, head, ncells
+        self.lens: list[int] = []
+        self.rows: list[IrqCount | None] = []
+        self.msi: list[bool] = []
+        self.shapes: list[_Shape | None] = []
+
+    def add(self, size: int, row: IrqCount | None, msi: bool, shape: _Shape | None) -> None:
+        self.lens.append(size)
+        self.rows.append(row)
+        self.msi.append(msi)
+        self.shapes.append(shape)
+
+    def take(self, old: _Memo, k: int, j: int) -> None:
+        """Lines k..j-1 of ``old``, unchanged."""
+        self.lens += old.lens[k:j]
+        self.rows += old.rows[k:j]
+        self.msi += old.msi[k:j]
+        self.shapes += old.shapes[k:j]
+
+
 class IrqCountScanner:
     """:func:`reference_irq_counts` across passes, doing as little as it can.
 
@@ -483,10 +510,12 @@ class IrqCountScanner:
       with the last scan in place: runs of unchanged rows are matched with
       one ``startswith`` each (a memcmp against a slice of the last file, no
       copy, no hash; the run length gallops up and down), and their rows are
-      reused. Only changed rows are parsed; after one, the comparison
-      resynchronises on its IRQ number, so an IRQ that appears or vanishes
-      costs one row, not the rest of the file. :attr:`changed` then lists
-      the rows parsed anew, so the caller can skip the others too.
+      reused. Only changed rows are parsed, and a changed row whose label and
+      tail are as before only has its cells summed; after a new or moved
+      row the comparison resynchronises on its IRQ number, so an IRQ that
+      appears or vanishes costs one row, not the rest of the file.
+      :attr:`changed` then lists the rows parsed anew, so the caller can
+      skip the others too.
     * Bigger files are streamed (:meth:`scan_chunks`) and every row is
       summed (:func:`_cells_total`): a few C-level passes over each row, no
       memory kept. Reading stops where irqbalance stops, at the first row
@@ -496,8 +525,7 @@ class IrqCountScanner:
     in ``known``, or every row when ``known`` is None.
     """
 
-    __slots__ = ("memo_limit", "changed", "_size", "_data", "_head", "_ncells",
-                 "_lens", "_rows", "_msi", "_shapes", "_where")
+    __slots__ = ("memo_limit", "changed", "_size", "_memo", "_where")
 
     def __init__(self, memo_limit: int = MEMO_LIMIT) -> None:
         self.memo_limit = memo_limit
@@ -507,16 +535,8 @@ class IrqCountScanner:
         self.changed: tuple[IrqCount, ...] | None = None
         #: Bytes the last scan went through (0: no scan yet).
         self._size = 0
-        # The memo: the last file read whole, where its rows start, and per
-        # line after the header: its length, its row (None: no colon) and
-        # whether it holds "MSI"; IRQ number -> line index.
-        self._data = b""
-        self._head = self._ncells = 0
-        self._lens: list[int] = []
-        self._rows: list[IrqCount | None] = []
-        self._msi: list[bool] = []
-        #: Per line: where its kernel-printed cells were (None: not that shape).
-        self._shapes: list[_Shape | None] = []
+        self._memo = _Memo()
+        #: IRQ number -> line index in the memo.
         self._where: dict[int, int] = {}
 
     @property
@@ -528,10 +548,12 @@ class IrqCountScanner:
     def size_hint(self) -> int:
         return self._size
 
-    def _forget(self, size: int) -> None:
+    def _keep(self, memo: _Memo | None, size: int, where: dict[int, int] | None = None) -> None:
         self._size = size
-        self._data, self._head, self._ncells = b"", 0, 0
-        self._lens, self._rows, self._msi, self._shapes, self._where = [], [], [], [], {}
+        self._memo = memo or _Memo()
+        if where is None:
+            where = {row.irq: i for i, row in enumerate(self._memo.rows) if row is not None}
+        self._where = where
 
     def scan(self, data: bytes, known: Container[int] | None = None, keep_text: bool = False) -> IrqCounts:
         """Scan a whole file held in memory (with the memo when it is small)."""
@@ -539,22 +561,19 @@ class IrqCountScanner:
             return self.scan_chunks((data,), known, keep_text)
         text = data if keep_text else None
         head = data.find(b"\n") + 1
+        self.changed = None
         if not head:
-            self._forget(len(data))
-            self.changed = None
+            self._keep(None, len(data))
             return IrqCounts((), False, text)  # a header at most
         ncells = data.count(b"CPU", 0, head)  # a hint: a wrong one only costs time
         lanes = _Lanes(ncells) if ncells else None
-        olens, orows, omsi, where = self._lens, self._rows, self._msi, self._where
+        prev, where = self._memo, self._where
         # cell positions are known only for rows of the same width as before
-        oshapes = self._shapes if lanes is not None and lanes.n == self._ncells else [None] * len(olens)
-        nold = len(olens)
-        ooff = list(accumulate(olens, initial=self._head))
-        old = memoryview(self._data)
-        lens: list[int] = []
-        memo_rows: list[IrqCount | None] = []
-        memo_msi: list[bool] = []
-        shapes: list[_Shape | None] = []
+        oshapes = prev.shapes if lanes is not None and lanes.n == prev.ncells else [None] * len(prev.lens)
+        nold = len(prev.lens)
+        ooff = list(accumulate(prev.lens, initial=prev.head))
+        old = memoryview(prev.data)
+        memo = _Memo(data, head, lanes.n if lanes else 0)
         rows: list[IrqCount] = []
         changed: list[IrqCount] = []
         same = nold > 0  # same IRQs in the same order as the last scan
@@ -564,12 +583,9 @@ class IrqCountScanner:
             if k < nold:
                 j = min(k + step, nold)
                 if data.startswith(old[ooff[k]:ooff[j]], pos):  # lines k..j-1 unchanged
-                    lens += olens[k:j]
-                    memo_rows += orows[k:j]
-                    memo_msi += omsi[k:j]
-                    shapes += oshapes[k:j]
-                    rows.extend(filter(None, orows[k:j]))
-                    has_msi = has_msi or True in omsi[k:j]
+                    memo.take(prev, k, j)
+                    rows.extend(filter(None, prev.rows[k:j]))
+                    has_msi = has_msi or True in prev.msi[k:j]
                     pos += ooff[j] - ooff[k]
                     k, step = j, step * 2
                     continue
@@ -588,16 +604,13 @@ class IrqCountScanner:
                             and data.startswith(old[a + last:b], pos + last)):
                         cells = _cells_total(data, pos + first, lanes)
                         if cells is not None:
-                            orow = orows[k]
+                            orow = prev.rows[k]
                             irq = orow.irq
                             raw = data[pos:end] if known is None or irq not in known else None
                             row = IrqCount(irq, (cells + base) & _U64, orow.ncols, raw)
                             changed.append(row)
                             rows.append(row)
-                            lens.append(b - a)
-                            memo_rows.append(row)
-                            memo_msi.append(omsi[k])
-                            shapes.append(shape)
+                            memo.add(b - a, row, prev.msi[k], shape)
                             pos, k = end, k + 1
                             continue
             end = data.find(b"\n", pos) + 1 or n
@@ -617,19 +630,13 @@ class IrqCountScanner:
                 rows.append(row)
             has_msi = has_msi or msi
             if line[-1] == 10:  # an unterminated last line may grow: not kept
-                lens.append(len(line))
-                memo_rows.append(row)
-                memo_msi.append(msi)
-                shapes.append(shape)
+                memo.add(len(line), row, msi, shape)
             pos = end
         if k != nold:
             same = False  # old lines left over: IRQs vanished
-        self.changed = tuple(changed) if same else None
-        self._size = len(data)
-        self._data, self._head, self._ncells = data, head, lanes.n if lanes else 0
-        self._lens, self._rows, self._msi, self._shapes = lens, memo_rows, memo_msi, shapes
-        if not same:
-            self._where = {row.irq: i for i, row in enumerate(memo_rows) if row is not None}
+        if same:
+            self.changed = tuple(changed)
+        self._keep(memo, len(data), where if same else None)
         return IrqCounts(tuple(rows), has_msi, text)
 
     def scan_chunks(
@@ -645,10 +652,7 @@ class IrqCountScanner:
         source = chunks
         kept: list[bytes] = []
         chunks = _keeping(chunks, kept)
-        lens: list[int] | None = []  # the memo, while it may still be kept
-        memo_rows: list[IrqCount | None] = []
-        memo_msi: list[bool] = []
-        shapes: list[_Shape | None] = []
+        memo: _Memo | None = _Memo()  # while the file may still be kept
         rows: list[IrqCount] = []
         has_msi = False
         lanes: _Lanes | None = None
@@ -671,17 +675,13 @@ class IrqCountScanner:
                 has_msi = has_msi or msi
                 if row is not None:
                     rows.append(row)
-                if lens is not None and line[-1] == 10:
-                    lens.append(len(line))
-                    memo_rows.append(row)
-                    memo_msi.append(msi)
-                    shapes.append(shape)
+                if memo is not None and line[-1] == 10:
+                    memo.add(len(line), row, msi, shape)
                 pos = end
             else:
-                if lens is not None and not keep_text and len(kept) > 1 and (
-                        sum(map(len, kept)) > self.memo_limit):
-                    lens = None  # too big to keep: read on without it
-                if lens is None and not keep_text:
+                if memo is not None and sum(map(len, kept)) > self.memo_limit:
+                    memo = None  # too big to keep: read on without it (at most 9 chunks summed)
+                if memo is None and not keep_text:
                     kept.clear()
                 continue
             break  # the stop row
@@ -694,13 +694,11 @@ class IrqCountScanner:
             close()  # done reading (irqbalance closes the file here too)
         data = kept[0] if len(kept) == 1 else b"".join(kept)
         self.changed = None
-        if lens is None or len(data) > self.memo_limit:
-            self._forget(self.memo_limit + 1 if lens is None else len(data))
+        if memo is None or len(data) > self.memo_limit:
+            self._keep(None, self.memo_limit + 1 if memo is None else len(data))
         else:
-            self._size = len(data)
-            self._data, self._head, self._ncells = data, head, lanes.n if lanes else 0
-            self._lens, self._rows, self._msi, self._shapes = lens, memo_rows, memo_msi, shapes
-            self._where = {row.irq: i for i, row in enumerate(memo_rows) if row is not None}
+            memo.data, memo.head, memo.ncells = data, head, lanes.n if lanes else 0
+            self._keep(memo, len(data))
         return IrqCounts(tuple(rows), has_msi, data if keep_text else None)
 
 
