@@ -46,9 +46,9 @@ IRQBALANCE_NR_CPUS = 4096
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DEC = frozenset("0123456789")
 _SPACE = frozenset(" \t\n\v\f\r")
-_HEX_COMMA = _HEX | {","}
-#: What the kernel prints for a mask (bitmap_print_to_pagebuf): no short group after the first.
-_KERNEL_MASK = re.compile(r"[0-9a-fA-F]{1,8}(?:,[0-9a-fA-F]{8})*")
+#: Comma-separated groups of 1-8 hex digits; the kernel (bitmap_print_to_pagebuf)
+#: prints every group after the first with all 8.
+_GROUPS = re.compile(r"[0-9a-fA-F]{1,8}(?:,[0-9a-fA-F]{1,8})*")
 
 
 def _truncated(groups: list[str], nbits: int) -> int:
@@ -179,17 +179,15 @@ def irqbalance_parse_mask(text: str, nbits: int = IRQBALANCE_NR_CPUS) -> int:
     # Fast path for what the kernel prints: one line of comma-separated groups
     # of at most 8 hex digits, nothing else (the exact loop below agrees).
     body = text.strip()
-    if _KERNEL_MASK.fullmatch(body):  # "%x" then ",%08x" groups: the digits are the mask
-        value = int(body.replace(",", ""), 16)
+    if _GROUPS.fullmatch(body):
+        groups = body.split(",")
+        if len(body) == len(groups[0]) + 9 * (len(groups) - 1):
+            value = int(body.replace(",", ""), 16)  # every later group full: the digits are the mask
+        else:
+            value = _join_groups(groups)
         if value.bit_length() <= nbits:
             return value
-    if body and _HEX_COMMA.issuperset(body):
-        groups = body.split(",")
-        if all(0 < len(g) <= 8 for g in groups):
-            value = int(body, 16) if len(groups) == 1 else _join_groups(groups)
-            if value.bit_length() <= nbits:
-                return value
-            return _truncated(groups, nbits)
+        return _truncated(groups, nbits)
     value = 0
     nchunks = nbits_seen = totaldigits = 0
     c = ""
