@@ -610,6 +610,7 @@ class IrqCountScanner:
                             row = IrqCount(irq, (cells + base) & _U64, orow.ncols, raw)
                             changed.append(row)
                             rows.append(row)
+                            has_msi = has_msi or prev.msi[k]
                             memo.add(b - a, row, prev.msi[k], shape)
                             pos, k = end, k + 1
                             continue

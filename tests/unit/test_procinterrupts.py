@@ -378,6 +378,20 @@ def test_streamed_small_file_is_remembered():
     assert scanner.changed == ()  # every row matched the streamed scan's
 
 
+def test_msi_seen_on_a_row_whose_cells_alone_changed():
+    """A changed row with the same label and tail as last pass still says "MSI"."""
+    cells = b"          0" * 3
+    before = HEADER3 + b"  1:" + cells + b" PCI-MSIX-0000:00:04.0   0-edge      eth0\n"
+    after = before.replace(b"          0 PCI", b"          1 PCI")
+    scanner = IrqCountScanner()
+    scanner.scan(before)
+    assert scanner.scan(after) == reference_irq_counts(after)
+    assert scanner.scan(after).has_msi and reference_irq_counts(after).has_msi
+
+
+HEADER3 = b"           CPU0       CPU1       CPU2\n"
+
+
 def _irqs(data: bytes) -> list[int]:
     return [r.irq for r in reference_irq_counts(data).rows]
 
