@@ -525,7 +525,7 @@ class IrqCountScanner:
     in ``known``, or every row when ``known`` is None.
     """
 
-    __slots__ = ("memo_limit", "changed", "_size", "_memo", "_where")
+    __slots__ = ("memo_limit", "changed", "_size", "_memo", "_where", "_spare")
 
     def __init__(self, memo_limit: int = MEMO_LIMIT) -> None:
         self.memo_limit = memo_limit
@@ -538,28 +538,47 @@ class IrqCountScanner:
         self._memo = _Memo()
         #: IRQ number -> line index in the memo.
         self._where: dict[int, int] = {}
+        #: The buffer the next whole file is read into (the memo holds the other).
+        self._spare: bytearray | None = None
 
     @property
     def wants_whole(self) -> bool:
         """Whether the next file is best read whole (it was small last time)."""
         return 0 < self._size <= self.memo_limit
 
-    @property
-    def size_hint(self) -> int:
-        return self._size
+    def buffer(self) -> bytearray:
+        """Where to read the next whole file: the last file's size, and not the memo's.
+
+        Two buffers take turns (one is read into, the other holds the last
+        file), so after the first passes a read allocates nothing.
+        """
+        if self._spare is None:
+            self._spare = bytearray(self._size)
+        return self._spare
 
     def _keep(self, memo: _Memo | None, size: int, where: dict[int, int] | None = None) -> None:
         self._size = size
+        last = self._memo.data
         self._memo = memo or _Memo()
+        if memo is None:
+            self._spare = None  # streamed from now on: no buffers held
+        elif self._spare is memo.data:
+            self._spare = last if type(last) is bytearray else None
         if where is None:
             where = {row.irq: i for i, row in enumerate(self._memo.rows) if row is not None}
         self._where = where
 
-    def scan(self, data: bytes, known: Container[int] | None = None, keep_text: bool = False) -> IrqCounts:
-        """Scan a whole file held in memory (with the memo when it is small)."""
+    def scan(
+        self, data: bytes | bytearray, known: Container[int] | None = None, keep_text: bool = False
+    ) -> IrqCounts:
+        """Scan a whole file held in memory (with the memo when it is small).
+
+        ``data`` may be :meth:`buffer` (the memo then holds it until the
+        scan after next); rows and the returned text never share it.
+        """
         if len(data) > self.memo_limit:
-            return self.scan_chunks((data,), known, keep_text)
-        text = data if keep_text else None
+            return self.scan_chunks((bytes(data),), known, keep_text)
+        text = bytes(data) if keep_text else None
         head = data.find(b"\n") + 1
         self.changed = None
         if not head:
@@ -606,7 +625,7 @@ class IrqCountScanner:
                         if cells is not None:
                             orow = prev.rows[k]
                             irq = orow.irq
-                            raw = data[pos:end] if known is None or irq not in known else None
+                            raw = bytes(data[pos:end]) if known is None or irq not in known else None
                             row = IrqCount(irq, (cells + base) & _U64, orow.ncols, raw)
                             changed.append(row)
                             rows.append(row)
@@ -615,7 +634,7 @@ class IrqCountScanner:
                             pos, k = end, k + 1
                             continue
             end = data.find(b"\n", pos) + 1 or n
-            line = data[pos:end]
+            line = bytes(data[pos:end]) if type(data) is bytearray else data[pos:end]
             parsed = _parse_line(line, lanes, known)
             if parsed is None:
                 has_msi = has_msi or b"MSI" in line.partition(b"\0")[0]
@@ -742,14 +761,15 @@ def read_irq_counts(
 ) -> IrqCounts | None:
     """Scan /proc/interrupts, or None when it cannot be read.
 
-    Read whole when the scanner compares with its last scan (one read(2) of
-    the last size: seq_file fills it), streamed in chunks otherwise.
+    Read whole when the scanner compares with its last scan (into the
+    scanner's spare buffer, one read(2) of about the last size: seq_file
+    fills it), streamed in chunks otherwise.
     """
     scanner = scanner or IrqCountScanner()
     path = root.proc("interrupts")
     try:
         if scanner.wants_whole:
-            return scanner.scan(root.read_bytes(path, scanner.size_hint), known, keep_text)
+            return scanner.scan(root.read_into(path, scanner.buffer()), known, keep_text)
         return scanner.scan_chunks(root.read_chunks(path), known, keep_text)
     except KernelReadError:
         return None

@@ -125,6 +125,12 @@ def _c_cpu_number(text: str) -> int:
     return value - (1 << 32) if value >> 31 else value
 
 
+#: A line as the kernel prints it: "cpuN" and at least seven plain numbers, none
+#: long enough for strtoul to saturate or for the CPU number to pass 2**31.
+#: For such a line the C reading is just these groups as integers.
+_KERNEL_LINE = re.compile(r"cpu([0-9]{1,9}) [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ ([0-9]{1,19}) ([0-9]{1,19})(?: |\Z)")
+
+
 def parse_irq_jiffies(text: str) -> tuple[tuple[int, int | None], ...] | None:
     """irqbalance's view: ``(cpu, irq + softirq)`` for each line after the first.
 
@@ -142,7 +148,12 @@ def parse_irq_jiffies(text: str) -> tuple[tuple[int, int | None], ...] | None:
     if not lines:
         return None
     rows: list[tuple[int, int | None]] = []
+    kernel_line = _KERNEL_LINE.match
     for line in lines[1:]:
+        m = kernel_line(line)
+        if m is not None:
+            rows.append((int(m[1]), (int(m[2]) + int(m[3])) & _U64))
+            continue
         line = line.partition("\0")[0]  # C string functions stop at a NUL
         if "cpu" not in line:
             break

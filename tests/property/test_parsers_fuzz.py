@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -176,3 +178,39 @@ def test_stat_parsers(text):
 def test_cmdline_never_raises(text):
     k = parse_cmdline(text)
     assert k.isolcpus >= 0 and k.nohz_full >= 0
+
+
+def _jiffies_by_the_c_reading(text):
+    """parse_irq_jiffies without its kernel-line shortcut: every line read the slow way."""
+    from pyirqbalance import procstat
+
+    saved = procstat._KERNEL_LINE
+    procstat._KERNEL_LINE = re.compile(r"(?!)")  # matches nothing
+    try:
+        return procstat.parse_irq_jiffies(text)
+    finally:
+        procstat._KERNEL_LINE = saved
+
+
+kernel_stat_line = st.builds(
+    lambda cpu, nums, sep, tail: f"cpu{cpu}" + "".join(f"{sep}{n}" for n in nums) + tail,
+    st.one_of(st.integers(0, 5000), st.integers(0, 10**12), st.text("0123456789+-", max_size=12)),
+    st.lists(
+        st.one_of(
+            st.integers(0, 10**6),
+            st.integers(0, 2**66),
+            st.sampled_from(["0007", 10**19 - 1, 10**19, 2**64 - 1, 2**64, 10**20 - 1, "0" * 19 + "5"]),
+        ),
+        min_size=5,
+        max_size=11,
+    ),
+    st.sampled_from([" ", "  ", "\t", " +", " -"]),
+    st.sampled_from(["", " ", "\0 9", " \0", "x", "\t1"]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(kernel_stat_line, max_size=6), st.sampled_from(["", "\n", "intr 1\n"]))
+def test_jiffies_shortcut_reads_like_c(lines, end):
+    text = "cpu  1 2 3\n" + "\n".join(lines) + ("\n" if lines else "") + end
+    assert parse_irq_jiffies(text) == _jiffies_by_the_c_reading(text)

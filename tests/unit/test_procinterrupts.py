@@ -448,3 +448,52 @@ def test_reading_a_big_file_through_a_fifo(tmp_path):
     t.start()
     assert SysRoot.read_bytes(str(fifo)) == payload
     t.join()
+
+
+@pytest.mark.parametrize("start", [0, 1, 4096, 70_000, 1 << 20])
+def test_read_into_gives_the_whole_file_whatever_the_buffer(tmp_path, start):
+    path = tmp_path / "interrupts"
+    for payload in (b"", b"a", bytes(range(256)) * 1000, b"y" * 70_001):
+        path.write_bytes(payload)
+        buf = bytearray(b"z" * start)
+        assert SysRoot.read_into(str(path), buf) is buf
+        assert buf == payload
+
+
+def test_read_into_through_a_fifo(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "interrupts"
+    os.mkfifo(fifo)
+    payload = bytes(range(251)) * 30_000  # 7.5 MB, 64 KiB per read(2)
+
+    def writer():
+        with open(fifo, "wb") as f:
+            f.write(payload)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert SysRoot.read_into(str(fifo), bytearray(1000)) == payload
+    t.join()
+
+
+def test_scanner_buffers_are_never_seen_by_callers(make_tree):
+    """Files read into the scanner's two buffers: earlier results keep their bytes."""
+    before = load("this-vm/proc/interrupts")
+    after = load("this-vm/proc/interrupts.after-10s")
+    renamed = after.replace(b"ttyS0", b"ttyS0-renamed")  # a row parsed whole, not just summed
+    files = [before, after, before, renamed, after, before[:-40], renamed, before]
+    root = make_tree({"proc/interrupts": before})
+    path = root.proc("interrupts")
+    scanner = IrqCountScanner()
+    results = []
+    for data in files:
+        with open(path, "wb") as f:
+            f.write(data)
+        results.append(read_irq_counts(root, scanner, keep_text=True))
+    for data, got in zip(files, results):
+        want = reference_irq_counts(data)
+        assert (got.rows, got.has_msi, got.text) == (want.rows, want.has_msi, data)
+        assert all(type(r.raw) is bytes for r in got.rows)
+        assert type(got.text) is bytes
