@@ -125,14 +125,21 @@ class Balancer:
     def start(self) -> None:
         """Build tree and database, queue every IRQ, take the baseline (§7.1 steps 8-12)."""
         with self.lock:
-            self._build()
+            counts = self._build()
             for info in self.irqs:
                 force_rebalance(info, self.rebalance)
-            self._parse_interrupts(self._scan_interrupts())
+            self._parse_interrupts(counts)
             self._parse_stat(self._read_stat())
 
-    def _build(self) -> None:
-        """``build_object_tree``: NUMA nodes, CPU tree, IRQ database."""
+    def _build(self) -> procinterrupts.IrqCounts | None:
+        """``build_object_tree``: NUMA nodes, CPU tree, IRQ database.
+
+        Returns the /proc/interrupts scan the database was made from; it
+        is also the baseline. irqbalance reads the file a second time right
+        after the build, before /proc/stat; the counts of the two reads are
+        milliseconds apart (the 93 MB of a 1024-CPU machine take 100 ms to
+        scan), and in a pass's 10 s window that is noise.
+        """
         s = self.settings
         self._db_fresh, self._stepped = True, []
         cpu_facts = sysfs.read_cpu_facts(self.root, deepestcache=s.deepestcache)
@@ -163,9 +170,8 @@ class Balancer:
         for dev in devices:
             claimed.update(dev.msi_irqs if dev.msi_irqs is not None else (dev.legacy_irq,))
         counts = self._scan_interrupts(known=claimed)
-        counts = counts or procinterrupts.IrqCounts((), False)
         plan = plan_irq_db(
-            counts.rows,
+            counts.rows if counts is not None else (),
             devices,
             banned_irqs=s.banned_irqs,
             banmod=s.banmod,
@@ -183,6 +189,7 @@ class Balancer:
         for node in topo.nodes:
             self.log.debug("NUMA NODE NUMBER: %d", node.number)
             self.log.debug("LOCAL CPU MASK: %s", _m(node.mask))
+        return counts
 
     def _node_exists(self, number: int) -> bool:
         if self.topo.node(number) is not None:
@@ -406,10 +413,10 @@ class Balancer:
                 self.cycle = 0
                 self.log.debug("Rescanning cpu topology ")
                 clear_work_stats(self.topo)
-                self._build()
+                counts = self._build()
                 for info in self.irqs:
                     force_rebalance(info, self.rebalance)
-                self._parse_interrupts(self._scan_interrupts())
+                self._parse_interrupts(counts)
                 self._parse_stat(self._read_stat())
                 # irqbalance 1.9.2 waits one interval inside the pass for a fresh
                 # baseline, then balances with the new tree (no load data yet).

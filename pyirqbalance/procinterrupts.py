@@ -478,9 +478,14 @@ def _complete_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int, int]]
 
 class _Memo:
     """A scanned file kept for the next scan: its bytes and, per line after
-    the header, the line's length, row (None: no colon), "MSI" flag and shape."""
+    the header, the line's length, row (None: no colon), "MSI" flag and shape;
+    and which lines were parsed anew (changed since the scan before).
 
-    __slots__ = ("data", "head", "ncells", "lens", "rows", "msi", "shapes")
+    A file too big to keep has ``hashes`` instead of its bytes: per line,
+    the 64-bit keyed hash (SipHash) of its bytes.
+    """
+
+    __slots__ = ("data", "head", "ncells", "lens", "rows", "msi", "shapes", "fresh", "hashes")
 
     def __init__(self, data: bytes = b"", head: int = 0, ncells: int = 0) -> None:
         self.data, self.head, self.ncells = data, head, ncells
@@ -488,8 +493,14 @@ class _Memo:
         self.rows: list[IrqCount | None] = []
         self.msi: list[bool] = []
         self.shapes: list[_Shape | None] = []
+        self.fresh: list[int] = []
+        self.hashes: list[int] | None = None
 
-    def add(self, size: int, row: IrqCount | None, msi: bool, shape: _Shape | None) -> None:
+    def add(
+        self, size: int, row: IrqCount | None, msi: bool, shape: _Shape | None, fresh: bool = True
+    ) -> None:
+        if fresh:
+            self.fresh.append(len(self.lens))
         self.lens.append(size)
         self.rows.append(row)
         self.msi.append(msi)
@@ -509,17 +520,23 @@ class IrqCountScanner:
     * Small files (at most ``memo_limit`` bytes, read whole) are compared
       with the last scan in place: runs of unchanged rows are matched with
       one ``startswith`` each (a memcmp against a slice of the last file, no
-      copy, no hash; the run length gallops up and down), and their rows are
-      reused. Only changed rows are parsed, and a changed row whose label and
-      tail are as before only has its cells summed; after a new or moved
-      row the comparison resynchronises on its IRQ number, so an IRQ that
-      appears or vanishes costs one row, not the rest of the file.
+      copy, no hash), and their rows are reused. A run reaches to the next
+      row that changed last time (the IRQs that fire keep firing), which is
+      then compared alone; a run that turns out to hold a change is cut
+      down and grows again (gallops). Only changed rows are parsed, and a
+      changed row whose label and tail are as before only has its cells
+      summed; after a new or moved row the comparison resynchronises on
+      its IRQ number, so an IRQ that appears or vanishes costs one row,
+      not the rest of the file.
       :attr:`changed` then lists the rows parsed anew, so the caller can
       skip the others too.
-    * Bigger files are streamed (:meth:`scan_chunks`) and every row is
-      summed (:func:`_cells_total`): a few C-level passes over each row, no
-      memory kept. Reading stops where irqbalance stops, at the first row
-      that does not start with a digit.
+    * Bigger files are streamed (:meth:`scan_chunks`), never whole in
+      memory. Each line's bytes are hashed (SipHash, 64 bits, C speed) and a
+      line whose hash is the one its place had last time is taken as
+      unchanged; other rows are summed (:func:`_cells_total`: a few C-level
+      passes over each row). A false match is a 2**-64 chance per changed
+      row. Reading stops where irqbalance stops, at the first row that does
+      not start with a digit.
 
     A row keeps its line only when the caller may need its text: IRQs not
     in ``known``, or every row when ``known`` is None.
@@ -560,7 +577,7 @@ class IrqCountScanner:
         self._size = size
         last = self._memo.data
         self._memo = memo or _Memo()
-        if memo is None:
+        if memo is None or memo.hashes is not None:
             self._spare = None  # streamed from now on: no buffers held
         elif self._spare is memo.data:
             self._spare = last if type(last) is bytearray else None
@@ -597,20 +614,25 @@ class IrqCountScanner:
         changed: list[IrqCount] = []
         same = nold > 0  # same IRQs in the same order as the last scan
         has_msi = False
+        hints, h, nh = prev.fresh, 0, len(prev.fresh)  # lines that changed last time
         pos, n, k, step = head, len(data), 0, 1
         while pos < n:
             if k < nold:
-                j = min(k + step, nold)
+                while h < nh and hints[h] < k:
+                    h += 1
+                limit = nold if h == nh else hints[h] if hints[h] > k else k + 1
+                j = min(k + step, limit)
                 if data.startswith(old[ooff[k]:ooff[j]], pos):  # lines k..j-1 unchanged
                     memo.take(prev, k, j)
                     rows.extend(filter(None, prev.rows[k:j]))
                     has_msi = has_msi or True in prev.msi[k:j]
                     pos += ooff[j] - ooff[k]
-                    k, step = j, step * 2
+                    k, step = j, (nold if j == limit else step * 2)
                     continue
-                if step > 1:
-                    step = max(step // 4, 1)
+                if j > k + 1:
+                    step = max((j - k) // 4, 1)
                     continue
+                step = nold if h < nh else 1  # on to the next line that changed last time
                 shape = oshapes[k]
                 if shape is not None:
                     # Line k changed. Same label and same text after the
@@ -654,6 +676,8 @@ class IrqCountScanner:
             pos = end
         if k != nold:
             same = False  # old lines left over: IRQs vanished
+        if not nold:
+            memo.fresh.clear()  # nothing was compared: no hint for the next scan
         if same:
             self.changed = tuple(changed)
         self._keep(memo, len(data), where if same else None)
@@ -662,18 +686,30 @@ class IrqCountScanner:
     def scan_chunks(
         self, chunks: Iterable[bytes], known: Container[int] | None = None, keep_text: bool = False
     ) -> IrqCounts:
-        """Scan the file arriving in ``chunks``, every row parsed.
+        """Scan the file arriving in ``chunks``.
 
         When the file turns out small (at most ``memo_limit`` bytes up to
         the row where reading stops), it is kept as the memo for the next
-        :meth:`scan`. ``keep_text``: also return the whole file, read to its
-        end.
+        :meth:`scan`; otherwise its lines' hashes are (unless the last file
+        was small: no reason to think this one is not). Lines hashed as last
+        time are not parsed. ``keep_text``: also return the whole file, read
+        to its end.
         """
         source = chunks
         kept: list[bytes] = []
         chunks = _keeping(chunks, kept)
-        memo: _Memo | None = _Memo()  # while the file may still be kept
+        keep = True  # while the file may still be kept
+        prev, where = self._memo, self._where
+        phashes = prev.hashes or ()
+        nold = len(phashes)
+        memo = _Memo()
+        if not 0 < self._size <= self.memo_limit:
+            memo.hashes = []
+        hashes = memo.hashes
         rows: list[IrqCount] = []
+        changed: list[IrqCount] = []
+        same = nold > 0  # same IRQs in the same order as the last scan
+        k = 0  # line index in the last scan
         has_msi = False
         lanes: _Lanes | None = None
         head = -1
@@ -687,6 +723,17 @@ class IrqCountScanner:
             while pos < stop:
                 end = buf.find(b"\n", pos, stop) + 1 or stop
                 line = buf[pos:end]
+                if hashes is not None:
+                    h = hash(line)
+                    if k < nold and phashes[k] == h and line[-1] == 10:  # as last time
+                        row, msi = prev.rows[k], prev.msi[k]
+                        if row is not None:
+                            rows.append(row)
+                        has_msi = has_msi or msi
+                        memo.add(len(line), row, msi, prev.shapes[k], fresh=False)
+                        hashes.append(h)
+                        pos, k = end, k + 1
+                        continue
                 parsed = _parse_line(line, lanes, known)
                 if parsed is None:
                     has_msi = has_msi or b"MSI" in line.partition(b"\0")[0]
@@ -694,14 +741,23 @@ class IrqCountScanner:
                 row, msi, shape = parsed
                 has_msi = has_msi or msi
                 if row is not None:
+                    i = where.get(row.irq)
+                    if i != k:
+                        same = False  # a new IRQ, or old lines skipped
+                    if i is not None:
+                        k = i
                     rows.append(row)
-                if memo is not None and line[-1] == 10:
+                    changed.append(row)
+                k += 1
+                if line[-1] == 10:
                     memo.add(len(line), row, msi, shape)
+                    if hashes is not None:
+                        hashes.append(h)
                 pos = end
             else:
-                if memo is not None and sum(map(len, kept)) > self.memo_limit:
-                    memo = None  # too big to keep: read on without it (at most 9 chunks summed)
-                if memo is None and not keep_text:
+                if keep and sum(map(len, kept)) > self.memo_limit:
+                    keep = False  # too big to keep: read on without it (at most 9 chunks summed)
+                if not keep and not keep_text:
                     kept.clear()
                 continue
             break  # the stop row
@@ -712,13 +768,22 @@ class IrqCountScanner:
         close = getattr(source, "close", None)
         if close is not None:
             close()  # done reading (irqbalance closes the file here too)
-        data = kept[0] if len(kept) == 1 else b"".join(kept)
-        self.changed = None
-        if memo is None or len(data) > self.memo_limit:
-            self._keep(None, self.memo_limit + 1 if memo is None else len(data))
+        if keep_text or len(kept) == 1:
+            data = kept[0] if len(kept) == 1 else b"".join(kept)
         else:
-            memo.data, memo.head, memo.ncells = data, head, lanes.n if lanes else 0
+            data = bytearray().join(kept)  # kept as the memo, later a read buffer (:meth:`buffer`)
+        if k != nold:
+            same = False  # old lines left over: IRQs vanished
+        self.changed = tuple(changed) if same else None
+        memo.head, memo.ncells = head, lanes.n if lanes else 0
+        if keep and len(data) <= self.memo_limit:
+            memo.data, memo.hashes = data, None
+            memo.fresh.clear()  # nothing to compare with: no hint for the next scan
             self._keep(memo, len(data))
+        elif hashes is not None:
+            self._keep(memo, self.memo_limit + 1, where if same else None)
+        else:
+            self._keep(None, self.memo_limit + 1)
         return IrqCounts(tuple(rows), has_msi, data if keep_text else None)
 
 

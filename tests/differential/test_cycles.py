@@ -73,9 +73,11 @@ def test_pyirqbalance_decides_what_irqbalance_decided(machine, tmp_path):
     res = harness.run_cycles(ours, machine_path(machine), tmp_path, CYCLES_PASSES, extra, env)
     assert res.returncode == 0, res.log[-3000:]
     assert not res.errors
-    # same read pattern: one /proc/stat per pass, a pass starts with /proc/interrupts
+    # same read pattern: one /proc/stat per pass, a pass starts with /proc/interrupts;
+    # at start-up one read fewer (the database's read is the baseline, docs/differences.md),
+    # and the last one may race with SIGTERM (see above)
     assert res.stat_reads == rec["stat_reads"]
-    assert rec["interrupts_reads"] - 1 <= res.interrupts_reads <= rec["interrupts_reads"]  # see above
+    assert rec["interrupts_reads"] - 2 <= res.interrupts_reads <= rec["interrupts_reads"] - 1
     assert len(res.passes) == len(rec["passes"])
     for want, got in zip(rec["passes"], res.passes):
         assert_agrees(

@@ -1,7 +1,8 @@
 """Per-pass counts when /proc/interrupts is streamed or compared with the last pass.
 
 Whatever shortcut the scanner takes (rows reused from the last pass, only
-changed rows handed over, or every row summed from a stream), each IRQ's
+changed rows handed over, found from the kept file or from the hashes of a
+streamed file's lines), each IRQ's
 count after a pass must be its row's total in that pass's file, and its last
 count the total in the file before (irqbalance parse_proc_interrupts).
 """
@@ -55,8 +56,10 @@ def test_counts_follow_every_file(tmp_path, memo_limit):
         if step > 2:
             assert all(before[irq] == after[irq] for irq in quiet)
             assert any(before[irq] != after[irq] for irq in before)
-        # the shortcut under test is taken: only changed rows are handed over
-        assert (b._scanner.changed is not None) == bool(memo_limit)
+        # the shortcut is taken in both modes: only changed rows are handed over
+        # (found by comparing bytes with the kept file, or hashes of the streamed lines)
+        assert b._scanner.changed is not None
+        assert bool(b._scanner._memo.hashes) == (not memo_limit)
         before = after
 
 

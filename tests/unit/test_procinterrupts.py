@@ -362,11 +362,31 @@ def test_scanner_memo_only_below_its_limit():
     for data in (before, before):
         assert small.scan(data) == big.scan(data) == reference_irq_counts(data)
     assert small.changed == ()  # the second scan found every row unchanged
-    assert big.changed is None  # the big file is summed row by row, nothing kept
+    assert big.changed == ()  # the same, from the lines' hashes: the big file is not kept
+    assert big._memo.data == b"" and big._spare is None
     assert small.scan(after) == big.scan(after) == reference_irq_counts(after)
     old_lines = dict(zip(_irqs(before), before.split(b"\n")[1:]))
     moved = [irq for irq, line in zip(_irqs(after), after.split(b"\n")[1:]) if old_lines[irq] != line]
-    assert [r.irq for r in small.changed] == moved and moved
+    assert [r.irq for r in small.changed] == [r.irq for r in big.changed] == moved and moved
+
+
+def test_big_file_rows_parsed_only_where_lines_changed(monkeypatch):
+    """Streamed (too big to keep): a line hashed as last time is not parsed again."""
+    from pyirqbalance import procinterrupts
+
+    before = load("this-vm/proc/interrupts")
+    after = load("this-vm/proc/interrupts.after-10s")
+    scanner = IrqCountScanner(memo_limit=100)
+    scanner.scan_chunks([before])
+    parsed = []
+    real = procinterrupts._parse_line
+    monkeypatch.setattr(procinterrupts, "_parse_line", lambda line, *a: parsed.append(line) or real(line, *a))
+    assert scanner.scan_chunks([after[i:i + 300] for i in range(0, len(after), 300)]) == reference_irq_counts(after)
+    changed = [line + b"\n" for line in set(after.split(b"\n")[1:]) - set(before.split(b"\n")[1:])]
+    numbered = [line for line in changed if line.lstrip()[:1].isdigit()]
+    # every changed numbered line, and the first named row (where reading stops)
+    assert sorted(parsed) == sorted(numbered + [next(line for line in after.split(b"\n")[1:] if not line.lstrip()[:1].isdigit()) + b"\n"])
+    assert sorted(r.irq for r in scanner.changed) == sorted(int(line.split(b":")[0]) for line in numbered)
 
 
 def test_streamed_small_file_is_remembered():
