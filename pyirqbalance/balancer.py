@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import ChainMap
 from collections.abc import Callable
 
 from . import procinterrupts, procirq, procstat, sysfs
@@ -263,7 +262,7 @@ class Balancer:
         ``known``: IRQs whose lines are not needed (default: the database's).
         """
         if known is None:
-            known = ChainMap(self._by_irq, self._banned)
+            known = self._by_irq.keys() | self._banned.keys()  # a set: C-speed lookups
         counts = procinterrupts.read_irq_counts(self.root, self._scanner, known, self.keep_text)
         if counts is not None and self._scanner.changed is None:
             self._order = tuple(row.irq for row in counts.rows)

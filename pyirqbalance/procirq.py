@@ -11,6 +11,7 @@ import enum
 import errno
 import os
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from .cpumask import MaskError, format_mask, irqbalance_parse_mask, parse_cpulist, parse_mask
@@ -119,7 +120,14 @@ def read_irq_affinity(root: SysRoot, irq: int) -> IrqAffinity:
 def read_smp_affinity(root: SysRoot, irq: int) -> int | None:
     """The mask as irqbalance reads it before a write (first line, its parser)."""
     line = root.read_first_line(root.irq_file(irq, "smp_affinity"))
-    return None if line is None else irqbalance_parse_mask(line)
+    return None if line is None else _parsed_mask(line)
+
+
+@lru_cache(maxsize=1024)
+def _parsed_mask(line: str) -> int:
+    """:func:`irqbalance_parse_mask`, remembered: many IRQs share a mask, and an
+    IRQ kept "moved" (irqbalance 1.9.2) has its unchanged file re-read every pass."""
+    return irqbalance_parse_mask(line)
 
 
 def read_irq_node(root: SysRoot, irq: int) -> int | None:
