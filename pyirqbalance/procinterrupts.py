@@ -388,8 +388,8 @@ def _cells_total(line: bytes, start: int, lanes: _Lanes) -> int | None:
     marked = marks.count(1)
     if 8 * marked > n:  # dense row
         seg = line[start:end]
-        if seg[0::_CELL] != lanes.blanks or not last.isdigit():
-            return None
+        if seg[0::_CELL] != lanes.blanks or not last.isdigit() or b"\n" in seg:
+            return None  # (split() below takes any white space; a newline ends the line)
         numbers = seg.split()
         if len(numbers) != n or not b"".join(numbers).isdigit():
             return None  # a cell with two numbers, or a sign or other byte in one
@@ -606,7 +606,7 @@ class IrqCountScanner:
         prev, where = self._memo, self._where
         # cell positions are known only for rows of the same width as before
         oshapes = prev.shapes if lanes is not None and lanes.n == prev.ncells else [None] * len(prev.lens)
-        nold = len(prev.lens)
+        nold = len(prev.lens) if prev.hashes is None else 0  # hashes only: nothing to compare
         ooff = list(accumulate(prev.lens, initial=prev.head))
         old = memoryview(prev.data)
         memo = _Memo(data, head, lanes.n if lanes else 0)
@@ -698,7 +698,7 @@ class IrqCountScanner:
         source = chunks
         kept: list[bytes] = []
         chunks = _keeping(chunks, kept)
-        keep = True  # while the file may still be kept
+        keep = self._size <= self.memo_limit  # while the file may still be kept (not if big last time)
         prev, where = self._memo, self._where
         phashes = prev.hashes or ()
         nold = len(phashes)
@@ -730,7 +730,7 @@ class IrqCountScanner:
                         if row is not None:
                             rows.append(row)
                         has_msi = has_msi or msi
-                        memo.add(len(line), row, msi, prev.shapes[k], fresh=False)
+                        memo.add(len(line), row, msi, None, fresh=False)
                         hashes.append(h)
                         pos, k = end, k + 1
                         continue
@@ -750,7 +750,7 @@ class IrqCountScanner:
                     changed.append(row)
                 k += 1
                 if line[-1] == 10:
-                    memo.add(len(line), row, msi, shape)
+                    memo.add(len(line), row, msi, shape if keep else None)  # shapes: for a kept file
                     if hashes is not None:
                         hashes.append(h)
                 pos = end

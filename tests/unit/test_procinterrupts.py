@@ -517,3 +517,20 @@ def test_scanner_buffers_are_never_seen_by_callers(make_tree):
         assert (got.rows, got.has_msi, got.text) == (want.rows, want.has_msi, data)
         assert all(type(r.raw) is bytes for r in got.rows)
         assert type(got.text) is bytes
+
+
+def test_newline_inside_a_busy_rows_cells_splits_it():
+    """A newline in a changed row's blank padding makes two lines, even where the
+    row's label and tail are where they were (found by the property tests)."""
+    cells = [b"          0"] * 8
+    row = b"  0:" + b"".join(cells) + b" PCI-MSIX-0000:00:04.0   0-edge      eth0\n"
+    before = HEADER8 + row + b"  1:" + b"".join(cells) + b" IO-APIC   1-edge      ttyS0\n"
+    busy = [b" %10d" % (i + 1) for i in range(7)] + [b" \n       45"]  # dense: most cells not 0
+    assert len(b"".join(busy)) == len(b"".join(cells))
+    after = HEADER8 + row.replace(b"".join(cells), b"".join(busy)) + before[len(HEADER8) + len(row):]
+    scanner = IrqCountScanner()
+    scanner.scan(before)
+    assert scanner.scan(after) == reference_irq_counts(after)
+
+
+HEADER8 = b"".join(b"       CPU%d" % i for i in range(8)) + b"\n"
