@@ -620,24 +620,28 @@ class IrqCountScanner:
             if k < nold:
                 while h < nh and hints[h] < k:
                     h += 1
-                limit = nold if h == nh else hints[h] if hints[h] > k else k + 1
-                j = min(k + step, limit)
-                if data.startswith(old[ooff[k]:ooff[j]], pos):  # lines k..j-1 unchanged
-                    memo.take(prev, k, j)
-                    rows.extend(filter(None, prev.rows[k:j]))
-                    has_msi = has_msi or True in prev.msi[k:j]
-                    pos += ooff[j] - ooff[k]
-                    k, step = j, (nold if j == limit else step * 2)
-                    continue
-                if j > k + 1:
-                    step = max((j - k) // 4, 1)
-                    continue
-                step = nold if h < nh else 1  # on to the next line that changed last time
                 shape = oshapes[k]
+                if h < nh and hints[h] == k and shape is not None:
+                    j = k  # changed last time: likely again, straight to summing its cells
+                else:
+                    limit = nold if h == nh else hints[h] if hints[h] > k else k + 1
+                    j = min(k + step, limit)
+                    if data.startswith(old[ooff[k]:ooff[j]], pos):  # lines k..j-1 unchanged
+                        memo.take(prev, k, j)
+                        rows.extend(filter(None, prev.rows[k:j]))
+                        has_msi = has_msi or True in prev.msi[k:j]
+                        pos += ooff[j] - ooff[k]
+                        k, step = j, (nold if j == limit else step * 2)
+                        continue
+                    if j > k + 1:
+                        step = max((j - k) // 4, 1)
+                        continue
+                step = nold if h < nh else 1  # on to the next line that changed last time
                 if shape is not None:
-                    # Line k changed. Same label and same text after the
-                    # cells (so the same IRQ, columns and "MSI"): only the
-                    # cells need summing, the rest adds what it added before.
+                    # Line k changed (or changed last time). Same label and
+                    # same text after the cells (so the same IRQ, columns and
+                    # "MSI"): only the cells need summing, the rest adds what
+                    # it added before.
                     first, last, base = shape
                     a, b = ooff[k], ooff[k + 1]
                     end = pos + b - a
@@ -646,13 +650,19 @@ class IrqCountScanner:
                         cells = _cells_total(data, pos + first, lanes)
                         if cells is not None:
                             orow = prev.rows[k]
-                            irq = orow.irq
-                            raw = bytes(data[pos:end]) if known is None or irq not in known else None
-                            row = IrqCount(irq, (cells + base) & _U64, orow.ncols, raw)
-                            changed.append(row)
-                            rows.append(row)
-                            has_msi = has_msi or prev.msi[k]
-                            memo.add(b - a, row, prev.msi[k], shape)
+                            total = (cells + base) & _U64
+                            msi = prev.msi[k]
+                            has_msi = has_msi or msi
+                            if total == orow.total and orow.raw is None:
+                                rows.append(orow)  # as it was: no longer a hint
+                                memo.add(b - a, orow, msi, shape, fresh=False)
+                            else:
+                                irq = orow.irq
+                                raw = bytes(data[pos:end]) if known is None or irq not in known else None
+                                row = IrqCount(irq, total, orow.ncols, raw)
+                                changed.append(row)
+                                rows.append(row)
+                                memo.add(b - a, row, msi, shape)
                             pos, k = end, k + 1
                             continue
             end = data.find(b"\n", pos) + 1 or n
