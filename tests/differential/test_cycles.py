@@ -46,12 +46,22 @@ def test_some_machine_moves_irqs_after_the_first_pass():
 
 @pytest.mark.parametrize("machine", CYCLES_MACHINES)
 def test_irqbalance_still_decides_the_recording(machine, tmp_path):
+    """The installed irqbalance still makes the recorded decisions.
+
+    A second run is allowed: irqbalance orders IRQs of equal load by heap
+    address (docs/differences.md), and on a busy machine its main loop can
+    allocate in another order between passes (seen twice in a day, on
+    g_nvme_managed, with the suite sharing 2 CPUs with benchmarks).
+    """
     require_oracle()
     rec = harness.CyclesResult.from_json({**expected(machine, "cycles"), "argv": [], "balancer": ""})
     extra, env = harness.machine_options(machine_path(machine))
-    res = harness.run_cycles(
-        harness.IRQBALANCE, machine_path(machine), tmp_path, CYCLES_PASSES, extra, env
-    )
+    for attempt in (1, 2):
+        res = harness.run_cycles(
+            harness.IRQBALANCE, machine_path(machine), tmp_path / f"run{attempt}", CYCLES_PASSES, extra, env
+        )
+        if all(a.ratio == 1.0 for a in harness.compare_cycles(rec, res)):
+            break
     assert res.returncode == 0, res.log[-3000:]
     assert not res.errors
     assert res.stat_reads == rec.stat_reads
