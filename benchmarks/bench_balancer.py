@@ -8,10 +8,13 @@ taken by GNU time around the oneshot runs (wait4's ru_maxrss would also count th
 harness's own pages from before the exec).
 
 * oneshot: whole process CPU (start-up included), median of ``--reps`` runs;
-* per pass: daemon fed by the load simulator, (median CPU with K passes - median CPU
-  with 1 pass) / (K - 1) over ``--reps`` runs each, so start-up and the first (placing)
-  pass cancel out -- with every IRQ firing (the oracle's cycles mode), and with only
-  10 % of the IRQs firing.
+* per pass: daemon fed by the load simulator for K passes, ``--reps`` runs; the harness
+  samples the balancer's CPU time (schedstat, all threads) at each pass's /proc/stat
+  read, and the figure is the median over every steady pass of every run (start-up and
+  the first, placing pass left out) -- with every IRQ firing (the oracle's cycles mode),
+  and with only 10 % of the IRQs firing. ``--by-difference``: the older figure instead,
+  (median CPU with K passes - median CPU with 1 pass) / (K - 1), which carries the
+  start-up's run-to-run noise.
 
     sudo python3 benchmarks/bench_balancer.py [--reps 3] [--passes 6] [--big]
 
@@ -85,6 +88,46 @@ def _cpus(desc: dict) -> int:
     return t.get("packages", 1) * t["cores_per_package"] * t.get("threads_per_core", 1)
 
 
+def _fifo_read_ms(size: int, reps: int = 5) -> float:
+    """CPU ms pyirqbalance spends reading ``size`` bytes from a FIFO fed by another process.
+
+    The harness serves /proc/interrupts that way, so every pass of either
+    balancer includes about this much (system time: 64 KiB per read(2), each
+    after the writer refilled the pipe); a real kernel instead formats the
+    file during the read.
+    """
+    import resource
+
+    from pyirqbalance.sysroot import SysRoot
+
+    times = []
+    with tempfile.TemporaryDirectory(prefix="bench-fifo-", dir="/dev/shm") as tmp:
+        fifo = os.path.join(tmp, "interrupts")
+        os.mkfifo(fifo)
+        buf = bytearray(size)
+        for _ in range(reps):
+            pid = os.fork()
+            if pid == 0:  # the writer
+                fd = os.open(fifo, os.O_WRONLY)
+                data = memoryview(b"0" * size)
+                while data:
+                    data = data[os.write(fd, data):]
+                os._exit(0)
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            SysRoot.read_into(fifo, buf)
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            os.waitpid(pid, 0)
+            times.append((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000)
+    return statistics.median(times)
+
+
+def _interrupts_size(desc: dict) -> int:
+    from tests.oracle import mkfake
+
+    m = harness.load_machine(desc)
+    return len(mkfake.render_interrupts(m, mkfake.SimState(m)).encode())
+
+
 def _oneshot(argv: list[str], path: str, work: str, reps: int) -> tuple[float, int]:
     """Median CPU ms and peak RSS KiB of ``argv`` (a oneshot command line)."""
     cpu, rss = [], []
@@ -99,15 +142,22 @@ def _oneshot(argv: list[str], path: str, work: str, reps: int) -> tuple[float, i
     return statistics.median(cpu) * 1000, max(rss)
 
 
-def _per_pass(balancer, path: str, work: str, passes: int, reps: int) -> tuple[float, None]:
-    """(median CPU with ``passes`` passes - median CPU with 1 pass) / (passes - 1), ms.
+def _per_pass(
+    balancer, path: str, work: str, passes: int, reps: int, by_difference: bool = False
+) -> tuple[float, None]:
+    """CPU ms of a steady pass: the median of every steady pass of ``reps`` runs.
 
-    Start-up CPU varies by tens of ms between runs, hence medians of ``reps``.
+    ``by_difference``: (median CPU with ``passes`` passes - median CPU with 1
+    pass) / (passes - 1) instead; start-up CPU varies by tens of ms between
+    runs, which this does not cancel.
     """
-    many = [harness.run_cycles(balancer, path, os.path.join(work, f"k{i}"), passes).cpu_s
+    runs = [harness.run_cycles(balancer, path, os.path.join(work, f"k{i}"), passes)
             for i in range(reps)]
+    if not by_difference:
+        return statistics.median(ms for r in runs for ms in r.steady_pass_cpu_ms()), None
     one = [harness.run_cycles(balancer, path, os.path.join(work, f"1-{i}"), 1).cpu_s
            for i in range(reps)]
+    many = [r.cpu_s for r in runs]
     return (statistics.median(many) - statistics.median(one)) / (passes - 1) * 1000, None
 
 
@@ -117,6 +167,8 @@ def main() -> int:
     ap.add_argument("--passes", type=int, default=6)
     ap.add_argument("--big", action="store_true", help="also the 1024-CPU machine (minutes, ~1 GB)")
     ap.add_argument("--only", action="append", default=[], help="machine name(s) to run")
+    ap.add_argument("--by-difference", action="store_true",
+                    help="per pass from whole-run CPU with K and 1 passes (the older method)")
     a = ap.parse_args()
     ok, why = harness.have_oracle()
     if not ok:
@@ -140,20 +192,25 @@ def main() -> int:
                     irqb = _oneshot(irqb_argv, path, work + "-irqb", a.reps) if ok else (None, None)
                     py = _oneshot(PY("--oneshot", "--interval=1"), path, work + "-py", a.reps)
                 else:
-                    irqb = (_per_pass(harness.IRQBALANCE, path, work + "-irqb", a.passes, a.reps)
-                            if ok else (None, None))
-                    py = _per_pass(PY("--foreground", "--interval=1"), path, work + "-py", a.passes, a.reps)
-                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py))
+                    irqb = (_per_pass(harness.IRQBALANCE, path, work + "-irqb", a.passes, a.reps,
+                                      a.by_difference) if ok else (None, None))
+                    py = _per_pass(PY("--foreground", "--interval=1"), path, work + "-py", a.passes,
+                                   a.reps, a.by_difference)
+                fifo = None if what == "oneshot" else _fifo_read_ms(_interrupts_size(d))
+                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py, fifo))
                 print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py}", file=sys.stderr)
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPUs "
           f"({os.uname().release}); irqbalance {harness.irqbalance_version() if ok else '-'}.\n")
-    print("| machine | CPUs | IRQs | what | irqbalance CPU ms | pyirqbalance CPU ms | ratio | peak RSS irqbalance MiB | peak RSS pyirqbalance MiB |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
-    for name, cpus, irqs, what, (ims, irss), (pms, prss) in rows:
+    print("| machine | CPUs | IRQs | what | irqbalance CPU ms | pyirqbalance CPU ms | ratio "
+          "| of each pass: /proc/interrupts through the FIFO, ms "
+          "| peak RSS irqbalance MiB | peak RSS pyirqbalance MiB |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for name, cpus, irqs, what, (ims, irss), (pms, prss), fifo in rows:
         ratio = f"{pms / ims:.2f}" if ims else "-"
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         mib = lambda kb: "-" if kb is None else f"{kb / 1024:.1f}"  # noqa: E731
-        print(f"| {name} | {cpus} | {irqs} | {what} | {fmt(ims)} | {fmt(pms)} | {ratio} | {mib(irss)} | {mib(prss)} |")
+        print(f"| {name} | {cpus} | {irqs} | {what} | {fmt(ims)} | {fmt(pms)} | {ratio} | {fmt(fifo)} "
+              f"| {mib(irss)} | {mib(prss)} |")
     return 0
 
 

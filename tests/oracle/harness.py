@@ -331,6 +331,18 @@ class CyclesResult:
     maxrss_kb: int = 0
     #: The kernel's share of cpu_s (system time).
     sys_s: float = 0.0
+    #: The balancer's CPU time so far (ns, all threads, schedstat) at each
+    #: /proc/stat open: one a pass, so successive differences are passes.
+    stat_cpu_ns: tuple[int | None, ...] = ()
+
+    def steady_pass_cpu_ms(self) -> list[float]:
+        """CPU ms of each steady pass: from one pass's /proc/stat read to the next.
+
+        The first two differences are left out: the rest of start-up and the
+        first pass, which places every IRQ.
+        """
+        s = self.stat_cpu_ns
+        return [(b - a) / 1e6 for a, b in zip(s[2:], s[3:]) if a is not None and b is not None]
 
     def to_json(self) -> dict:
         return {
@@ -348,6 +360,7 @@ class CyclesResult:
             "cpu_s": self.cpu_s,
             "maxrss_kb": self.maxrss_kb,
             "sys_s": self.sys_s,
+            "stat_cpu_ns": list(self.stat_cpu_ns),
         }
 
     @classmethod
@@ -367,6 +380,7 @@ class CyclesResult:
             cpu_s=d.get("cpu_s", 0.0),
             maxrss_kb=d.get("maxrss_kb", 0),
             sys_s=d.get("sys_s", 0.0),
+            stat_cpu_ns=tuple(d.get("stat_cpu_ns", ())),
         )
 
 
@@ -807,6 +821,7 @@ class _ProcServer:
             "stat": mkfake.render_stat(m, self.state),
         }
         self.reads = {"interrupts": 0, "stat": 0}
+        self.stat_cpu_ns: list[int | None] = []
         self.new_pass = False
         self.prev = _snapshot(stage, m)
         self.passes: list[Pass] = []
@@ -836,6 +851,7 @@ class _ProcServer:
         with self.lock:
             self.reads[kind] += 1
             if kind == "stat":
+                self.stat_cpu_ns.append(_cpu_ns(self.proc.pid))
                 self.new_pass = True
                 if self.reads["stat"] == self.job["passes"] + 1 and not self.term_sent:
                     self.term_sent = True
@@ -892,6 +908,18 @@ class _ProcServer:
         return rc
 
 
+def _cpu_ns(pid: int) -> int | None:
+    """CPU time of every thread of ``pid`` so far, ns (/proc/PID/task/*/schedstat), or None."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
 def _job_cycles(job: dict, m: mkfake.Machine, stage: str) -> dict:
     argv = [a.replace(SYSROOT, stage) for a in job["argv"]]
     server = _ProcServer(job, m, stage)
@@ -913,6 +941,7 @@ def _job_cycles(job: dict, m: mkfake.Machine, stage: str) -> dict:
         cpu_s=server.cpu_s,
         maxrss_kb=server.maxrss_kb,
         sys_s=server.sys_s,
+        stat_cpu_ns=tuple(server.stat_cpu_ns),
     ).to_json()
 
 
