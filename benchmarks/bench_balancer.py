@@ -209,8 +209,8 @@ def main() -> int:
         ratio = f"{pms / ims:.2f}" if ims else "-"
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         mib = lambda kb: "-" if kb is None else f"{kb / 1024:.1f}"  # noqa: E731
-        print(f"| {name} | {cpus} | {irqs} | {what} | {fmt(ims)} | {fmt(pms)} | {ratio} | {fmt(fifo)} "
-              f"| {mib(irss)} | {mib(prss)} |")
+        print(f"| {name} | {cpus} | {irqs} | {what} | {fmt(ims)} | {fmt(pms)} | {ratio} "
+              f"| {fmt(fifo)} | {mib(irss)} | {mib(prss)} |")
     return 0
 
 

@@ -658,7 +658,8 @@ class IrqCountScanner:
                                 memo.add(b - a, orow, msi, shape, fresh=False)
                             else:
                                 irq = orow.irq
-                                raw = bytes(data[pos:end]) if known is None or irq not in known else None
+                                keep_line = known is None or irq not in known
+                                raw = bytes(data[pos:end]) if keep_line else None
                                 row = IrqCount(irq, total, orow.ncols, raw)
                                 changed.append(row)
                                 rows.append(row)
@@ -708,7 +709,7 @@ class IrqCountScanner:
         source = chunks
         kept: list[bytes] = []
         chunks = _keeping(chunks, kept)
-        keep = self._size <= self.memo_limit  # while the file may still be kept (not if big last time)
+        keep = self._size <= self.memo_limit  # the file may still be kept (not: big last time)
         prev, where = self._memo, self._where
         phashes = prev.hashes or ()
         nold = len(phashes)
@@ -760,7 +761,7 @@ class IrqCountScanner:
                     changed.append(row)
                 k += 1
                 if line[-1] == 10:
-                    memo.add(len(line), row, msi, shape if keep else None)  # shapes: for a kept file
+                    memo.add(len(line), row, msi, shape if keep else None)  # shapes: kept files
                     if hashes is not None:
                         hashes.append(h)
                 pos = end

@@ -128,7 +128,9 @@ def _c_cpu_number(text: str) -> int:
 #: A line as the kernel prints it: "cpuN" and at least seven plain numbers, none
 #: long enough for strtoul to saturate or for the CPU number to pass 2**31.
 #: For such a line the C reading is just these groups as integers.
-_KERNEL_LINE = re.compile(r"cpu([0-9]{1,9}) [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ ([0-9]{1,19}) ([0-9]{1,19})(?: |\Z)")
+_KERNEL_LINE = re.compile(
+    r"cpu([0-9]{1,9}) [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ ([0-9]{1,19}) ([0-9]{1,19})(?: |\Z)"
+)
 
 
 def parse_irq_jiffies(text: str) -> tuple[tuple[int, int | None], ...] | None:

@@ -58,7 +58,8 @@ def test_irqbalance_still_decides_the_recording(machine, tmp_path):
     extra, env = harness.machine_options(machine_path(machine))
     for attempt in (1, 2):
         res = harness.run_cycles(
-            harness.IRQBALANCE, machine_path(machine), tmp_path / f"run{attempt}", CYCLES_PASSES, extra, env
+            harness.IRQBALANCE, machine_path(machine), tmp_path / f"run{attempt}", CYCLES_PASSES,
+            extra, env,
         )
         if all(a.ratio == 1.0 for a in harness.compare_cycles(rec, res)):
             break

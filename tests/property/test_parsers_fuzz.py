@@ -222,7 +222,9 @@ kernel_stat_line = st.builds(
         st.one_of(
             st.integers(0, 10**6),
             st.integers(0, 2**66),
-            st.sampled_from(["0007", 10**19 - 1, 10**19, 2**64 - 1, 2**64, 10**20 - 1, "0" * 19 + "5"]),
+            st.sampled_from(
+                ["0007", 10**19 - 1, 10**19, 2**64 - 1, 2**64, 10**20 - 1, "0" * 19 + "5"]
+            ),
         ),
         min_size=5,
         max_size=11,

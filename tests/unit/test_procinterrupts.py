@@ -380,13 +380,18 @@ def test_big_file_rows_parsed_only_where_lines_changed(monkeypatch):
     scanner.scan_chunks([before])
     parsed = []
     real = procinterrupts._parse_line
-    monkeypatch.setattr(procinterrupts, "_parse_line", lambda line, *a: parsed.append(line) or real(line, *a))
-    assert scanner.scan_chunks([after[i:i + 300] for i in range(0, len(after), 300)]) == reference_irq_counts(after)
-    changed = [line + b"\n" for line in set(after.split(b"\n")[1:]) - set(before.split(b"\n")[1:])]
+    monkeypatch.setattr(
+        procinterrupts, "_parse_line", lambda line, *a: parsed.append(line) or real(line, *a)
+    )
+    pieces = [after[i:i + 300] for i in range(0, len(after), 300)]
+    assert scanner.scan_chunks(pieces) == reference_irq_counts(after)
+    old_lines, new_lines = before.split(b"\n")[1:], after.split(b"\n")[1:]
+    changed = [line + b"\n" for line in set(new_lines) - set(old_lines)]
     numbered = [line for line in changed if line.lstrip()[:1].isdigit()]
+    stop = next(line for line in new_lines if not line.lstrip()[:1].isdigit()) + b"\n"
     # every changed numbered line, and the first named row (where reading stops)
-    assert sorted(parsed) == sorted(numbered + [next(line for line in after.split(b"\n")[1:] if not line.lstrip()[:1].isdigit()) + b"\n"])
-    assert sorted(r.irq for r in scanner.changed) == sorted(int(line.split(b":")[0]) for line in numbered)
+    assert sorted(parsed) == sorted([*numbered, stop])
+    assert sorted(r.irq for r in scanner.changed) == sorted(int(ln.split(b":")[0]) for ln in numbered)
 
 
 def test_streamed_small_file_is_remembered():
@@ -527,7 +532,8 @@ def test_newline_inside_a_busy_rows_cells_splits_it():
     before = HEADER8 + row + b"  1:" + b"".join(cells) + b" IO-APIC   1-edge      ttyS0\n"
     busy = [b" %10d" % (i + 1) for i in range(7)] + [b" \n       45"]  # dense: most cells not 0
     assert len(b"".join(busy)) == len(b"".join(cells))
-    after = HEADER8 + row.replace(b"".join(cells), b"".join(busy)) + before[len(HEADER8) + len(row):]
+    rest = before[len(HEADER8) + len(row):]
+    after = HEADER8 + row.replace(b"".join(cells), b"".join(busy)) + rest
     scanner = IrqCountScanner()
     scanner.scan(before)
     assert scanner.scan(after) == reference_irq_counts(after)
