@@ -88,46 +88,6 @@ def _cpus(desc: dict) -> int:
     return t.get("packages", 1) * t["cores_per_package"] * t.get("threads_per_core", 1)
 
 
-def _fifo_read_ms(size: int, reps: int = 5) -> float:
-    """CPU ms pyirqbalance spends reading ``size`` bytes from a FIFO fed by another process.
-
-    The harness serves /proc/interrupts that way, so every pass of either
-    balancer includes about this much (system time: 64 KiB per read(2), each
-    after the writer refilled the pipe); a real kernel instead formats the
-    file during the read.
-    """
-    import resource
-
-    from pyirqbalance.sysroot import SysRoot
-
-    times = []
-    with tempfile.TemporaryDirectory(prefix="bench-fifo-", dir="/dev/shm") as tmp:
-        fifo = os.path.join(tmp, "interrupts")
-        os.mkfifo(fifo)
-        buf = bytearray(size)
-        for _ in range(reps):
-            pid = os.fork()
-            if pid == 0:  # the writer
-                fd = os.open(fifo, os.O_WRONLY)
-                data = memoryview(b"0" * size)
-                while data:
-                    data = data[os.write(fd, data):]
-                os._exit(0)
-            r0 = resource.getrusage(resource.RUSAGE_SELF)
-            SysRoot.read_into(fifo, buf)
-            r1 = resource.getrusage(resource.RUSAGE_SELF)
-            os.waitpid(pid, 0)
-            times.append((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000)
-    return statistics.median(times)
-
-
-def _interrupts_size(desc: dict) -> int:
-    from tests.oracle import mkfake
-
-    m = harness.load_machine(desc)
-    return len(mkfake.render_interrupts(m, mkfake.SimState(m)).encode())
-
-
 def _oneshot(argv: list[str], path: str, work: str, reps: int) -> tuple[float, int]:
     """Median CPU ms and peak RSS KiB of ``argv`` (a oneshot command line)."""
     cpu, rss = [], []
@@ -196,21 +156,19 @@ def main() -> int:
                                       a.by_difference) if ok else (None, None))
                     py = _per_pass(PY("--foreground", "--interval=1"), path, work + "-py", a.passes,
                                    a.reps, a.by_difference)
-                fifo = None if what == "oneshot" else _fifo_read_ms(_interrupts_size(d))
-                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py, fifo))
+                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py))
                 print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py}", file=sys.stderr)
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPUs "
           f"({os.uname().release}); irqbalance {harness.irqbalance_version() if ok else '-'}.\n")
     print("| machine | CPUs | IRQs | what | irqbalance CPU ms | pyirqbalance CPU ms | ratio "
-          "| of each pass: /proc/interrupts through the FIFO, ms "
           "| peak RSS irqbalance MiB | peak RSS pyirqbalance MiB |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    for name, cpus, irqs, what, (ims, irss), (pms, prss), fifo in rows:
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    for name, cpus, irqs, what, (ims, irss), (pms, prss) in rows:
         ratio = f"{pms / ims:.2f}" if ims else "-"
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         mib = lambda kb: "-" if kb is None else f"{kb / 1024:.1f}"  # noqa: E731
         print(f"| {name} | {cpus} | {irqs} | {what} | {fmt(ims)} | {fmt(pms)} | {ratio} "
-              f"| {fmt(fifo)} | {mib(irss)} | {mib(prss)} |")
+              f"| {mib(irss)} | {mib(prss)} |")
     return 0
 
 
