@@ -708,7 +708,8 @@ class IrqCountScanner:
         """
         source = chunks
         kept: list[bytes] = []
-        chunks = _keeping(chunks, kept)
+        sizes: list[int] = []
+        chunks = _keeping(chunks, kept, sizes)
         keep = self._size <= self.memo_limit  # the file may still be kept (not: big last time)
         prev, where = self._memo, self._where
         phashes = prev.hashes or ()
@@ -787,14 +788,15 @@ class IrqCountScanner:
             same = False  # old lines left over: IRQs vanished
         self.changed = tuple(changed) if same else None
         memo.head, memo.ncells = head, lanes.n if lanes else 0
-        if keep and len(data) <= self.memo_limit:
+        size = sum(sizes)  # a file that shrank is read whole next time, then kept
+        if keep and size <= self.memo_limit:
             memo.data, memo.hashes = data, None
             memo.fresh.clear()  # nothing to compare with: no hint for the next scan
-            self._keep(memo, len(data))
+            self._keep(memo, size)
         elif hashes is not None:
-            self._keep(memo, self.memo_limit + 1, where if same else None)
+            self._keep(memo, size, where if same else None)
         else:
-            self._keep(None, self.memo_limit + 1)
+            self._keep(None, size)
         return IrqCounts(tuple(rows), has_msi, data if keep_text else None)
 
 
@@ -818,9 +820,10 @@ def _parse_line(
     return IrqCount(irq, total, ncols, line if keep else None), msi, shape
 
 
-def _keeping(chunks: Iterable[bytes], kept: list[bytes]) -> Iterator[bytes]:
+def _keeping(chunks: Iterable[bytes], kept: list[bytes], sizes: list[int]) -> Iterator[bytes]:
     for chunk in chunks:
         kept.append(chunk)
+        sizes.append(len(chunk))
         yield chunk
 
 

@@ -540,3 +540,17 @@ def test_newline_inside_a_busy_rows_cells_splits_it():
 
 
 HEADER8 = b"".join(b"       CPU%d" % i for i in range(8)) + b"\n"
+
+
+def test_a_big_file_that_shrinks_is_kept_again():
+    """Streamed while above the memo limit; once small again, read whole and compared."""
+    before = load("this-vm/proc/interrupts")
+    scanner = IrqCountScanner(memo_limit=len(before))
+    scanner.scan_chunks([before + before[-200:]])  # above the limit: streamed, hashed
+    assert not scanner.wants_whole
+    scanner.scan_chunks([before])  # the last file was big: streamed again, nothing kept
+    assert scanner.wants_whole
+    assert scanner.scan(before) == reference_irq_counts(before)  # read whole: kept from now on
+    assert scanner.scan(before) == reference_irq_counts(before)
+    assert scanner.changed == ()  # compared with the kept file: nothing changed
+    assert scanner._memo.hashes is None
