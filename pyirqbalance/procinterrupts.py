@@ -17,7 +17,8 @@ Two readers for two consumers:
   Only each row's total is kept. Files up to 8 MiB are compared with the
   last scan (runs of unchanged rows matched with one memcmp, changed rows
   reported so the balancer touches only those IRQs); bigger ones are
-  streamed in chunks and never held whole. Kernel-printed rows are summed
+  streamed in chunks, never held whole, and compared by their lines'
+  hashes. Kernel-printed rows are summed
   without converting every cell. :func:`reference_irq_counts` is the same
   reading done the plain C way, line by line; the two always agree.
 """
@@ -388,8 +389,8 @@ def _cells_total(line: bytes, start: int, lanes: _Lanes) -> int | None:
     marked = marks.count(1)
     if 8 * marked > n:  # dense row
         seg = line[start:end]
-        if seg[0::_CELL] != lanes.blanks or not last.isdigit() or b"\n" in seg:
-            return None  # (split() below takes any white space; a newline ends the line)
+        if seg[0::_CELL] != lanes.blanks or not last.isdigit():
+            return None
         numbers = seg.split()
         if len(numbers) != n or not b"".join(numbers).isdigit():
             return None  # a cell with two numbers, or a sign or other byte in one
@@ -621,9 +622,8 @@ class IrqCountScanner:
                 while h < nh and hints[h] < k:
                     h += 1
                 shape = oshapes[k]
-                if h < nh and hints[h] == k and shape is not None:
-                    j = k  # changed last time: likely again, straight to summing its cells
-                else:
+                # a line that changed last time likely changed again: straight to its cells
+                if not (h < nh and hints[h] == k and shape is not None):
                     limit = nold if h == nh else hints[h] if hints[h] > k else k + 1
                     j = min(k + step, limit)
                     if data.startswith(old[ooff[k]:ooff[j]], pos):  # lines k..j-1 unchanged
@@ -640,13 +640,15 @@ class IrqCountScanner:
                 if shape is not None:
                     # Line k changed (or changed last time). Same label and
                     # same text after the cells (so the same IRQ, columns and
-                    # "MSI"): only the cells need summing, the rest adds what
-                    # it added before.
+                    # "MSI"), and no newline between them (still one line):
+                    # only the cells need summing, the rest adds what it
+                    # added before.
                     first, last, base = shape
                     a, b = ooff[k], ooff[k + 1]
                     end = pos + b - a
                     if (end <= n and data.startswith(old[a:a + first], pos)
-                            and data.startswith(old[a + last:b], pos + last)):
+                            and data.startswith(old[a + last:b], pos + last)
+                            and data.find(b"\n", pos + first, pos + last) < 0):
                         cells = _cells_total(data, pos + first, lanes)
                         if cells is not None:
                             orow = prev.rows[k]
