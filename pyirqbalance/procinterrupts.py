@@ -655,7 +655,8 @@ class IrqCountScanner:
                             total = (cells + base) & _U64
                             msi = prev.msi[k]
                             has_msi = has_msi or msi
-                            if total == orow.total and orow.raw is None:
+                            if total == orow.total and (
+                                    orow.raw is None or data.startswith(orow.raw, pos)):
                                 rows.append(orow)  # as it was: no longer a hint
                                 memo.add(b - a, orow, msi, shape, fresh=False)
                             else:

@@ -554,3 +554,17 @@ def test_a_big_file_that_shrinks_is_kept_again():
     assert scanner.scan(before) == reference_irq_counts(before)
     assert scanner.changed == ()  # compared with the kept file: nothing changed
     assert scanner._memo.hashes is None
+
+
+def test_rows_that_stop_changing_stop_being_summed():
+    """A row that changed last scan is summed first; once it is as before (its line
+    kept or not), it goes back to the runs matched with one compare."""
+    before = load("this-vm/proc/interrupts")
+    after = load("this-vm/proc/interrupts.after-10s")
+    for known in (None, set(_irqs(before))):
+        scanner = IrqCountScanner()
+        scanner.scan(before, known)
+        scanner.scan(after, known)
+        assert scanner._memo.fresh  # the rows that changed: next scan's first guesses
+        assert scanner.scan(after, known).rows == scanner.scan(after, known).rows
+        assert scanner._memo.fresh == [] and scanner.changed == ()
