@@ -413,9 +413,78 @@ def _cells_total(line: bytes, start: int, lanes: _Lanes) -> int | None:
     return total
 
 
+def _cell(line: bytes, at: int) -> int | None:
+    """The count of the kernel-printed cell at ``line[at:]`` (a space, then
+    blanks and digits), or None if it is not one."""
+    digits = line[at + 1:at + _CELL].lstrip(b" ")
+    return int(digits) if line[at] == 32 and digits.isdigit() else None
+
+
+def _changed_cell(line: bytes, start: int, old: memoryview, ostart: int, n: int) -> int:
+    """The index of the only cell of ``n`` at ``line[start:]`` that differs
+    from the cells at ``old[ostart:]``; -1 if none or several do.
+
+    Bisection on the run of equal leading cells (one memcmp per step), then
+    one memcmp of the cells after the first difference.
+    """
+    lo, hi = 0, n + 1  # the first lo cells are equal, the first hi are not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if line.startswith(old[ostart:ostart + _CELL * mid], start):
+            lo = mid
+        else:
+            hi = mid
+    if lo == n:
+        return -1
+    after = _CELL * (lo + 1)
+    return lo if line.startswith(old[ostart + after:ostart + _CELL * n], start + after) else -1
+
+
 #: Where a kernel-printed row's cells are and what the rest adds to them:
-#: (cells start, cells end, total minus the cells' sum mod 2**64).
-_Shape = tuple[int, int, int]
+#: (cells start, cells end, total minus the cells' sum mod 2**64, the one
+#: cell that changed when the row was last summed or -1 (-2: several did,
+#: do not look this time), that cell's count then).
+_Shape = tuple[int, int, int, int, int]
+
+
+def _resum(
+    data: bytes, pos: int, old: memoryview, a: int, b: int, shape: _Shape, total: int, lanes: _Lanes
+) -> tuple[int, _Shape] | None:
+    """(total, shape) of the line at ``data[pos:]`` whose last version,
+    kernel-printed, was ``old[a:b]`` with ``total``; None unless only its
+    cells changed (same label, same text after them, still one line).
+
+    The cell that changed last time is tried first: the line as before
+    around it (two memcmps) and a count in it give the total from the old
+    one (an IRQ fires on one CPU until it moves). Otherwise the cells are
+    summed and the one that changed, if only one did, is found for next time.
+    """
+    first, last, base, hot, was = shape
+    if len(data) < pos + b - a:
+        return None
+    if hot >= 0:
+        c = first + _CELL * hot
+        if data.startswith(old[a:a + c], pos) and data.startswith(old[a + c + _CELL:b], pos + c + _CELL):
+            now = _cell(data, pos + c)
+            if now is not None:
+                return (total - was + now) & _U64, (first, last, base, hot, now)
+    if not (data.startswith(old[a:a + first], pos) and data.startswith(old[a + last:b], pos + last)
+            and data.find(b"\n", pos + first, pos + last) < 0):
+        return None
+    cells = _cells_total(data, pos + first, lanes)
+    if cells is None:
+        return None
+    now = None
+    if hot == -2:
+        hot = -1  # several cells changed last time: look again next time
+    else:
+        hot = _changed_cell(data, pos + first, old, a + first, lanes.n)
+        if hot >= 0:
+            # None if the cells hold the right numbers but not one per cell
+            now = _cell(data, pos + first + _CELL * hot)
+        if now is None:
+            hot = -2
+    return (cells + base) & _U64, (first, last, base, hot, now or 0)
 
 
 def _fast_row(
@@ -441,7 +510,7 @@ def _fast_row(
         end = colon + 1 + _CELL * lanes.n
         more, extra, stop = _count_columns(line, end)
         total, ncols = (cells + more) & _U64, lanes.n + extra
-        shape = (colon + 1, end, more & _U64)
+        shape = (colon + 1, end, more & _U64, -1, 0)
     msi = line.find(b"MSI", stop) >= 0 or line.find(b"MSI", 0, colon) >= 0
     return _c_irq_number(label[1]), total, ncols, msi, shape
 
@@ -526,9 +595,10 @@ class IrqCountScanner:
       then compared alone; a run that turns out to hold a change is cut
       down and grows again (gallops). Only changed rows are parsed, and a
       changed row whose label and tail are as before only has its cells
-      summed; after a new or moved row the comparison resynchronises on
-      its IRQ number, so an IRQ that appears or vanishes costs one row,
-      not the rest of the file.
+      summed, or only one cell read when that cell alone changed last
+      time and the rest is as before (:func:`_resum`); after a new or
+      moved row the comparison resynchronises on its IRQ number, so an
+      IRQ that appears or vanishes costs one row, not the rest of the file.
       :attr:`changed` then lists the rows parsed anew, so the caller can
       skip the others too.
     * Bigger files are streamed (:meth:`scan_chunks`), never whole in
@@ -638,37 +708,28 @@ class IrqCountScanner:
                         continue
                 step = nold if h < nh else 1  # on to the next line that changed last time
                 if shape is not None:
-                    # Line k changed (or changed last time). Same label and
-                    # same text after the cells (so the same IRQ, columns and
-                    # "MSI"), and no newline between them (still one line):
-                    # only the cells need summing, the rest adds what it
-                    # added before.
-                    first, last, base = shape
+                    # Line k changed (or changed last time): if only its
+                    # cells did, the rest adds what it added before.
                     a, b = ooff[k], ooff[k + 1]
-                    end = pos + b - a
-                    if (end <= n and data.startswith(old[a:a + first], pos)
-                            and data.startswith(old[a + last:b], pos + last)
-                            and data.find(b"\n", pos + first, pos + last) < 0):
-                        cells = _cells_total(data, pos + first, lanes)
-                        if cells is not None:
-                            orow = prev.rows[k]
-                            total = (cells + base) & _U64
-                            msi = prev.msi[k]
-                            has_msi = has_msi or msi
-                            if total == orow.total and (
-                                    orow.raw is None or data.startswith(orow.raw, pos)):
-                                rows.append(orow)  # as it was: no longer a hint
-                                memo.add(b - a, orow, msi, shape, fresh=False)
-                            else:
-                                irq = orow.irq
-                                keep_line = known is None or irq not in known
-                                raw = bytes(data[pos:end]) if keep_line else None
-                                row = IrqCount(irq, total, orow.ncols, raw)
-                                changed.append(row)
-                                rows.append(row)
-                                memo.add(b - a, row, msi, shape)
-                            pos, k = end, k + 1
-                            continue
+                    orow = prev.rows[k]
+                    resummed = _resum(data, pos, old, a, b, shape, orow.total, lanes)
+                    if resummed is not None:
+                        total, shape = resummed
+                        msi = prev.msi[k]
+                        has_msi = has_msi or msi
+                        end = pos + b - a
+                        if total == orow.total and (orow.raw is None or data.startswith(orow.raw, pos)):
+                            rows.append(orow)  # as it was: no longer a hint
+                            memo.add(b - a, orow, msi, shape, fresh=False)
+                        else:
+                            irq = orow.irq
+                            raw = bytes(data[pos:end]) if known is None or irq not in known else None
+                            row = IrqCount(irq, total, orow.ncols, raw)
+                            changed.append(row)
+                            rows.append(row)
+                            memo.add(b - a, row, msi, shape)
+                        pos, k = end, k + 1
+                        continue
             end = data.find(b"\n", pos) + 1 or n
             line = bytes(data[pos:end]) if type(data) is bytearray else data[pos:end]
             parsed = _parse_line(line, lanes, known)

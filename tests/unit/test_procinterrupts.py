@@ -568,3 +568,55 @@ def test_rows_that_stop_changing_stop_being_summed():
         assert scanner._memo.fresh  # the rows that changed: next scan's first guesses
         assert scanner.scan(after, known).rows == scanner.scan(after, known).rows
         assert scanner._memo.fresh == [] and scanner.changed == ()
+
+
+def _row8(irq: int, cells: list[bytes], tail: bytes = b" PCI-MSIX-0000:00:04.0   0-edge  eth0\n"):
+    assert all(len(c) == 11 for c in cells)
+    return b"%3d:" % irq + b"".join(cells) + tail
+
+
+def test_a_row_firing_on_one_cpu_is_read_from_that_cell():
+    """An IRQ that keeps firing on CPU 5: from the third scan on only that cell
+    is read (the rest of the line is compared with the last one); every total is
+    the C reading, when the IRQ moves to CPU 2 and when CPU 2 and 3 both count."""
+    counts = [[0, 9, 0, 0, 0, 100, 0, 0], [3, 0, 0, 0, 0, 0, 0, 0]]
+    scanner = IrqCountScanner()
+
+    def scan():
+        data = HEADER8 + b"".join(_row8(i, [b" %10d" % c for c in row]) for i, row in enumerate(counts))
+        got = scanner.scan(data)
+        assert got == reference_irq_counts(data)
+        return got.rows[0].total
+
+    assert scan() == 109
+    for total in (110, 1109, 2**32 + 8):  # the cell grows to its widest (2**32 - 1)
+        counts[0][5] = total - 9
+        assert scan() == total
+    assert scanner._memo.shapes[0][3:] == (5, 2**32 - 1)  # CPU 5's cell and its count
+    counts[0][2] = 7  # moved to CPU 2
+    assert scan() == 2**32 + 15
+    counts[0][2] += 1
+    counts[0][3] += 1  # two cells at once
+    assert scan() == 2**32 + 17
+    counts[0][3] += 1
+    assert scan() == 2**32 + 18
+
+
+def test_one_cell_path_needs_a_kernel_cell_and_the_rest_as_before():
+    """Cells whose numbers add up as C reads them but are not one per cell (a blank
+    cell, then one holding two numbers) are summed as such, never taken as the one
+    cell that changed; a changed byte outside the firing cell is seen."""
+    cells = [b" %10d" % c for c in (0, 0, 0, 0, 0, 50, 0, 0)]
+    odd = cells[:1] + [b" " * 11, b"      12 34"] + cells[3:]
+    scanner = IrqCountScanner()
+    for data in (
+        HEADER8 + _row8(0, odd),
+        HEADER8 + _row8(0, odd[:2] + [b"      12 35"] + odd[3:]),  # the pair's second number
+        HEADER8 + _row8(0, odd[:2] + [b"      12 36"] + odd[3:]),
+        HEADER8 + _row8(0, odd[:5] + [b" %10d" % 51] + odd[6:]),  # now only CPU 5 counts
+        HEADER8 + _row8(0, odd[:5] + [b" %10d" % 52] + odd[6:]),
+        HEADER8 + _row8(0, odd[:5] + [b" %10d" % 53] + odd[6:], b" PCI-MSIX-0000:00:04.0   0-edge  eth1\n"),
+        HEADER8 + _row8(0, odd[:5] + [b" %9d+" % 54] + odd[6:]),  # not a count: C stops there
+        HEADER8 + _row8(0, odd[:1] + [b"  1" + b" " * 8] + odd[2:5] + [b" %10d" % 55] + odd[6:]),
+    ):
+        assert scanner.scan(data) == reference_irq_counts(data)
