@@ -211,6 +211,18 @@ def test_scanner_over_any_chunking_equals_reference(files, draws):
         assert counts.text == data  # the whole file, even past the row irqbalance stops at
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(mutated(), min_size=2, max_size=5), st.data())
+def test_hashed_scans_equal_reference(files, draws):
+    """The streamed mode (file above the memo limit: lines compared by hash,
+    unchanged ones found by their old length) over any chunking: a line that
+    gained or lost a newline, grew or shrank is never taken as the old one."""
+    scanner = IrqCountScanner(memo_limit=0)
+    for data in files:
+        chunks = _split(data, draws.draw(st.lists(st.integers(0, 1 << 12), max_size=6)))
+        assert scanner.scan_chunks(iter(chunks)) == reference_irq_counts(data)
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(mutated(), st.binary(max_size=300)))
 def test_full_parse_raises_only_parse_error(data):

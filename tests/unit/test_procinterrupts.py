@@ -10,6 +10,9 @@ irqbalance 1.9 procinterrupts.c (spec sections 2.2, 11.5-11.6, 12.7).
 from __future__ import annotations
 
 import bz2
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -370,7 +373,39 @@ def test_scanner_memo_only_below_its_limit():
     assert [r.irq for r in small.changed] == [r.irq for r in big.changed] == moved and moved
 
 
-def test_big_file_rows_parsed_only_where_lines_changed(monkeypatch):
+_NO_XXHASH = "import sys; sys.modules['xxhash'] = None; "
+
+
+@pytest.fixture(params=["xxh3", "siphash"])
+def hasher(request, monkeypatch):
+    """Which line hash the streamed mode uses: XXH3 (the xxhash package, a
+    dependency), or the interpreter's when the package cannot be imported."""
+    from pyirqbalance import procinterrupts
+
+    if request.param == "siphash":
+        monkeypatch.setitem(sys.modules, "xxhash", None)  # import xxhash raises ImportError
+    procinterrupts._line_hash.cache_clear()
+    yield request.param
+    procinterrupts._line_hash.cache_clear()
+
+
+def test_line_hash_is_keyed_and_reads_buffers(hasher):
+    from pyirqbalance.procinterrupts import _line_hash
+
+    line_hash = _line_hash()
+    data = bytearray(b"  1:          5          0   IO-APIC   1-edge  i8042\n")
+    assert line_hash(memoryview(data)) == line_hash(memoryview(bytes(data)))
+    assert line_hash(memoryview(data)) != line_hash(memoryview(data)[:-1])
+    probe = "from pyirqbalance import procinterrupts as p; print(p._line_hash()(memoryview(b'x')))"
+    if hasher == "siphash":
+        probe = _NO_XXHASH + probe
+    env = {**os.environ, "PYTHONHASHSEED": "random"}
+    runs = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True, env=env).stdout for _ in range(3)}
+    assert len(runs) == 3  # a different key in every process
+
+
+def test_big_file_rows_parsed_only_where_lines_changed(monkeypatch, hasher):
     """Streamed (too big to keep): a line hashed as last time is not parsed again."""
     from pyirqbalance import procinterrupts
 
