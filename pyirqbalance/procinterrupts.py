@@ -489,6 +489,55 @@ def _resum(
     return (cells + base) & _U64, (first, last, base, hot, now or 0)
 
 
+def _nonzero_cells(line: bytes, start: int, lanes: _Lanes) -> dict[int, bytes] | None:
+    """Cell index -> cell bytes of the cells of a kernel-printed row (checked
+    by :func:`_cells_total`) that are not a blank "0"; None for more than a
+    few (many CPUs counted this IRQ: no one cell to follow)."""
+    n = lanes.n
+    end = start + _CELL * n
+    flags = (int.from_bytes(line[start + _CELL - 1:end:_CELL], "little") ^ lanes.zero_int) | (
+        int.from_bytes(line[start + _CELL - 2:end:_CELL], "little") ^ lanes.blank_int
+    )
+    marks = flags.to_bytes(n, "little").translate(_MARK)
+    if marks.count(1) > _FEW_CELLS:
+        return None
+    out = {}
+    i = marks.find(1)
+    while i >= 0:
+        at = start + _CELL * i
+        out[i] = line[at:at + _CELL]
+        i = marks.find(1, i + 1)
+    return out
+
+
+#: The most non-zero cells a row may have for its changed cell to be looked for.
+_FEW_CELLS = 64
+
+
+def _one_cell_to_follow(
+    line: bytes, shape: _Shape, lanes: _Lanes, before: dict[int, bytes] | None
+) -> tuple[_Shape, dict[int, bytes] | None, int | None]:
+    """For a row of the hashed mode parsed anew: (its shape, naming the one
+    cell that changed since ``before`` when one did; its non-zero cells, to
+    compare next time when none is named; where the named cell starts)."""
+    cells = _nonzero_cells(line, shape[0], lanes)
+    if cells is None or before is None:
+        return shape, cells, None
+    hot = _one_changed_cell(before, cells)
+    at = shape[0] + _CELL * hot
+    now = _cell(line, at) if hot >= 0 else None
+    if now is None:
+        return shape, cells, None
+    return (shape[0], shape[1], shape[2], hot, now), None, at
+
+
+def _one_changed_cell(old: dict[int, bytes], new: dict[int, bytes]) -> int:
+    """The index of the only cell that differs between two :func:`_nonzero_cells`; -1 if not one."""
+    diff = [i for i, cell in new.items() if old.get(i) != cell]
+    diff += [i for i in old if i not in new]
+    return diff[0] if len(diff) == 1 else -1
+
+
 def _fast_row(
     line: bytes, label: re.Match[bytes], lanes: _Lanes | None
 ) -> tuple[int, int, int, bool, _Shape | None] | None:
@@ -571,10 +620,12 @@ class _Memo:
     and which lines were parsed anew (changed since the scan before).
 
     A file too big to keep has ``hashes`` instead of its bytes: per line,
-    the 64-bit keyed hash (:func:`_line_hash`) of its bytes.
+    the 64-bit keyed hash (:func:`_line_hash`) of its bytes, or, when its
+    shape names one changed cell, the hashes of the bytes before and after
+    that cell, XORed.
     """
 
-    __slots__ = ("data", "head", "ncells", "lens", "rows", "msi", "shapes", "fresh", "hashes")
+    __slots__ = ("data", "head", "ncells", "lens", "rows", "msi", "shapes", "fresh", "hashes", "cells")
 
     def __init__(self, data: bytes = b"", head: int = 0, ncells: int = 0) -> None:
         self.data, self.head, self.ncells = data, head, ncells
@@ -584,6 +635,9 @@ class _Memo:
         self.shapes: list[_Shape | None] = []
         self.fresh: list[int] = []
         self.hashes: list[int] | None = None
+        #: Hashed mode: line index -> its non-blank-"0" cells, for rows that
+        #: changed with no one changed cell known (:func:`_one_changed_cell`).
+        self.cells: dict[int, dict[int, bytes]] = {}
 
     def add(
         self, size: int, row: IrqCount | None, msi: bool, shape: _Shape | None, fresh: bool = True
@@ -811,7 +865,7 @@ class IrqCountScanner:
         head = -1
         runs = _complete_lines(chunks)
         line_hash = _line_hash() if hashes is not None else None
-        plens = prev.lens
+        plens, pshapes = prev.lens, prev.shapes
         for buf, pos, stop in runs:
             if head < 0:
                 head = buf.find(b"\n", pos) + 1 or stop
@@ -821,19 +875,42 @@ class IrqCountScanner:
             view = memoryview(buf)
             while pos < stop:
                 if line_hash is not None:
-                    # As last time: as long, a newline at its end and the same
+                    # As last time but for the one cell that changed then, or
+                    # all of it: as long, a newline at its end and the same
                     # hash (so no newline before it either). Not searched for
                     # its newline, not copied, not parsed.
                     end = pos + plens[k] if k < nold else stop + 1
-                    if end <= stop and buf[end - 1] == 10 and line_hash(view[pos:end]) == phashes[k]:
-                        row, msi = prev.rows[k], prev.msi[k]
-                        if row is not None:
-                            rows.append(row)
-                        has_msi = has_msi or msi
-                        memo.add(end - pos, row, msi, None, fresh=False)
-                        hashes.append(phashes[k])
-                        pos, k = end, k + 1
-                        continue
+                    if end <= stop and buf[end - 1] == 10:
+                        shape = pshapes[k]
+                        if shape is not None and shape[3] >= 0:
+                            first, last, base, hot, was = shape
+                            c = pos + first + _CELL * hot
+                            h = line_hash(view[pos:c]) ^ line_hash(view[c + _CELL:end])
+                            now = _cell(buf, c) if h == phashes[k] else None
+                            if now is not None:
+                                orow, msi = prev.rows[k], prev.msi[k]
+                                has_msi = has_msi or msi
+                                if now == was:
+                                    row = orow
+                                else:
+                                    raw = buf[pos:end] if known is None or orow.irq not in known else None
+                                    row = IrqCount(orow.irq, (orow.total - was + now) & _U64, orow.ncols, raw)
+                                    shape = (first, last, base, hot, now)
+                                    changed.append(row)
+                                rows.append(row)
+                                memo.add(end - pos, row, msi, shape, fresh=row is not orow)
+                                hashes.append(h)
+                                pos, k = end, k + 1
+                                continue
+                        elif line_hash(view[pos:end]) == phashes[k]:
+                            row, msi = prev.rows[k], prev.msi[k]
+                            if row is not None:
+                                rows.append(row)
+                            has_msi = has_msi or msi
+                            memo.add(end - pos, row, msi, shape, fresh=False)
+                            hashes.append(phashes[k])
+                            pos, k = end, k + 1
+                            continue
                     end = buf.find(b"\n", pos, stop) + 1 or stop
                     h = line_hash(view[pos:end])
                 else:
@@ -853,9 +930,16 @@ class IrqCountScanner:
                         k = i
                     rows.append(row)
                     changed.append(row)
+                    if hashes is not None and shape is not None and line[-1] == 10:
+                        shape, cells, split = _one_cell_to_follow(line, shape, lanes, prev.cells.get(k))
+                        if split is None:
+                            if cells is not None:
+                                memo.cells[len(memo.lens)] = cells  # found next time, maybe
+                        else:
+                            h = line_hash(memoryview(line)[:split]) ^ line_hash(memoryview(line)[split + _CELL:])
                 k += 1
                 if line[-1] == 10:
-                    memo.add(len(line), row, msi, shape if keep else None)  # shapes: kept files
+                    memo.add(len(line), row, msi, shape)
                     if hashes is not None:
                         hashes.append(h)
                 pos = end
