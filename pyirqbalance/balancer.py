@@ -53,6 +53,7 @@ class Balancer:
         interval: float = 10,
         debug_indent: str = INDENT,
         keep_text: bool = False,
+        memo_limit: int = procinterrupts.MEMO_LIMIT,
     ) -> None:
         self.root = root
         self.settings = settings or BalancerSettings()
@@ -77,7 +78,10 @@ class Balancer:
         self.need_rescan = False
         #: A rescan pass is waiting for its fresh baseline (the lock is free).
         self.waiting = False
-        self._scanner = procinterrupts.IrqCountScanner()
+        #: The largest /proc/interrupts kept whole to compare the next pass's
+        #: with; bigger ones are streamed and compared by line hashes (0:
+        #: always, for a single pass: the baseline read needs no 6 MB copy).
+        self._scanner = procinterrupts.IrqCountScanner(memo_limit)
         #: IRQs whose count moved at the last parse (their last_count lags).
         self._stepped: list[IrqInfo] = []
         #: The database was just built: every row must be looked at once.

@@ -36,6 +36,7 @@ from .config import ConfigError, Options
 from .cpumask import MaskError, format_cpulist, format_mask, parse_mask
 from .logsetup import setup_logging
 from .model import PassReport
+from .procinterrupts import MEMO_LIMIT
 from .procirq import write_smp_affinity
 from .sysroot import SysRoot
 
@@ -578,7 +579,8 @@ def _dry_run(opts: Options, root: SysRoot, log: logging.Logger) -> int:
 
     balancer = Balancer(root, opts.settings, write=False, log=log, sleep=lambda s: True,
                         interval=opts.interval, policy=_policy_hook(opts, root, log),
-                        keep_text=True)  # the report names IRQs from the full rows
+                        keep_text=True,  # the report names IRQs from the full rows
+                        memo_limit=0)  # one pass
     balancer.start()
     balancer.run_pass()
     report = machine_report(balancer)
@@ -661,6 +663,7 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         sleep=lambda seconds: daemon.sleep(seconds),  # the rescan wait is the loop's wait
         policy=_policy_hook(opts, root, log),
         debug_indent="...." if opts.journal else "    ",
+        memo_limit=0 if opts.oneshot else MEMO_LIMIT,  # one pass: nothing to compare it with
     )
     daemon = Daemon(opts, balancer, log=log, signals=signals, notifier=notifier,
                     reload=reload, watchdog=watchdog_interval(env))

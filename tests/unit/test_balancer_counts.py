@@ -38,8 +38,7 @@ def test_counts_follow_every_file(tmp_path, memo_limit):
     state = mkfake.SimState(m)
     interrupts = tree / "proc" / "interrupts"
     interrupts.write_text(mkfake.render_interrupts(m, state))
-    b = Balancer(root, BalancerSettings(), sleep=lambda s: True)
-    b._scanner.memo_limit = memo_limit
+    b = Balancer(root, BalancerSettings(), sleep=lambda s: True, memo_limit=memo_limit)
     b.start()
     before = _totals(interrupts.read_bytes())
     quiet = sorted(before)[::3]  # a third of the IRQs stop firing half way
