@@ -865,13 +865,15 @@ class IrqCountScanner:
         head = -1
         runs = _complete_lines(chunks)
         line_hash = _line_hash() if hashes is not None else None
-        plens, pshapes = prev.lens, prev.shapes
+        plens, pshapes, pcells = prev.lens, prev.shapes, prev.cells
         for buf, pos, stop in runs:
             if head < 0:
                 head = buf.find(b"\n", pos) + 1 or stop
                 ncells = buf.count(b"CPU", 0, head)
                 lanes = _Lanes(ncells) if ncells else None
                 pos = head
+                if ncells != prev.ncells:  # cell positions and indices were for another width
+                    pshapes, pcells = [None] * len(plens), {}
             view = memoryview(buf)
             while pos < stop:
                 if line_hash is not None:
@@ -890,8 +892,8 @@ class IrqCountScanner:
                             if now is not None:
                                 orow, msi = prev.rows[k], prev.msi[k]
                                 has_msi = has_msi or msi
-                                if now == was:
-                                    row = orow
+                                if now == was and (orow.raw is None or buf.startswith(orow.raw, pos)):
+                                    row = orow  # as it was (a line kept: to the byte)
                                 else:
                                     raw = buf[pos:end] if known is None or orow.irq not in known else None
                                     row = IrqCount(orow.irq, (orow.total - was + now) & _U64, orow.ncols, raw)
@@ -931,7 +933,7 @@ class IrqCountScanner:
                     rows.append(row)
                     changed.append(row)
                     if hashes is not None and shape is not None and line[-1] == 10:
-                        shape, cells, split = _one_cell_to_follow(line, shape, lanes, prev.cells.get(k))
+                        shape, cells, split = _one_cell_to_follow(line, shape, lanes, pcells.get(k))
                         if split is None:
                             if cells is not None:
                                 memo.cells[len(memo.lens)] = cells  # found next time, maybe

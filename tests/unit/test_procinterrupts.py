@@ -655,3 +655,29 @@ def test_one_cell_path_needs_a_kernel_cell_and_the_rest_as_before():
         HEADER8 + _row8(0, odd[:1] + [b"  1" + b" " * 8] + odd[2:5] + [b" %10d" % 55] + odd[6:]),
     ):
         assert scanner.scan(data) == reference_irq_counts(data)
+
+
+@pytest.mark.parametrize("memo_limit", [1 << 20, 0], ids=["kept", "hashed"])
+def test_a_cell_whose_bytes_change_but_not_its_count_gives_the_new_line(memo_limit):
+    """The followed cell reads 10 as "        010" (a zero where the kernel pads), then
+    "         10": same count, same total, but a row that keeps its line keeps the
+    line as it is now (found by the property tests)."""
+    cells = [b" %10d" % 0] * 8
+    scanner = IrqCountScanner(memo_limit=memo_limit)
+    for cell in (b"         10", b"        010", b"         10", b"         11"):
+        data = HEADER8 + _row8(5, cells[:3] + [cell] + cells[4:])
+        got = scanner.scan_chunks([data]) if memo_limit == 0 else scanner.scan(data)
+        assert got == reference_irq_counts(data)
+
+
+def test_hashed_scan_after_the_cpu_count_changed():
+    """A row's non-zero cells kept at 8 CPUs (to find its one changed cell), then a
+    file with one CPU: the cell indices of the last scan mean nothing there (found
+    by the property tests)."""
+    cells = [b" %10d" % 0] * 8
+    for eight in ([1, 2], [1, 2, 3], [1]):  # cells kept / cell followed / first scan
+        scanner = IrqCountScanner(memo_limit=0)
+        files = [HEADER8 + _row8(0, cells[:7] + [b" %10d" % n]) for n in eight]
+        files.append(b"       CPU0\n" + _row8(0, [b" %10d" % 0]))  # no non-zero cell left
+        for data in files:
+            assert scanner.scan_chunks([data]) == reference_irq_counts(data)
