@@ -22,6 +22,7 @@ RELOADING=1/READY=1 around a reload, STOPPING=1 at the end.
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import sys
@@ -502,6 +503,8 @@ class Daemon:
             self.balancer.force_rescan()
             return None
         self.passes += 1
+        if report.cycle == 0 and not self.opts.oneshot:
+            _settle_collector()  # a (re)built tree and database: kept until the next rebuild
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("pass %d: %.1f ms, %.1f ms CPU, peak RSS %d KiB", report.cycle,
                            report.duration_s * 1e3, report.cpu_s * 1e3, peak_rss_kib())
@@ -546,6 +549,20 @@ class Daemon:
                     service.stop()
                 except Exception as err:  # noqa: BLE001
                     self.log.error("stopping %r failed: %s", service, err)
+
+
+def _settle_collector() -> None:
+    """After a (re)build: collect once, then leave what is alive out of full collections.
+
+    The tree, the IRQ database and the modules live until the next rebuild,
+    yet every full collection walked them (at 1024 CPUs: 40-80 ms, every few
+    passes), though only a pass's new objects can become garbage. Frozen
+    objects are never collected, so the old ones are thawed first: the last
+    tree is freed here, not kept.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 # --------------------------------------------------------------------------

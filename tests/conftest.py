@@ -8,12 +8,15 @@
   one balancing pass, applying the smp_affinity writes the balancer made.
 * an autouse session guard that fails the run if any test changed the real
   /proc/irq/*/smp_affinity.
+* an autouse guard that thaws what an in-process daemon froze (``gc.freeze`` after
+  each build), so the next test's garbage is collected as usual.
 
 Trees live under pytest's ``tmp_path``; nothing here writes the real /proc or /sys.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +215,12 @@ def changed_affinities(
     return sorted(
         (irq for irq in before.keys() & after.keys() if before[irq] != after[irq]), key=int
     )
+
+
+@pytest.fixture(autouse=True)
+def collector_thawed():
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,6 +4,7 @@ sd_notify, hotplug, vanishing IRQs, failing writes, hooks, pid file, single inst
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import logging
 import os
@@ -294,6 +295,20 @@ def in_process_daemon(root: SysRoot, tmp_path: Path) -> Daemon:
     balancer = Balancer(root, opts.settings, log=log, sleep=lambda s: True, interval=0)
     balancer.start()
     return Daemon(opts, balancer, log=log, signals=_Signals(), notifier=Notifier({}))
+
+
+def test_the_collector_skips_the_tree_but_frees_the_last_one(tmp_path):
+    """After each (re)build pass the live objects are frozen (full collections no
+    longer walk the tree and database); a rebuild thaws them first, so the tree
+    it replaced is freed instead of staying frozen for good."""
+    d = in_process_daemon(SysRoot(str(build(tmp_path / "t"))), tmp_path)
+    frozen = []
+    for _ in range(5):
+        d.balancer.force_rescan()
+        d.run_pass()
+        frozen.append(gc.get_freeze_count())
+    assert frozen[0] > 0
+    assert frozen[-1] <= frozen[0]  # kept frozen, each old tree would add its objects
 
 
 def test_kernel_refusals_follow_irqbalance_policy(tmp_path):
