@@ -14,7 +14,8 @@ harness's own pages from before the exec).
   the first, placing pass left out) -- with every IRQ firing (the oracle's cycles mode),
   and with only 10 % of the IRQs firing. ``--by-difference``: the older figure instead,
   (median CPU with K passes - median CPU with 1 pass) / (K - 1), which carries the
-  start-up's run-to-run noise.
+  start-up's run-to-run noise. "reading only": the same for ``read_floor.py``, which
+  reads the two files each pass and does nothing else (what the harness's FIFOs cost).
 
     sudo python3 benchmarks/bench_balancer.py [--reps 3] [--passes 6] [--big]
 
@@ -42,6 +43,9 @@ from tests.oracle import gen_machines, harness  # noqa: E402
 
 PY = harness.pyirqbalance_command
 IRQBALANCE_BIN = "/usr/sbin/irqbalance"
+#: A stand-in that only reads the two files each pass: the per-pass floor.
+FLOOR = [sys.executable, os.path.join(HERE, "read_floor.py"), f"--sysroot={harness.SYSROOT}",
+         "--interval=1"]
 
 
 def _machines(big: bool) -> list[tuple[str, dict]]:
@@ -147,6 +151,7 @@ def main() -> int:
                 with open(path, "w") as f:
                     json.dump(d, f)
                 work = os.path.join(tmp, f"{name}-{what.split(',')[0]}-{len(rows)}")
+                floor = None
                 if what == "oneshot":
                     irqb_argv = [IRQBALANCE_BIN, "--oneshot", "--foreground", "--interval=1"]
                     irqb = _oneshot(irqb_argv, path, work + "-irqb", a.reps) if ok else (None, None)
@@ -156,19 +161,22 @@ def main() -> int:
                                       a.by_difference) if ok else (None, None))
                     py = _per_pass(PY("--foreground", "--interval=1"), path, work + "-py", a.passes,
                                    a.reps, a.by_difference)
-                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py))
-                print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py}", file=sys.stderr)
+                    floor = _per_pass(FLOOR, path, work + "-floor", a.passes, a.reps,
+                                      a.by_difference)[0]
+                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py, floor))
+                print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py} reading {floor}",
+                      file=sys.stderr)
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPUs "
           f"({os.uname().release}); irqbalance {harness.irqbalance_version() if ok else '-'}.\n")
     print("| machine | CPUs | IRQs | what | irqbalance CPU ms | pyirqbalance CPU ms | ratio "
-          "| peak RSS irqbalance MiB | peak RSS pyirqbalance MiB |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
-    for name, cpus, irqs, what, (ims, irss), (pms, prss) in rows:
+          "| reading only ms | peak RSS irqbalance MiB | peak RSS pyirqbalance MiB |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for name, cpus, irqs, what, (ims, irss), (pms, prss), floor in rows:
         ratio = f"{pms / ims:.2f}" if ims else "-"
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         mib = lambda kb: "-" if kb is None else f"{kb / 1024:.1f}"  # noqa: E731
         print(f"| {name} | {cpus} | {irqs} | {what} | {fmt(ims)} | {fmt(pms)} | {ratio} "
-              f"| {mib(irss)} | {mib(prss)} |")
+              f"| {fmt(floor)} | {mib(irss)} | {mib(prss)} |")
     return 0
 
 
