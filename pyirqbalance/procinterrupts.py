@@ -932,7 +932,8 @@ class IrqCountScanner:
                         k = i
                     rows.append(row)
                     changed.append(row)
-                    if hashes is not None and shape is not None and line[-1] == 10:
+                    if nold and hashes is not None and shape is not None and line[-1] == 10:
+                        # changed since the last scan: which cell, if one?
                         shape, cells, split = _one_cell_to_follow(line, shape, lanes, pcells.get(k))
                         if split is None:
                             if cells is not None:

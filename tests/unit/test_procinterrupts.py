@@ -675,7 +675,7 @@ def test_hashed_scan_after_the_cpu_count_changed():
     file with one CPU: the cell indices of the last scan mean nothing there (found
     by the property tests)."""
     cells = [b" %10d" % 0] * 8
-    for eight in ([1, 2], [1, 2, 3], [1]):  # cells kept / cell followed / first scan
+    for eight in ([1, 2], [1, 2, 3], [1, 2, 3, 3]):  # cells kept / cell followed / unchanged
         scanner = IrqCountScanner(memo_limit=0)
         files = [HEADER8 + _row8(0, cells[:7] + [b" %10d" % n]) for n in eight]
         files.append(b"       CPU0\n" + _row8(0, [b" %10d" % 0]))  # no non-zero cell left
