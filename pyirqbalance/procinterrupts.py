@@ -942,6 +942,8 @@ class IrqCountScanner:
                             h = line_hash(memoryview(line)[:split]) ^ line_hash(memoryview(line)[split + _CELL:])
                 k += 1
                 if line[-1] == 10:
+                    if not keep and shape is not None and shape[3] < 0:
+                        shape = None  # in a hashed memo, a shape only serves to follow a cell
                     memo.add(len(line), row, msi, shape)
                     if hashes is not None:
                         hashes.append(h)
