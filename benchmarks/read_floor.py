@@ -3,8 +3,9 @@
 
 A stand-in balancer for the harness's cycles mode (``bench_balancer.py`` runs it
 beside both balancers): at start-up and every ``--interval`` seconds it reads
-/proc/interrupts whole, the way pyirqbalance does (one buffer used again, the
-same ``SysRoot.read_into``), then /proc/stat, until SIGTERM. Its CPU time per
+/proc/interrupts the way pyirqbalance does -- whole, into one buffer used again
+(``SysRoot.read_into``), up to the scanner's memo limit, and in chunks above it
+(``SysRoot.read_chunks``) -- then /proc/stat, until SIGTERM. Its CPU time per
 pass is what the two reads cost in that harness (the files come through FIFOs),
 which no balancer can go below.
 
@@ -21,6 +22,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pyirqbalance.procinterrupts import MEMO_LIMIT  # noqa: E402
 from pyirqbalance.sysroot import KernelReadError, SysRoot  # noqa: E402
 
 
@@ -33,10 +35,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     root = SysRoot(a.sysroot)
     interrupts, stat = root.proc("interrupts"), root.proc("stat")
-    buf = bytearray()
+    buf, size = bytearray(), 0
     while True:
         try:
-            buf = root.read_into(interrupts, buf)
+            if 0 < size <= MEMO_LIMIT:  # IrqCountScanner.wants_whole
+                buf = root.read_into(interrupts, buf)
+                size = len(buf)
+            else:
+                size = sum(map(len, root.read_chunks(interrupts)))
             root.read_bytes(stat)
         except KernelReadError as err:
             print(err, file=sys.stderr)
