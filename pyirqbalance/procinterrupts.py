@@ -466,7 +466,8 @@ def _resum(
         return None
     if hot >= 0:
         c = first + _CELL * hot
-        if data.startswith(old[a:a + c], pos) and data.startswith(old[a + c + _CELL:b], pos + c + _CELL):
+        after = c + _CELL
+        if data.startswith(old[a:a + c], pos) and data.startswith(old[a + after:b], pos + after):
             now = _cell(data, pos + c)
             if now is not None:
                 return (total - was + now) & _U64, (first, last, base, hot, now)
@@ -625,7 +626,9 @@ class _Memo:
     that cell, XORed.
     """
 
-    __slots__ = ("data", "head", "ncells", "lens", "rows", "msi", "shapes", "fresh", "hashes", "cells")
+    __slots__ = (
+        "data", "head", "ncells", "lens", "rows", "msi", "shapes", "fresh", "hashes", "cells"
+    )
 
     def __init__(self, data: bytes = b"", head: int = 0, ncells: int = 0) -> None:
         self.data, self.head, self.ncells = data, head, ncells
@@ -750,7 +753,8 @@ class IrqCountScanner:
         lanes = _Lanes(ncells) if ncells else None
         prev, where = self._memo, self._where
         # cell positions are known only for rows of the same width as before
-        oshapes = prev.shapes if lanes is not None and lanes.n == prev.ncells else [None] * len(prev.lens)
+        same_width = lanes is not None and lanes.n == prev.ncells
+        oshapes = prev.shapes if same_width else [None] * len(prev.lens)
         nold = len(prev.lens) if prev.hashes is None else 0  # hashes only: nothing to compare
         ooff = list(accumulate(prev.lens, initial=prev.head))
         old = memoryview(prev.data)
@@ -792,12 +796,14 @@ class IrqCountScanner:
                         msi = prev.msi[k]
                         has_msi = has_msi or msi
                         end = pos + b - a
-                        if total == orow.total and (orow.raw is None or data.startswith(orow.raw, pos)):
+                        if total == orow.total and (
+                                orow.raw is None or data.startswith(orow.raw, pos)):
                             rows.append(orow)  # as it was: no longer a hint
                             memo.add(b - a, orow, msi, shape, fresh=False)
                         else:
                             irq = orow.irq
-                            raw = bytes(data[pos:end]) if known is None or irq not in known else None
+                            keep_line = known is None or irq not in known
+                            raw = bytes(data[pos:end]) if keep_line else None
                             row = IrqCount(irq, total, orow.ncols, raw)
                             changed.append(row)
                             rows.append(row)
@@ -892,11 +898,14 @@ class IrqCountScanner:
                             if now is not None:
                                 orow, msi = prev.rows[k], prev.msi[k]
                                 has_msi = has_msi or msi
-                                if now == was and (orow.raw is None or buf.startswith(orow.raw, pos)):
+                                if now == was and (
+                                        orow.raw is None or buf.startswith(orow.raw, pos)):
                                     row = orow  # as it was (a line kept: to the byte)
                                 else:
-                                    raw = buf[pos:end] if known is None or orow.irq not in known else None
-                                    row = IrqCount(orow.irq, (orow.total - was + now) & _U64, orow.ncols, raw)
+                                    keep_line = known is None or orow.irq not in known
+                                    total = (orow.total - was + now) & _U64
+                                    raw = buf[pos:end] if keep_line else None
+                                    row = IrqCount(orow.irq, total, orow.ncols, raw)
                                     shape = (first, last, base, hot, now)
                                     changed.append(row)
                                 rows.append(row)
@@ -939,7 +948,8 @@ class IrqCountScanner:
                             if cells is not None:
                                 memo.cells[len(memo.lens)] = cells  # found next time, maybe
                         else:
-                            h = line_hash(memoryview(line)[:split]) ^ line_hash(memoryview(line)[split + _CELL:])
+                            lv = memoryview(line)
+                            h = line_hash(lv[:split]) ^ line_hash(lv[split + _CELL:])
                 k += 1
                 if line[-1] == 10:
                     if not keep and shape is not None and shape[3] < 0:

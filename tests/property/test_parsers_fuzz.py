@@ -182,7 +182,8 @@ def test_scanner_firing_cells_equal_reference(ncpu, nirq, draws, mode):
     for _ in range(6):
         data = _render(counts, tails)
         for i in range(nirq):
-            action = draws.draw(st.sampled_from(["same", "same", "same", "move", "two", "none", "wrap"]))
+            action = draws.draw(
+                st.sampled_from(["same", "same", "same", "move", "two", "none", "wrap"]))
             if action == "move":
                 hot[i] = draws.draw(st.integers(0, ncpu - 1))
             if action != "none":

@@ -618,7 +618,8 @@ def test_a_row_firing_on_one_cpu_is_read_from_that_cell():
     scanner = IrqCountScanner()
 
     def scan():
-        data = HEADER8 + b"".join(_row8(i, [b" %10d" % c for c in row]) for i, row in enumerate(counts))
+        rows = (_row8(i, [b" %10d" % c for c in row]) for i, row in enumerate(counts))
+        data = HEADER8 + b"".join(rows)
         got = scanner.scan(data)
         assert got == reference_irq_counts(data)
         return got.rows[0].total
@@ -650,7 +651,7 @@ def test_one_cell_path_needs_a_kernel_cell_and_the_rest_as_before():
         HEADER8 + _row8(0, odd[:2] + [b"      12 36"] + odd[3:]),
         HEADER8 + _row8(0, odd[:5] + [b" %10d" % 51] + odd[6:]),  # now only CPU 5 counts
         HEADER8 + _row8(0, odd[:5] + [b" %10d" % 52] + odd[6:]),
-        HEADER8 + _row8(0, odd[:5] + [b" %10d" % 53] + odd[6:], b" PCI-MSIX-0000:00:04.0   0-edge  eth1\n"),
+        HEADER8 + _row8(0, odd[:5] + [b" %10d" % 53] + odd[6:], b" IR-PCI-MSI 0-edge  eth1\n"),
         HEADER8 + _row8(0, odd[:5] + [b" %9d+" % 54] + odd[6:]),  # not a count: C stops there
         HEADER8 + _row8(0, odd[:1] + [b"  1" + b" " * 8] + odd[2:5] + [b" %10d" % 55] + odd[6:]),
     ):
