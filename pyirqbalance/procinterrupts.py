@@ -360,6 +360,15 @@ class _Lanes:
         self.zeros = memoryview(b"          0" * n)
 
 
+def _cell_flags(line: bytes, start: int, end: int, lanes: _Lanes) -> int:
+    """One byte per cell of ``line[start:end]`` (little-endian), non-zero where
+    the cell's last two bytes are not " 0": the cells that may hold anything but
+    a blank "0" (two strided slices, one integer XOR each)."""
+    return (int.from_bytes(line[start + _CELL - 1:end:_CELL], "little") ^ lanes.zero_int) | (
+        int.from_bytes(line[start + _CELL - 2:end:_CELL], "little") ^ lanes.blank_int
+    )
+
+
 def _cells_total(line: bytes, start: int, lanes: _Lanes) -> int | None:
     """Sum of ``lanes.n`` kernel-printed cells at ``line[start:]``, or None if not that shape.
 
@@ -380,10 +389,7 @@ def _cells_total(line: bytes, start: int, lanes: _Lanes) -> int | None:
     end = start + _CELL * n
     if len(line) < end or line[end:end + 1] not in (b" ", b"\t", b""):
         return None
-    last = line[start + _CELL - 1:end:_CELL]
-    flags = (int.from_bytes(last, "little") ^ lanes.zero_int) | (
-        int.from_bytes(line[start + _CELL - 2:end:_CELL], "little") ^ lanes.blank_int
-    )
+    flags = _cell_flags(line, start, end, lanes)
     zeros = lanes.zeros
     if not flags:  # every cell ends in " 0"
         return 0 if line.startswith(zeros, start) else None
@@ -391,7 +397,7 @@ def _cells_total(line: bytes, start: int, lanes: _Lanes) -> int | None:
     marked = marks.count(1)
     if 8 * marked > n:  # dense row
         seg = line[start:end]
-        if seg[0::_CELL] != lanes.blanks or not last.isdigit():
+        if seg[0::_CELL] != lanes.blanks or not seg[_CELL - 1::_CELL].isdigit():
             return None
         numbers = seg.split()
         if len(numbers) != n or not b"".join(numbers).isdigit():
@@ -495,10 +501,7 @@ def _nonzero_cells(line: bytes, start: int, lanes: _Lanes) -> dict[int, bytes] |
     by :func:`_cells_total`) that are not a blank "0"; None for more than a
     few (many CPUs counted this IRQ: no one cell to follow)."""
     n = lanes.n
-    end = start + _CELL * n
-    flags = (int.from_bytes(line[start + _CELL - 1:end:_CELL], "little") ^ lanes.zero_int) | (
-        int.from_bytes(line[start + _CELL - 2:end:_CELL], "little") ^ lanes.blank_int
-    )
+    flags = _cell_flags(line, start, start + _CELL * n, lanes)
     marks = flags.to_bytes(n, "little").translate(_MARK)
     if marks.count(1) > _FEW_CELLS:
         return None
@@ -537,6 +540,18 @@ def _one_changed_cell(old: dict[int, bytes], new: dict[int, bytes]) -> int:
     diff = [i for i, cell in new.items() if old.get(i) != cell]
     diff += [i for i in old if i not in new]
     return diff[0] if len(diff) == 1 else -1
+
+
+def _row_again(
+    orow: IrqCount, total: int, data: bytes, pos: int, end: int, known: Container[int] | None
+) -> IrqCount:
+    """The row of ``data[pos:end]``, a line in place of ``orow``'s with ``total``:
+    ``orow`` itself when the line is as it was (same total, a kept line the same
+    to the byte), else a new row keeping the line if the caller may need it."""
+    if total == orow.total and (orow.raw is None or data.startswith(orow.raw, pos)):
+        return orow
+    raw = bytes(data[pos:end]) if known is None or orow.irq not in known else None
+    return IrqCount(orow.irq, total, orow.ncols, raw)
 
 
 def _fast_row(
@@ -796,18 +811,12 @@ class IrqCountScanner:
                         msi = prev.msi[k]
                         has_msi = has_msi or msi
                         end = pos + b - a
-                        if total == orow.total and (
-                                orow.raw is None or data.startswith(orow.raw, pos)):
-                            rows.append(orow)  # as it was: no longer a hint
-                            memo.add(b - a, orow, msi, shape, fresh=False)
-                        else:
-                            irq = orow.irq
-                            keep_line = known is None or irq not in known
-                            raw = bytes(data[pos:end]) if keep_line else None
-                            row = IrqCount(irq, total, orow.ncols, raw)
+                        row = _row_again(orow, total, data, pos, end, known)
+                        if row is not orow:
                             changed.append(row)
-                            rows.append(row)
-                            memo.add(b - a, row, msi, shape)
+                        rows.append(row)
+                        # a row as it was is no longer a hint
+                        memo.add(b - a, row, msi, shape, fresh=row is not orow)
                         pos, k = end, k + 1
                         continue
             end = data.find(b"\n", pos) + 1 or n
@@ -898,14 +907,9 @@ class IrqCountScanner:
                             if now is not None:
                                 orow, msi = prev.rows[k], prev.msi[k]
                                 has_msi = has_msi or msi
-                                if now == was and (
-                                        orow.raw is None or buf.startswith(orow.raw, pos)):
-                                    row = orow  # as it was (a line kept: to the byte)
-                                else:
-                                    keep_line = known is None or orow.irq not in known
-                                    total = (orow.total - was + now) & _U64
-                                    raw = buf[pos:end] if keep_line else None
-                                    row = IrqCount(orow.irq, total, orow.ncols, raw)
+                                total = (orow.total - was + now) & _U64
+                                row = _row_again(orow, total, buf, pos, end, known)
+                                if row is not orow:
                                     shape = (first, last, base, hot, now)
                                     changed.append(row)
                                 rows.append(row)
