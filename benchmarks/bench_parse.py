@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
 from benchmarks.gen_interrupts import bump, make_state, render  # noqa: E402
-from pyirqbalance.procinterrupts import (  # noqa: E402
+from pyirqbalance.kernel.procinterrupts import (  # noqa: E402
     IrqCountScanner,
     parse_interrupts,
     parse_irq_counts,

@@ -30,12 +30,13 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pyirqbalance.balancer import Balancer  # noqa: E402
-from pyirqbalance.cli import resolve  # noqa: E402
-from pyirqbalance.config import Config  # noqa: E402
-from pyirqbalance.daemon import Daemon, OriginalAffinities, _Signals  # noqa: E402
-from pyirqbalance.notify import Notifier  # noqa: E402
-from pyirqbalance.sysroot import SysRoot  # noqa: E402
+from pyirqbalance.engine.balancer import Balancer  # noqa: E402
+from pyirqbalance.service.cli import resolve  # noqa: E402
+from pyirqbalance.service.config import Config  # noqa: E402
+from pyirqbalance.service.daemon import Daemon, _Signals  # noqa: E402
+from pyirqbalance.service.originals import OriginalAffinities  # noqa: E402
+from pyirqbalance.service.notify import Notifier  # noqa: E402
+from pyirqbalance.kernel.sysroot import SysRoot  # noqa: E402
 from tests.conftest import CounterSimulator, load_machine  # noqa: E402
 from tests.oracle import mkfake  # noqa: E402
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.sysroot import KernelReadError, SysRoot
+from pyirqbalance.kernel.sysroot import KernelReadError, SysRoot
 from tests.oracle import mkfake
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from ..config import (
+from ..service.config import (
     DEFAULT_CONFIG_PATH,
     Config,
     ConfigError,
@@ -31,10 +31,10 @@ from ..config import (
     check_banned_cpus_env,
     load_config,
 )
-from ..cpumask import MaskError, parse_cpulist
+from ..kernel.cpumask import MaskError, parse_cpulist
 from ..history.store import HistoryConfig
-from ..procinterrupts import ParseError, parse_interrupts
-from ..sysroot import SysRoot
+from ..kernel.procinterrupts import ParseError, parse_interrupts
+from ..kernel.sysroot import SysRoot
 from .client import ApiClient, ApiResponse, ApiUnreachable
 from .overrides import OverrideRegistry
 from .report import (

@@ -3,7 +3,7 @@
 Per IRQ: the share of its interrupts on each CPU (or NUMA node / package on
 big machines), flagged when one share exceeds the threshold, and the
 recommended target with its reason. The recommendation is the balancer's own
-:class:`~pyirqbalance.model.Decision` from a dry-run pass
+:class:`~pyirqbalance.engine.model.Decision` from a dry-run pass
 (:func:`dry_run_decisions`: ``Balancer(write=False)``, ``start``, one pass,
 exactly what ``pyirqbalance --dry-run`` runs), so the report and the daemon
 cannot disagree. A saved /proc/interrupts file has counts but no topology:
@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..balancer import Balancer
-from ..cpumask import format_cpulist
-from ..model import BalancerSettings, Decision
-from ..procinterrupts import Interrupts
-from ..sysroot import SysRoot
+from ..engine.balancer import Balancer
+from ..kernel.cpumask import format_cpulist
+from ..engine.model import BalancerSettings, Decision
+from ..kernel.procinterrupts import Interrupts
+from ..kernel.sysroot import SysRoot
 
 __all__ = [
     "IrqLoad",

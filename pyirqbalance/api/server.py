@@ -3,7 +3,7 @@
 The balancing loop never waits for the API: each pass hands its snapshot to
 :class:`LiveState` (``on_pass``, a lock and a list append), and requests
 parse that snapshot, query the history store on their own connection, or
-read /proc/irq through :class:`~pyirqbalance.sysroot.SysRoot`. Requests that
+read /proc/irq through :class:`~pyirqbalance.kernel.sysroot.SysRoot`. Requests that
 change state (``PUT``/``DELETE``) need ``Authorization: Bearer <token>``,
 the token being the content of a root-only file. Every error is a JSON
 object ``{"error": ..., "parameter": ...}`` with a 4xx/5xx status; no
@@ -32,18 +32,18 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .. import __version__
-from ..cpumask import MaskError, cpus_of, format_cpulist, format_mask, parse_cpulist, parse_mask
-from ..explain import machine_report
+from ..kernel.cpumask import MaskError, cpus_of, format_cpulist, format_mask, parse_cpulist, parse_mask
+from ..service.explain import machine_report
 from ..history.deltas import counter_delta
 from ..history.recorder import boot_identity, read_boot_id
 from ..history.store import HistoryConfig, HistoryError, HistoryStore, iso_time
-from ..metrics import CONTENT_TYPE, Metrics
-from ..model import PassReport, Snapshot
-from ..procinterrupts import Interrupts, ParseError, parse_interrupts
-from ..procirq import read_irq_affinity, write_smp_affinity
-from ..procstat import parse_stat
-from ..sysfs import parse_strict_cpulist
-from ..sysroot import KernelReadError, SysRoot
+from .metrics import CONTENT_TYPE, Metrics
+from ..engine.model import PassReport, Snapshot
+from ..kernel.procinterrupts import Interrupts, ParseError, parse_interrupts
+from ..kernel.procirq import read_irq_affinity, write_smp_affinity
+from ..kernel.procstat import parse_stat
+from ..kernel.sysfs import parse_strict_cpulist
+from ..kernel.sysroot import KernelReadError, SysRoot
 from .overrides import OverrideRegistry
 from .report import build_report, counts_from_interrupts, cpu_groups
 

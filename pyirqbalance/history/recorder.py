@@ -1,6 +1,6 @@
 """Feeds the history store from the balancer's passes, off the balancing loop.
 
-``on_pass`` only hands the pass's :class:`~pyirqbalance.model.Snapshot` to a
+``on_pass`` only hands the pass's :class:`~pyirqbalance.engine.model.Snapshot` to a
 writer thread (the latest one wins: deltas are taken against the last
 *recorded* reading, so skipping passes loses nothing). The writer records a
 reading when ``resolution_s`` has passed, and reads /proc itself when no pass
@@ -15,15 +15,15 @@ import threading
 import time
 from dataclasses import replace
 
-from ..cpumask import format_cpulist
-from ..model import PassReport, Snapshot
-from ..procinterrupts import ParseError as InterruptsParseError
-from ..procinterrupts import parse_interrupts
-from ..procirq import read_smp_affinity
-from ..procstat import ParseError as StatParseError
-from ..procstat import parse_stat
-from ..sysfs import parse_strict_cpulist
-from ..sysroot import KernelReadError, SysRoot
+from ..kernel.cpumask import format_cpulist
+from ..engine.model import PassReport, Snapshot
+from ..kernel.procinterrupts import ParseError as InterruptsParseError
+from ..kernel.procinterrupts import parse_interrupts
+from ..kernel.procirq import read_smp_affinity
+from ..kernel.procstat import ParseError as StatParseError
+from ..kernel.procstat import parse_stat
+from ..kernel.sysfs import parse_strict_cpulist
+from ..kernel.sysroot import KernelReadError, SysRoot
 from .store import (
     DAY,
     JIFFIES_IRQ,

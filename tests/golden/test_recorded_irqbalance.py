@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.balancer import Balancer
-from pyirqbalance.cpumask import format_mask, parse_mask
-from pyirqbalance.dump import dump_tree
-from pyirqbalance.model import BalancerSettings
+from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.kernel.cpumask import format_mask, parse_mask
+from pyirqbalance.engine.dump import dump_tree
+from pyirqbalance.engine.model import BalancerSettings
 from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 

@@ -20,12 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pyirqbalance.api.client import ApiClient
 from pyirqbalance.api.overrides import OverrideRegistry
 from pyirqbalance.api.server import ApiConfig, ApiConfigError, ApiContext, ApiService, LiveState, load_token
-from pyirqbalance.balancer import Balancer
+from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.history import HistoryConfig, HistoryRecorder, HistoryStore
-from pyirqbalance.metrics import Metrics
-from pyirqbalance.model import BalancerSettings, PassReport
-from pyirqbalance.procirq import WriteResult, WriteStatus
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.api.metrics import Metrics
+from pyirqbalance.engine.model import BalancerSettings, PassReport
+from pyirqbalance.kernel.procirq import WriteResult, WriteStatus
+from pyirqbalance.kernel.sysroot import SysRoot
 
 TOKEN = "s3cret-token"
 #: a_desktop4: enp3s0-TxRx-2 fires 1500 per pass; it is banned so it stays on one CPU.

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from pyirqbalance.api.client import ApiClient
 from pyirqbalance.api.wiring import build_extras
-from pyirqbalance.balancer import Balancer
-from pyirqbalance.config import parse_config
+from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.service.config import parse_config
 from pyirqbalance.history import HistoryStore
-from pyirqbalance.model import BalancerSettings
+from pyirqbalance.engine.model import BalancerSettings
 
 
 def test_extras_from_config(tmp_path: Path, fake_machine, counter_simulator):

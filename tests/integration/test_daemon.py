@@ -20,12 +20,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pyirqbalance.balancer import Balancer
-from pyirqbalance.cli import resolve
-from pyirqbalance.config import Config, load_config
-from pyirqbalance.daemon import Daemon, _Control, _Signals, find_irqbalance
-from pyirqbalance.notify import Notifier
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.service.cli import resolve
+from pyirqbalance.service.config import Config, load_config
+from pyirqbalance.service.control import ControlAdapter
+from pyirqbalance.service.daemon import Daemon, _Signals
+from pyirqbalance.service.rivals import find_irqbalance
+from pyirqbalance.service.notify import Notifier
+from pyirqbalance.kernel.sysroot import SysRoot
 from tests.oracle import mkfake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -344,7 +346,7 @@ def test_reload_applies_the_file_but_keeps_socket_settings(tmp_path):
     config.write_text("balancing:\n  interval: 7\n  banned_modules: [xhci]\n")
     d = in_process_daemon(SysRoot(tree), tmp_path)
     d._reload = lambda: resolve(["--sysroot", str(tree)], {}, load_config(config))
-    _Control(d).control_ban_cpus("1")
+    ControlAdapter(d).control_ban_cpus("1")
     d.run_pass()
     d.reload()
     s = d.balancer.settings

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.uisocket import (
+from pyirqbalance.api.uisocket import (
     ABSTRACT_ADDRESS,
     RECV_SIZE,
     ControlSocket,
@@ -421,9 +421,9 @@ def _records(stats: str) -> tuple[list[str], list[str]]:
 
 def test_stats_of_the_engine_match_real_irqbalance(serve, tmp_path: Path) -> None:
     balancer_mod = pytest.importorskip(
-        "pyirqbalance.balancer", reason="engine (pyirqbalance.balancer) not present yet"
+        "pyirqbalance.engine.balancer", reason="engine (pyirqbalance.engine.balancer) not present yet"
     )
-    from pyirqbalance.model import BalancerSettings
+    from pyirqbalance.engine.model import BalancerSettings
 
     machine = mkfake.load_machine(str(FIXTURE / "a_desktop4.json"))
     tree = tmp_path / "tree"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.kernel.sysroot import SysRoot
 
 from .mkfake import kernfs_order
 

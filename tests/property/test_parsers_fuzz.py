@@ -14,16 +14,16 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyirqbalance.cmdline import parse_cmdline
-from pyirqbalance.procinterrupts import (
+from pyirqbalance.kernel.cmdline import parse_cmdline
+from pyirqbalance.kernel.procinterrupts import (
     IrqCountScanner,
     ParseError,
     parse_interrupts,
     parse_irq_counts,
     reference_irq_counts,
 )
-from pyirqbalance.procstat import ParseError as StatParseError
-from pyirqbalance.procstat import parse_irq_jiffies, parse_stat
+from pyirqbalance.kernel.procstat import ParseError as StatParseError
+from pyirqbalance.kernel.procstat import parse_irq_jiffies, parse_stat
 
 count = st.one_of(st.just(0), st.just(0), st.integers(0, 99), st.integers(0, 2**32 - 1))
 chips = st.sampled_from(["IO-APIC", "PCI-MSIX-0000:00:04.0", "GICv3", "IR-PCI-MSI", "x"])
@@ -268,7 +268,7 @@ def test_cmdline_never_raises(text):
 
 def _jiffies_by_the_c_reading(text):
     """parse_irq_jiffies without its kernel-line shortcut: every line read the slow way."""
-    from pyirqbalance import procstat
+    from pyirqbalance.kernel import procstat
 
     saved = procstat._KERNEL_LINE
     procstat._KERNEL_LINE = re.compile(r"(?!)")  # matches nothing

@@ -11,9 +11,9 @@ import errno
 import json
 from pathlib import Path
 
-from pyirqbalance.balancer import Balancer
-from pyirqbalance.model import BalanceLevel, BalancerSettings
-from pyirqbalance.procirq import WriteStatus
+from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.engine.model import BalanceLevel, BalancerSettings
+from pyirqbalance.kernel.procirq import WriteStatus
 from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.balancer import Balancer
-from pyirqbalance.model import BalancerSettings
-from pyirqbalance.procinterrupts import reference_irq_counts
+from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.engine.model import BalancerSettings
+from pyirqbalance.kernel.procinterrupts import reference_irq_counts
 from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 

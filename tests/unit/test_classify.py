@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pyirqbalance.classify import (
+from pyirqbalance.engine.classify import (
     DEFAULT_LEVEL,
     IrqType,
     classify_line,
@@ -14,7 +14,7 @@ from pyirqbalance.classify import (
     pci_irq_class,
     plan_irq_db,
 )
-from pyirqbalance.model import BalanceLevel, IrqClass, IrqPolicy
+from pyirqbalance.engine.model import BalanceLevel, IrqClass, IrqPolicy
 
 V = dict(vendor=0x8086, device=0x1234, subsystem_vendor=0x8086, subsystem_device=0)
 

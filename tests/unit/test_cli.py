@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pyirqbalance import cli
-from pyirqbalance.cli import UsageError, main, parse_command_line, resolve
-from pyirqbalance.config import Config, ConfigError, load_config
-from pyirqbalance.model import HintPolicy
+from pyirqbalance.service import cli
+from pyirqbalance.service.cli import UsageError, main, parse_command_line, resolve
+from pyirqbalance.service.config import Config, ConfigError, load_config
+from pyirqbalance.engine.model import HintPolicy
 
 ULONG_MAX = 2**64 - 1
 
@@ -215,8 +215,8 @@ def test_help_and_version(capsys):
 
 
 def test_api_listen_turns_the_api_on():
-    from pyirqbalance.cli import resolve
-    from pyirqbalance.config import Config
+    from pyirqbalance.service.cli import resolve
+    from pyirqbalance.service.config import Config
 
     opts = resolve(["--api-listen=127.0.0.1:9300"], {}, Config())
     assert opts.config.api.enabled and opts.config.api.listen == "127.0.0.1:9300"

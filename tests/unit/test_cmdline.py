@@ -1,4 +1,4 @@
-"""pyirqbalance.cmdline: isolcpus / nohz_full in every kernel form.
+"""pyirqbalance.kernel.cmdline: isolcpus / nohz_full in every kernel form.
 
 Rules from the kernel: lib/cmdline.c ``next_arg`` (quotes, ``--``) and
 kernel/sched/isolation.c (isolcpus flags; an unknown flag or a bad list voids the
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.cmdline import parse_cmdline, read_cmdline, split_params
-from pyirqbalance.cpumask import mask_of
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.kernel.cmdline import parse_cmdline, read_cmdline, split_params
+from pyirqbalance.kernel.cpumask import mask_of
+from pyirqbalance.kernel.sysroot import SysRoot
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 

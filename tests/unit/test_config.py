@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pyirqbalance.config import (
+from pyirqbalance.service.config import (
     Config,
     ConfigError,
     build_settings,
@@ -16,7 +16,7 @@ from pyirqbalance.config import (
     load_config,
     parse_config,
 )
-from pyirqbalance.model import HintPolicy
+from pyirqbalance.engine.model import HintPolicy
 
 SHIPPED = Path(__file__).resolve().parents[2] / "etc" / "pyirqbalance.yaml"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import Dir, Symlink, changed_affinities, snapshot_smp_affinity
 
 

@@ -1,4 +1,4 @@
-"""pyirqbalance.cpumask against the spec's tables (section 2.1) and real mask texts.
+"""pyirqbalance.kernel.cpumask against the spec's tables (section 2.1) and real mask texts.
 
 The irqbalance-compatible parsers reproduce the "verified" quirk tables of spec 2.1;
 the strict parsers must take every kernel-printed mask and list and reject the rest
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyirqbalance.cpumask import (
+from pyirqbalance.kernel.cpumask import (
     MaskError,
     cpus_of,
     format_cpulist,

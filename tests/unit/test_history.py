@@ -25,8 +25,8 @@ from pyirqbalance.history import (
     reading_from_snapshot,
 )
 from pyirqbalance.history.deltas import WRAP_WINDOW, Change, counter_delta
-from pyirqbalance.model import PassReport, Snapshot
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.engine.model import PassReport, Snapshot
+from pyirqbalance.kernel.sysroot import SysRoot
 
 BTIME = 1_700_000_000.0
 

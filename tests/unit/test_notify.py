@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from pyirqbalance.notify import (
+from pyirqbalance.service.notify import (
     NativeJournalHandler,
     Notifier,
     PriorityPrefixFormatter,

@@ -10,8 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pyirqbalance.model import BalanceLevel, HintPolicy, IrqPolicy
-from pyirqbalance.policy import (
+from pyirqbalance.engine.model import BalanceLevel, HintPolicy, IrqPolicy
+from pyirqbalance.service.policy import (
     MAX_CONSECUTIVE_TIMEOUTS,
     make_policy_hook,
     parse_policy_output,

@@ -1,4 +1,4 @@
-"""pyirqbalance.procinterrupts on the real captures and on irqbalance's rules.
+"""pyirqbalance.kernel.procinterrupts on the real captures and on irqbalance's rules.
 
 Expected values were read off the captured files (tests/fixtures/proc, provenance in
 tests/fixtures/SOURCES.md): CPU columns, the numbered rows irqbalance sees before the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.procinterrupts import (
+from pyirqbalance.kernel.procinterrupts import (
     InterruptRow,
     IrqCountScanner,
     ParseError,
@@ -27,7 +27,7 @@ from pyirqbalance.procinterrupts import (
     read_irq_counts,
     reference_irq_counts,
 )
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.kernel.sysroot import SysRoot
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 U64 = 2**64 - 1
@@ -380,7 +380,7 @@ _NO_XXHASH = "import sys; sys.modules['xxhash'] = None; "
 def hasher(request, monkeypatch):
     """Which line hash the streamed mode uses: XXH3 (the xxhash package, a
     dependency), or the interpreter's when the package cannot be imported."""
-    from pyirqbalance import procinterrupts
+    from pyirqbalance.kernel import procinterrupts
 
     if request.param == "siphash":
         monkeypatch.setitem(sys.modules, "xxhash", None)  # import xxhash raises ImportError
@@ -390,13 +390,13 @@ def hasher(request, monkeypatch):
 
 
 def test_line_hash_is_keyed_and_reads_buffers(hasher):
-    from pyirqbalance.procinterrupts import _line_hash
+    from pyirqbalance.kernel.procinterrupts import _line_hash
 
     line_hash = _line_hash()
     data = bytearray(b"  1:          5          0   IO-APIC   1-edge  i8042\n")
     assert line_hash(memoryview(data)) == line_hash(memoryview(bytes(data)))
     assert line_hash(memoryview(data)) != line_hash(memoryview(data)[:-1])
-    probe = "from pyirqbalance import procinterrupts as p; print(p._line_hash()(memoryview(b'x')))"
+    probe = "from pyirqbalance.kernel import procinterrupts as p; print(p._line_hash()(memoryview(b'x')))"
     if hasher == "siphash":
         probe = _NO_XXHASH + probe
     env = {**os.environ, "PYTHONHASHSEED": "random"}
@@ -407,7 +407,7 @@ def test_line_hash_is_keyed_and_reads_buffers(hasher):
 
 def test_big_file_rows_parsed_only_where_lines_changed(monkeypatch, hasher):
     """Streamed (too big to keep): a line hashed as last time is not parsed again."""
-    from pyirqbalance import procinterrupts
+    from pyirqbalance.kernel import procinterrupts
 
     before = load("this-vm/proc/interrupts")
     after = load("this-vm/proc/interrupts.after-10s")
@@ -494,7 +494,7 @@ def test_reading_a_big_file_through_a_fifo(tmp_path):
     import os
     import threading
 
-    from pyirqbalance.sysroot import SysRoot
+    from pyirqbalance.kernel.sysroot import SysRoot
 
     fifo = tmp_path / "interrupts"
     os.mkfifo(fifo)

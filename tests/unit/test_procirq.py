@@ -1,4 +1,4 @@
-"""pyirqbalance.procirq: /proc/irq readers on real captures, and the smp_affinity write.
+"""pyirqbalance.kernel.procirq: /proc/irq readers on real captures, and the smp_affinity write.
 
 Read expectations are the captured file contents (tests/fixtures/proc). Write errors
 are produced honestly in temporary trees (root ignores mode bits, so no chmod tricks):
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.procirq import (
+from pyirqbalance.kernel.procirq import (
     ERRNO_POLICY,
     Spurious,
     WriteResult,
@@ -28,7 +28,7 @@ from pyirqbalance.procirq import (
     read_smp_affinity,
     write_smp_affinity,
 )
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import Dir, Symlink
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"

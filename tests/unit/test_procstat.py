@@ -1,4 +1,4 @@
-"""pyirqbalance.procstat on real /proc/stat captures and irqbalance's sscanf rules.
+"""pyirqbalance.kernel.procstat on real /proc/stat captures and irqbalance's sscanf rules.
 
 Expected values are copied from the captured files (tests/fixtures/proc); the
 irq-jiffies rules come from irqbalance 1.9 ``parse_proc_stat`` (spec section 2.3).
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.procstat import CpuTimes, ParseError, parse_irq_jiffies, parse_stat, read_stat
+from pyirqbalance.kernel.procstat import CpuTimes, ParseError, parse_irq_jiffies, parse_stat, read_stat
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 U64 = 2**64 - 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyirqbalance.api.report import NO_TOPOLOGY_NOTE, build_report, format_report
-from pyirqbalance.model import Decision
+from pyirqbalance.engine.model import Decision
 
 
 def decision(irq: int, current: int | None, target: int | None, reason: str) -> Decision:

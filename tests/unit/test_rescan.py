@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pyirqbalance.balancer import Balancer
-from pyirqbalance.cpumask import cpus_of
-from pyirqbalance.model import BalancerSettings
+from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.kernel.cpumask import cpus_of
+from pyirqbalance.engine.model import BalancerSettings
 from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 

@@ -1,6 +1,6 @@
 """A oneshot run imports only what it uses: daemon-only modules stay unloaded.
 
-Start-up is most of a oneshot's CPU (README, Architecture), so the control
+Start-up is most of a oneshot's CPU (docs/architecture.md), so the control
 socket, policy hooks, REST API, history, metrics and the stdlib modules only
 they need are imported where they are used. Each case runs the real
 ``pyirqbalance`` entry point in a fresh interpreter on a fake machine and
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # and the loaded modules there.
 _PROBE = """
 import sys
-from pyirqbalance.cli import main
+from pyirqbalance.service.cli import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as f:
     f.write(repr((code, sorted(sys.modules))))
@@ -32,11 +32,11 @@ with open(sys.argv[1], "w") as f:
 
 #: Never needed by a oneshot run (dry or not) without policy scripts.
 DAEMON_ONLY = (
-    "pyirqbalance.uisocket",
-    "pyirqbalance.policy",
+    "pyirqbalance.api.uisocket",
+    "pyirqbalance.service.policy",
     "pyirqbalance.api",
     "pyirqbalance.history",
-    "pyirqbalance.metrics",
+    "pyirqbalance.api.metrics",
     "logging.handlers",
     "socket",
     "selectors",
@@ -88,12 +88,12 @@ def tree(tmp_path_factory) -> str:
 
 def test_oneshot_dry_run_imports_no_daemon_module(tmp_path, tree):
     modules = _modules_after(tmp_path, "--oneshot", "--dry-run", "--sysroot", tree)
-    assert "pyirqbalance.balancer" in modules  # the probe did run a pass
-    assert _loaded(modules, DAEMON_ONLY + ("pyirqbalance.notify", "json")) == []
+    assert "pyirqbalance.engine.balancer" in modules  # the probe did run a pass
+    assert _loaded(modules, DAEMON_ONLY + ("pyirqbalance.service.notify", "json")) == []
 
 
 def test_oneshot_imports_no_daemon_module(tmp_path, tree):
     """The real oneshot (writes the fake tree's masks) also notifies systemd: notify, not socket."""
     modules = _modules_after(tmp_path, "--oneshot", "--interval=1", "--sysroot", tree)
-    assert "pyirqbalance.notify" in modules
+    assert "pyirqbalance.service.notify" in modules
     assert _loaded(modules, DAEMON_ONLY) == []

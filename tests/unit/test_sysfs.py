@@ -1,4 +1,4 @@
-"""pyirqbalance.sysfs on real sysfs captures, generated machines and hand-made trees.
+"""pyirqbalance.kernel.sysfs on real sysfs captures, generated machines and hand-made trees.
 
 Expected values were read off the captured files themselves (tests/fixtures/sys,
 provenance in tests/fixtures/SOURCES.md), from the machine description for mkfake
@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyirqbalance import sysfs
-from pyirqbalance.cpumask import mask_of, parse_cpulist
-from pyirqbalance.sysfs import CacheIndex, NodeDir
-from pyirqbalance.sysroot import SysRoot
+from pyirqbalance.kernel import sysfs
+from pyirqbalance.kernel.cpumask import mask_of, parse_cpulist
+from pyirqbalance.kernel.sysfs import CacheIndex, NodeDir
+from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import Dir, Symlink
 from tests.oracle.kernfs import KernfsSysRoot
 from tests.oracle.mkfake import kernfs_order

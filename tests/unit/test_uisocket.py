@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.classify import IrqInfo, IrqType
-from pyirqbalance.cpumask import irqbalance_parse_cpulist
-from pyirqbalance.model import BalanceLevel, IrqClass
-from pyirqbalance.topology import ObjType, TopoObj
-from pyirqbalance.uisocket import (
+from pyirqbalance.engine.classify import IrqInfo, IrqType
+from pyirqbalance.kernel.cpumask import irqbalance_parse_cpulist
+from pyirqbalance.engine.model import BalanceLevel, IrqClass
+from pyirqbalance.engine.topology import ObjType, TopoObj
+from pyirqbalance.api.uisocket import (
     BanCpus,
     BanIrqs,
     Ignored,

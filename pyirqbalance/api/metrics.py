@@ -20,13 +20,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from . import __version__
-from .history.deltas import counter_delta
-from .model import PassReport, Snapshot
-from .procinterrupts import Interrupts, ParseError, parse_interrupts
-from .procstat import ParseError as StatParseError
-from .procstat import Stat, parse_stat
-from .sysroot import SysRoot
+from .. import __version__
+from ..history.deltas import counter_delta
+from ..engine.model import PassReport, Snapshot
+from ..kernel.procinterrupts import Interrupts, ParseError, parse_interrupts
+from ..kernel.procstat import ParseError as StatParseError
+from ..kernel.procstat import Stat, parse_stat
+from ..kernel.sysroot import SysRoot
 
 __all__ = ["Metrics", "PREFIX", "DEFAULT_PER_IRQ_LIMIT", "CONTENT_TYPE"]
 

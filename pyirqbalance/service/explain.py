@@ -1,6 +1,6 @@
 """What the balancer saw and decided, for ``--dry-run`` (text or JSON) and the API.
 
-:func:`machine_report` turns a :class:`~pyirqbalance.balancer.Balancer` after a
+:func:`machine_report` turns a :class:`~pyirqbalance.engine.balancer.Balancer` after a
 pass into one JSON-ready dict: the CPUs (online, banned and why), the topology
 tree, and one entry per numbered IRQ of /proc/interrupts with its class,
 balance level, node, current and target masks and the reason.
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__, procinterrupts
-from .cpumask import format_cpulist, format_mask, parse_mask
-from .topology import ObjType, TopoObj
+from .. import __version__
+from ..kernel import procinterrupts
+from ..kernel.cpumask import format_cpulist, format_mask, parse_mask
+from ..engine.topology import ObjType, TopoObj
 
 __all__ = ["machine_report", "format_text"]
 

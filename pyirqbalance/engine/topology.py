@@ -1,7 +1,7 @@
 """The NUMA node -> package -> cache domain -> CPU tree (irqbalance cputree.c, numa.c).
 
 ``build_topology`` is pure: it turns the sysfs facts read by
-:mod:`pyirqbalance.sysfs` and the banned-CPU mask into the tree irqbalance
+:mod:`pyirqbalance.kernel.sysfs` and the banned-CPU mask into the tree irqbalance
 1.9 builds, object by object and in the same list order (raw readdir order of
 ``/sys/devices/system/cpu`` and ``/sys/devices/system/node``), because that
 order breaks every placement tie and numbers the cache domains.
@@ -17,13 +17,13 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, NamedTuple
 
-from .cpumask import IRQBALANCE_NR_CPUS, irqbalance_parse_cpulist, irqbalance_parse_mask
+from ..kernel.cpumask import IRQBALANCE_NR_CPUS, irqbalance_parse_cpulist, irqbalance_parse_mask
 
 if TYPE_CHECKING:
     from .classify import IrqInfo
-    from .cmdline import KernelCmdline
+    from ..kernel.cmdline import KernelCmdline
     from .model import BalancerSettings
-    from .sysfs import CpuFacts, NodeFacts
+    from ..kernel.sysfs import CpuFacts, NodeFacts
 
 __all__ = [
     "ObjType",

@@ -16,8 +16,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from .cpumask import MaskError, parse_cpulist, parse_mask
-from .model import BalancerSettings, HintPolicy
+from ..kernel.cpumask import MaskError, parse_cpulist, parse_mask
+from ..engine.model import BalancerSettings, HintPolicy
 
 __all__ = [
     "ConfigError",

@@ -6,7 +6,7 @@ the history store, the API and the control socket all read the same values.
 They are ``NamedTuple`` classes, not frozen dataclasses: every one is defined
 at each start-up, and defining a NamedTuple costs a fifth of a frozen
 dataclass (which ``exec``s generated methods), making an instance half (see
-README, Architecture). Change one with ``record._replace(field=value)``.
+docs/architecture.md). Change one with ``record._replace(field=value)``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from . import IRQBALANCE_COMPAT_VERSION, __version__
+from .. import IRQBALANCE_COMPAT_VERSION, __version__
 from .config import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_RUN_DIR,
@@ -37,7 +37,7 @@ from .config import (
     listen_address,
     load_config,
 )
-from .model import HintPolicy
+from ..engine.model import HintPolicy
 
 __all__ = [
     "UsageError",

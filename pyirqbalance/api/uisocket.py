@@ -29,10 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from .cpumask import format_mask
+from ..kernel.cpumask import format_mask
 
 if TYPE_CHECKING:
-    from .topology import TopoObj
+    from ..engine.topology import TopoObj
 
 __all__ = [
     "RECV_SIZE",

@@ -41,7 +41,7 @@ import subprocess
 import time
 from typing import NamedTuple
 
-from .model import BalanceLevel, HintPolicy, IrqPolicy
+from ..engine.model import BalanceLevel, HintPolicy, IrqPolicy
 
 __all__ = [
     "HookResult",

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from . import procirq
+from ..kernel import procirq
 from .classify import IrqInfo
 from .irqlist import force_rebalance
 from .model import BalanceLevel, HintPolicy
-from .procirq import WriteResult, WriteStatus
-from .sysroot import SysRoot
+from ..kernel.procirq import WriteResult, WriteStatus
+from ..kernel.sysroot import SysRoot
 from .topology import ObjType
 
 __all__ = ["Activation", "activate_mappings"]

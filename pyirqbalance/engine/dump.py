@@ -8,7 +8,7 @@ the IRQs attached at each level, with loads and interrupt deltas.
 from __future__ import annotations
 
 from .classify import IrqInfo
-from .cpumask import format_mask
+from ..kernel.cpumask import format_mask
 from .topology import TopoObj, Topology
 
 __all__ = ["dump_tree", "INDENT", "JOURNAL_INDENT"]

@@ -1,6 +1,6 @@
 """The daemon: composition root, main loop, signals, life cycle.
 
-:func:`run` builds everything from the resolved :class:`~pyirqbalance.config.Options`
+:func:`run` builds everything from the resolved :class:`~pyirqbalance.service.config.Options`
 and passes it in explicitly -- the SysRoot, the Balancer with its policy
 hook, the systemd notifier, the services (control socket; the API and
 history plug in the same way) and the per-pass listeners (the original
@@ -21,7 +21,6 @@ RELOADING=1/READY=1 around a reload, STOPPING=1 at the end.
 
 from __future__ import annotations
 
-import errno
 import gc
 import logging
 import os
@@ -31,39 +30,28 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from .balancer import Balancer
+from ..engine.balancer import Balancer
+from ..engine.model import PassReport
+from ..errors import StartError
+from ..kernel.cpumask import format_cpulist
+from ..kernel.procinterrupts import MEMO_LIMIT
+from ..kernel.sysroot import SysRoot
 from .cli import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .config import ConfigError, Options
-from .cpumask import MaskError, format_cpulist, format_mask, parse_mask
+from .control import ControlAdapter
+from .detach import daemonize
 from .logsetup import setup_logging
-from .model import PassReport
-from .procinterrupts import MEMO_LIMIT
-from .procirq import write_smp_affinity
-from .sysroot import SysRoot
+from .originals import OriginalAffinities, restore
+from .pidfile import InstanceLock, remove_pidfile, write_pidfile
+from .rivals import find_irqbalance
 
 # Everything a oneshot run does not need is imported where it is used, not here:
-# start-up time is most of a oneshot's CPU (README, Architecture).
+# start-up time is most of a oneshot's CPU (docs/architecture.md).
 if TYPE_CHECKING:
-    from .classify import PolicyHook
+    from ..engine.classify import PolicyHook
     from .notify import Notifier
-    from .uisocket import SetupState
 
-__all__ = [
-    "run",
-    "Daemon",
-    "Service",
-    "PassListener",
-    "InstanceLock",
-    "OriginalAffinities",
-    "restore",
-    "write_pidfile",
-    "find_irqbalance",
-    "STATE_FILE",
-    "LOCK_FILE",
-]
-
-STATE_FILE = "original-affinity.json"
-LOCK_FILE = "pyirqbalance.lock"
+__all__ = ["Daemon", "PassListener", "Service", "run"]
 
 #: Called with every pass's report, on the loop's thread; must not block.
 PassListener = Callable[[PassReport], None]
@@ -75,10 +63,6 @@ class Service(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-class StartError(Exception):
-    """The daemon cannot start (exit status 3); one line."""
 
 
 # --------------------------------------------------------------------------
@@ -111,284 +95,11 @@ class _Signals:
         signal.signal(signal.SIGUSR1, flag("dump"))
 
 
-# --------------------------------------------------------------------------
-# single instance, irqbalance, pid file
-# --------------------------------------------------------------------------
-
-
-class InstanceLock:
-    """``run_dir/pyirqbalance.lock``, held (fcntl.flock) for the daemon's life."""
-
-    def __init__(self, run_dir: str) -> None:
-        self.path = os.path.join(run_dir, LOCK_FILE)
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise StartError naming the holder."""
-        import fcntl
-
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise StartError(
-                f"another pyirqbalance is already running (pid {holder}, lock {self.path})"
-            ) from None
-        self._fd = fd
-
-    def write_pid(self, pid: int) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, f"{pid}\n".encode(), 0)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def find_irqbalance() -> int | None:
-    """The pid of a running irqbalance on this host, if any."""
-    try:
-        import psutil  # a declared dependency; imported only where it is needed
-    except ImportError:
-        raise StartError("psutil is not installed: cannot check for a running irqbalance "
-                         "(pip install psutil, or use --force)") from None
-
-    for proc in psutil.process_iter(["pid", "name", "exe", "cmdline"]):
-        info = proc.info
-        argv0 = (info.get("cmdline") or [""])[0]
-        names = {info.get("name") or "", os.path.basename(info.get("exe") or ""),
-                 os.path.basename(argv0)}
-        if "irqbalance" in names and info["pid"] != os.getpid():
-            return info["pid"]
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def write_pidfile(path: str, pid: int, log: logging.Logger) -> bool:
-    """Write ``"<pid>\\n"`` atomically; an existing file of a live process is left alone.
-
-    irqbalance never replaces an existing pid file (``O_EXCL``); a file naming
-    a dead process is stale and replaced here, since the instance lock is ours.
-    """
-    tmp = f"{path}.{pid}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(f"{pid}\n")
-        try:
-            os.link(tmp, path)  # fails if the file exists: create-if-absent, complete
-            return True
-        except FileExistsError:
-            try:
-                with open(path) as f:
-                    other = int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                other = None
-            if other is not None and other != pid and _pid_alive(other):
-                log.warning("pid file %s names running process %d: not replaced", path, other)
-                return False
-            os.replace(tmp, path)
-            return True
-    except OSError as err:
-        log.warning("cannot write pid file %s: %s", path, err.strerror)
-        return False
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-
-
-def _remove_pidfile(path: str, pid: int) -> None:
-    try:
-        with open(path) as f:
-            mine = f.read().split()[:1] == [str(pid)]
-        if mine:
-            os.unlink(path)
-    except (OSError, IndexError):
-        pass
-
-
-def _daemonize() -> None:
-    """irqbalance's ``daemon(0, 0)``: fork, new session, cwd /, stdio on /dev/null."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if os.fork():
-        os._exit(0)  # the parent: no cleanup, the child owns the lock now
-    os.setsid()
-    os.chdir("/")
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    if null > 2:
-        os.close(null)
-
-
-# --------------------------------------------------------------------------
-# original affinities (--restore)
-# --------------------------------------------------------------------------
-
-
-class OriginalAffinities:
-    """Per-pass listener: keep each IRQ's affinity from before our first write.
-
-    ``state_dir/original-affinity.json`` maps IRQ -> mask text; the first value
-    recorded for an IRQ wins across restarts, so a restart never records our
-    own masks as "original".
-    """
-
-    def __init__(self, state_dir: str, balancer: Balancer, log: logging.Logger) -> None:
-        self.path = os.path.join(state_dir, STATE_FILE)
-        self.balancer = balancer
-        self.log = log
-        self._saved = 0
-
-    def __call__(self, report: PassReport) -> None:
-        originals = self.balancer.original_affinities()
-        if len(originals) == self._saved:
-            return
-        import json  # deferred: dry runs never record (start-up cost)
-
-        try:
-            known = {}
-            if os.path.exists(self.path):
-                with open(self.path) as f:
-                    known = json.loads(f.read())
-            for irq, mask in originals.items():
-                known.setdefault(str(irq), format_mask(mask))
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = os.path.splitext(self.path)[0] + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(json.dumps(known, sort_keys=True, indent=1) + "\n")
-            os.replace(tmp, self.path)
-            self._saved = len(originals)
-        except (OSError, ValueError) as err:
-            self.log.warning("cannot record original affinities in %s: %s", self.path, err)
-
-
-def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
-    """``--restore``: write back every recorded affinity, then forget them.
-
-    IRQs that no longer exist are skipped; the file is kept if a write fails,
-    so the restore can be tried again. With ``--dry-run`` only prints.
-    """
-    import json  # deferred: only --restore and --format=json read or write JSON (start-up cost)
-
-    path = os.path.join(opts.state_dir, STATE_FILE)
-    try:
-        with open(path) as f:
-            saved = json.loads(f.read())
-        masks = {int(irq): parse_mask(text) for irq, text in saved.items()}
-    except FileNotFoundError:
-        sys.stderr.write(f"pyirqbalance: nothing to restore ({path} does not exist)\n")
-        return EXIT_OK
-    except (OSError, ValueError, AttributeError, MaskError) as err:
-        sys.stderr.write(f"pyirqbalance: cannot read {path}: {err}\n")
-        return EXIT_RUNTIME
-    failed = 0
-    for irq in sorted(masks):
-        if opts.dry_run:
-            sys.stdout.write(f"IRQ {irq}: would restore {format_mask(masks[irq])}\n")
-            continue
-        result = write_smp_affinity(root, irq, masks[irq])
-        if result.errno == errno.ENOENT:
-            log.info("IRQ %d is gone: nothing to restore", irq)
-        elif result.errno:
-            failed += 1
-            log.warning("IRQ %d: cannot restore %s: %s", irq, result.text, result.reason)
-    if opts.dry_run:
-        return EXIT_OK
-    if failed:
-        sys.stderr.write(f"pyirqbalance: {failed} IRQs not restored; {path} kept\n")
-        return EXIT_RUNTIME
-    os.unlink(path)
-    return EXIT_OK
-
-
 def peak_rss_kib() -> int:
     """The process's peak resident set size so far, KiB (``ru_maxrss``)."""
     import resource  # deferred: --debug only
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-# --------------------------------------------------------------------------
-# control socket
-# --------------------------------------------------------------------------
-
-
-class _Control:
-    """The daemon side of irqbalance's control socket (irqbalance-ui, scripts).
-
-    Called on the socket's thread. ``stats`` is what the last pass left,
-    formatted at the first request after it (not by the loop: most passes
-    are never asked for), so a client waits for a pass at most, as with
-    irqbalance's single loop; changes only set values the loop picks up
-    (interval) or ask for a rescan, as irqbalance does.
-    """
-
-    def __init__(self, daemon: Daemon, pinned: Callable[[], Iterable[int]] = tuple) -> None:
-        self.daemon = daemon
-        self.balancer = daemon.balancer
-        #: IRQs pinned through the REST API: they stay banned whatever the socket says.
-        self.pinned = pinned
-        self._lock = threading.Lock()
-        self._stats = b""
-        self._stale = True
-
-    def start(self) -> None:
-        self.refresh(None)
-
-    def stop(self) -> None:
-        pass
-
-    def refresh(self, report: PassReport | None) -> None:
-        """Per-pass listener: the stats are out of date."""
-        self._stale = True
-
-    def control_stats(self) -> bytes:
-        from .uisocket import format_stats  # deferred: daemon only (start-up cost)
-
-        with self._lock:
-            if self._stale:
-                with self.balancer.lock:
-                    # mid-rescan (the pass waits with the lock let go) the tree
-                    # has no placements yet: answer with the last pass's stats
-                    if not self.balancer.waiting:
-                        self._stats = format_stats(self.balancer.nodes)
-                        self._stale = False
-            return self._stats
-
-    def control_setup(self) -> SetupState:
-        from .uisocket import SetupState  # deferred: daemon only (start-up cost)
-
-        b = self.balancer
-        return SetupState(self.daemon.interval, tuple(b.settings.banned_irqs), b.banned_cpus)
-
-    def control_set_interval(self, seconds: int) -> None:
-        self.daemon.set_interval(seconds)
-
-    def control_ban_irqs(self, irqs: tuple[int, ...]) -> None:
-        b = self.balancer
-        pinned = [irq for irq in self.pinned() if irq not in irqs]
-        b.update_settings(b.settings._replace(banned_irqs=tuple(irqs) + tuple(pinned)))
-        b.force_rescan()
-
-    def control_ban_cpus(self, cpulist: str | None) -> None:
-        b = self.balancer
-        b.update_settings(b.settings._replace(socket_banned_cpulist=cpulist))
-        b.force_rescan()
 
 
 # --------------------------------------------------------------------------
@@ -653,7 +364,7 @@ def run(opts: Options, *, reload: Callable[[], Options] | None = None,
         for irq in opts.settings.banned_irqs:
             sys.stdout.write(f"IRQ {irq} was BANNED.\n")  # irqbalance echoes -i at start
         if detached:
-            _daemonize()
+            daemonize()
             log = setup_logging(debug=opts.debug, journal=opts.journal, detached=True,
                                 environ=env)
         lock.write_pid(os.getpid())
@@ -664,7 +375,7 @@ def run(opts: Options, *, reload: Callable[[], Options] | None = None,
         return _fail(EXIT_RUNTIME, str(err))
     finally:
         if pid_written:
-            _remove_pidfile(opts.pidfile, os.getpid())
+            remove_pidfile(opts.pidfile, os.getpid())
         lock.release()
 
 
@@ -697,8 +408,8 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     cfg = opts.config
     if not opts.oneshot and (cfg.history.enabled or cfg.api.enabled or cfg.metrics.enabled):
         # Imported only when asked for: the HTTP stack is not free to load.
-        from .api.server import ApiConfigError
-        from .api.wiring import build_extras
+        from ..api.server import ApiConfigError
+        from ..api.wiring import build_extras
 
         try:
             extras = build_extras(cfg, root, balancer, log)
@@ -710,9 +421,9 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         if extras.overrides is not None:
             pinned = extras.overrides.irqs
     if opts.config.socket.enabled and not opts.oneshot:
-        from .uisocket import ControlSocket  # deferred: daemon only (start-up cost)
+        from ..api.uisocket import ControlSocket  # deferred: daemon only (start-up cost)
 
-        control = _Control(daemon, pinned)
+        control = ControlAdapter(daemon, pinned)
         daemon.services.append(control)
         daemon.listeners.append(control.refresh)
         daemon.services.append(ControlSocket(control, run_dir=opts.run_dir, log=log))

@@ -1,0 +1,1 @@
+"""The balancing engine: irqbalance's pass as pure stages over explicit state."""

@@ -1,0 +1,1 @@
+"""The daemon around the engine: command line, configuration, main loop, hooks, output."""
