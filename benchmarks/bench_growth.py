@@ -32,10 +32,10 @@ sys.path.insert(0, HERE)
 
 from bench_balancer import _firing  # noqa: E402
 from profile_pass import _publish, _take_writes  # noqa: E402
-from tests.oracle import gen_machines, harness, mkfake  # noqa: E402
 
 from pyirqbalance.engine.balancer import Balancer  # noqa: E402
 from pyirqbalance.kernel.sysroot import SysRoot  # noqa: E402
+from tests.oracle import gen_machines, harness, mkfake  # noqa: E402
 
 #: name, sockets, cores per socket, threads, NUMA nodes, IRQs
 SIZES = [

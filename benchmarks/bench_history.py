@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyirqbalance.history.store import (  # noqa: E402
+from pyirqbalance.history.store import (
     CPU_BITS,
     DAY,
     HOUR,

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from tests.oracle.mkfake import render_interrupts  # noqa: E402
+from tests.oracle.mkfake import render_interrupts
 
 _KINDS = (
     # chip, flow, name pattern

@@ -32,10 +32,10 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 from bench_balancer import _firing, _machines  # noqa: E402
-from tests.oracle import harness, mkfake  # noqa: E402
 
 from pyirqbalance.engine.balancer import Balancer  # noqa: E402
 from pyirqbalance.kernel.sysroot import SysRoot  # noqa: E402
+from tests.oracle import harness, mkfake  # noqa: E402
 
 
 def _publish(m, st, tree: str) -> None:

@@ -22,8 +22,8 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pyirqbalance.kernel.procinterrupts import MEMO_LIMIT  # noqa: E402
-from pyirqbalance.kernel.sysroot import KernelReadError, SysRoot  # noqa: E402
+from pyirqbalance.kernel.procinterrupts import MEMO_LIMIT
+from pyirqbalance.kernel.sysroot import KernelReadError, SysRoot
 
 
 def main() -> int:

@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pyirqbalance.engine.balancer import Balancer  # noqa: E402
+from pyirqbalance.kernel.sysroot import SysRoot  # noqa: E402
 from pyirqbalance.service.cli import resolve  # noqa: E402
 from pyirqbalance.service.config import Config  # noqa: E402
 from pyirqbalance.service.daemon import Daemon, _Signals  # noqa: E402
-from pyirqbalance.service.originals import OriginalAffinities  # noqa: E402
 from pyirqbalance.service.notify import Notifier  # noqa: E402
-from pyirqbalance.kernel.sysroot import SysRoot  # noqa: E402
+from pyirqbalance.service.originals import OriginalAffinities  # noqa: E402
 from tests.conftest import CounterSimulator, load_machine  # noqa: E402
 from tests.oracle import mkfake  # noqa: E402
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.differential.cases import (  # noqa: E402
+from tests.differential.cases import (
     CYCLES_MACHINES,
     CYCLES_PASSES,
     EXPECTED_DIR,
     MACHINES_DIR,
     ONESHOT_MACHINES,
 )
-from tests.oracle import harness  # noqa: E402
+from tests.oracle import harness
 
 LOG_LIMIT = 256 * 1024
 

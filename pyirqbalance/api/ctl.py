@@ -23,6 +23,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from ..history.store import HistoryConfig
+from ..kernel.cpumask import MaskError, parse_cpulist
+from ..kernel.procinterrupts import ParseError, parse_interrupts
+from ..kernel.sysroot import SysRoot
 from ..service.config import (
     DEFAULT_CONFIG_PATH,
     Config,
@@ -31,10 +35,6 @@ from ..service.config import (
     check_banned_cpus_env,
     load_config,
 )
-from ..kernel.cpumask import MaskError, parse_cpulist
-from ..history.store import HistoryConfig
-from ..kernel.procinterrupts import ParseError, parse_interrupts
-from ..kernel.sysroot import SysRoot
 from .client import ApiClient, ApiResponse, ApiUnreachable
 from .overrides import OverrideRegistry
 from .report import (
@@ -47,8 +47,15 @@ from .report import (
 )
 from .server import ApiContext, LiveState, create_app
 
-__all__ = ["main", "EXIT_OK", "EXIT_NOT_FOUND", "EXIT_USAGE", "EXIT_UNREACHABLE", "EXIT_DENIED",
-           "EXIT_REFUSED"]
+__all__ = [
+    "EXIT_DENIED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "main",
+]
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DENIED, EXIT_REFUSED = range(6)
 _STATUS_EXIT = {400: EXIT_USAGE, 401: EXIT_DENIED, 403: EXIT_DENIED, 404: EXIT_NOT_FOUND,
@@ -404,7 +411,7 @@ def cmd_top(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
 
 def _top_frame(prev: dict[str, Any], cur: dict[str, Any], dt: float, limit: int) -> dict[str, Any]:
     before = {r["label"]: dict(zip(prev["cpus"], r["counts"])) for r in prev["rows"]}
-    cpu_rate = {c: 0.0 for c in cur["cpus"]}
+    cpu_rate = dict.fromkeys(cur["cpus"], 0.0)
     irq_rate = []
     for r in cur["rows"]:
         if r["irq"] is None:

@@ -21,14 +21,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import __version__
-from ..history.deltas import counter_delta
 from ..engine.model import PassReport, Snapshot
+from ..history.deltas import counter_delta
 from ..kernel.procinterrupts import Interrupts, ParseError, parse_interrupts
 from ..kernel.procstat import ParseError as StatParseError
 from ..kernel.procstat import Stat, parse_stat
 from ..kernel.sysroot import SysRoot
 
-__all__ = ["Metrics", "PREFIX", "DEFAULT_PER_IRQ_LIMIT", "CONTENT_TYPE"]
+__all__ = ["CONTENT_TYPE", "DEFAULT_PER_IRQ_LIMIT", "PREFIX", "Metrics"]
 
 PREFIX = "pyirqbalance_"
 DEFAULT_PER_IRQ_LIMIT = 256
@@ -147,7 +147,7 @@ class _SnapshotCollector(Collector):
         prev_i, prev_s = parsed[0] if len(snaps) == 2 else (None, None)
         dt = snaps[-1].taken_at - snaps[0].taken_at if len(snaps) == 2 else 0.0
 
-        per_cpu = {c: 0 for c in interrupts.cpus}
+        per_cpu = dict.fromkeys(interrupts.cpus, 0)
         rows = [r for r in interrupts.rows if r.irq is not None]
         for r in rows:
             for cpu, n in zip(interrupts.cpus, r.counts):
@@ -164,7 +164,7 @@ class _SnapshotCollector(Collector):
             rate = GaugeMetricFamily(PREFIX + "cpu_interrupts_per_second",
                                      "Interrupts per second per CPU over the last pass interval",
                                      labels=["cpu"])
-            cpu_d = {c: 0 for c in interrupts.cpus}
+            cpu_d = dict.fromkeys(interrupts.cpus, 0)
             for r in rows:
                 old = before.get(r.irq, {})
                 irq_d = 0

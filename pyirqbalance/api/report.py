@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.balancer import Balancer
-from ..kernel.cpumask import format_cpulist
 from ..engine.model import BalancerSettings, Decision
+from ..kernel.cpumask import format_cpulist
 from ..kernel.procinterrupts import Interrupts
 from ..kernel.sysroot import SysRoot
 
 __all__ = [
+    "NO_TOPOLOGY_NOTE",
     "IrqLoad",
     "Report",
     "build_report",
@@ -30,7 +31,6 @@ __all__ = [
     "cpu_groups",
     "dry_run_decisions",
     "format_report",
-    "NO_TOPOLOGY_NOTE",
 ]
 
 NO_TOPOLOGY_NOTE = (

@@ -32,18 +32,25 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .. import __version__
-from ..kernel.cpumask import MaskError, cpus_of, format_cpulist, format_mask, parse_cpulist, parse_mask
-from ..service.explain import machine_report
+from ..engine.model import PassReport, Snapshot
 from ..history.deltas import counter_delta
 from ..history.recorder import boot_identity, read_boot_id
 from ..history.store import HistoryConfig, HistoryError, HistoryStore, iso_time
-from .metrics import CONTENT_TYPE, Metrics
-from ..engine.model import PassReport, Snapshot
+from ..kernel.cpumask import (
+    MaskError,
+    cpus_of,
+    format_cpulist,
+    format_mask,
+    parse_cpulist,
+    parse_mask,
+)
 from ..kernel.procinterrupts import Interrupts, ParseError, parse_interrupts
 from ..kernel.procirq import read_irq_affinity, write_smp_affinity
 from ..kernel.procstat import parse_stat
 from ..kernel.sysfs import parse_strict_cpulist
 from ..kernel.sysroot import KernelReadError, SysRoot
+from ..service.explain import machine_report
+from .metrics import CONTENT_TYPE, Metrics
 from .overrides import OverrideRegistry
 from .report import build_report, counts_from_interrupts, cpu_groups
 
@@ -51,13 +58,13 @@ __all__ = [
     "DEFAULT_LISTEN",
     "ApiConfig",
     "ApiConfigError",
-    "ApiError",
-    "LiveState",
     "ApiContext",
+    "ApiError",
+    "ApiService",
+    "LiveState",
     "create_app",
     "load_token",
     "parse_time",
-    "ApiService",
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:9199"
@@ -329,7 +336,7 @@ def _live_summary(ctx: ApiContext) -> dict[str, Any]:
     snap = ctx.live.latest()
     parsed = ctx.live.interrupts(snap)
     counts, names = counts_from_interrupts(parsed)
-    per_cpu = {c: 0 for c in parsed.cpus}
+    per_cpu = dict.fromkeys(parsed.cpus, 0)
     for cpus in counts.values():
         for c, n in cpus.items():
             per_cpu[c] += n

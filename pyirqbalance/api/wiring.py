@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..service.config import Config
 from ..history.recorder import HistoryRecorder
 from ..history.store import HistoryConfig
-from .metrics import Metrics
 from ..kernel.procirq import write_smp_affinity
 from ..kernel.sysroot import SysRoot
+from ..service.config import Config
+from .metrics import Metrics
 from .overrides import OverrideRegistry
 from .server import ApiConfig, ApiContext, ApiService, LiveState, load_token
 

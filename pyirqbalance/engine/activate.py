@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ..kernel import procirq
+from ..kernel.procirq import WriteResult, WriteStatus
+from ..kernel.sysroot import SysRoot
 from .classify import IrqInfo
 from .irqlist import force_rebalance
 from .model import BalanceLevel, HintPolicy
-from ..kernel.procirq import WriteResult, WriteStatus
-from ..kernel.sysroot import SysRoot
 from .topology import ObjType
 
 __all__ = ["Activation", "activate_mappings"]

@@ -23,16 +23,16 @@ import time
 from collections.abc import Callable
 
 from ..kernel import procinterrupts, procirq, procstat, sysfs
-from .activate import Activation, activate_mappings
 from ..kernel.cmdline import read_cmdline
-from .classify import DbEntry, IrqInfo, IrqType, PolicyHook, heap_ranks, plan_irq_db
 from ..kernel.cpumask import format_mask
+from ..kernel.sysroot import SysRoot
+from .activate import Activation, activate_mappings
+from .classify import DbEntry, IrqInfo, IrqType, PolicyHook, heap_ranks, plan_irq_db
 from .dump import INDENT, dump_tree
 from .irqlist import force_rebalance, update_migration_status
 from .load import apply_cpu_times, clear_work_stats, propagate_loads
 from .model import BalanceLevel, BalancerSettings, Decision, HintPolicy, PassReport, Snapshot
 from .placement import calculate_placement
-from ..kernel.sysroot import SysRoot
 from .topology import NO_NODE, BannedCpus, Topology, build_topology, compute_banned_cpus
 
 __all__ = ["Balancer", "PolicyHook"]

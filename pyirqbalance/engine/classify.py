@@ -21,16 +21,16 @@ from typing import NamedTuple
 from .model import BalanceLevel, HintPolicy, IrqClass, IrqPolicy
 
 __all__ = [
-    "IrqType",
-    "IrqInfo",
+    "DEFAULT_LEVEL",
     "PCI_MAJOR_CLASS",
     "PCI_SERIAL_SUBCLASS",
-    "pci_irq_class",
-    "classify_line",
-    "DEFAULT_LEVEL",
     "DbEntry",
-    "plan_irq_db",
+    "IrqInfo",
+    "IrqType",
+    "classify_line",
     "heap_ranks",
+    "pci_irq_class",
+    "plan_irq_db",
     "sort_key",
 ]
 
@@ -189,23 +189,23 @@ class IrqInfo:
     """One managed IRQ (irqbalance ``struct irq_info``), mutable balancer state."""
 
     __slots__ = (
+        "assigned",
+        "count",
+        "default_level",
+        "device",
+        "existing",
+        "hint",
+        "hintpolicy",
         "irq",
         "irq_class",
         "irq_type",
-        "level",
-        "node",
-        "count",
         "last_count",
+        "level",
         "load",
         "moved",
-        "existing",
-        "assigned",
         "name",
-        "device",
+        "node",
         "seq",
-        "hint",
-        "hintpolicy",
-        "default_level",
         "unmanaged_reason",
     )
 

@@ -7,11 +7,11 @@ the IRQs attached at each level, with loads and interrupt deltas.
 
 from __future__ import annotations
 
-from .classify import IrqInfo
 from ..kernel.cpumask import format_mask
-from .topology import TopoObj, Topology
+from .classify import IrqInfo
+from .topology import Topology, TopoObj
 
-__all__ = ["dump_tree", "INDENT", "JOURNAL_INDENT"]
+__all__ = ["INDENT", "JOURNAL_INDENT", "dump_tree"]
 
 INDENT = "    "
 #: irqbalance indents with dots in journal mode.

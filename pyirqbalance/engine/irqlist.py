@@ -20,9 +20,9 @@ from .topology import SLOTS_UNKNOWN, TopoObj
 __all__ = [
     "LevelStats",
     "find_overloaded_objects",
-    "update_migration_status",
-    "release",
     "force_rebalance",
+    "release",
+    "update_migration_status",
 ]
 
 _U64 = (1 << 64) - 1
@@ -31,8 +31,16 @@ _U64 = (1 << 64) - 1
 class LevelStats:
     """irqbalance ``struct load_balance_info`` for one list of objects (zeroed)."""
 
-    __slots__ = ("min_load", "avg_load", "std_deviation", "adjustment_load", "num_over",
-                 "num_under", "num_powersave", "powersave")
+    __slots__ = (
+        "adjustment_load",
+        "avg_load",
+        "min_load",
+        "num_over",
+        "num_powersave",
+        "num_under",
+        "powersave",
+        "std_deviation",
+    )
 
     def __init__(self) -> None:
         self.min_load = 0

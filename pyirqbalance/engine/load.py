@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .topology import TopoObj, Topology
+from .topology import Topology, TopoObj
 
-__all__ = ["clear_work_stats", "apply_cpu_times", "propagate_loads", "NSEC_PER_SEC"]
+__all__ = ["NSEC_PER_SEC", "apply_cpu_times", "clear_work_stats", "propagate_loads"]
 
 NSEC_PER_SEC = 1_000_000_000
 _U64 = (1 << 64) - 1
@@ -76,7 +76,7 @@ class _Shares:
     recursion for every object that has IRQs; the values are the same.
     """
 
-    __slots__ = ("_share", "_below")
+    __slots__ = ("_below", "_share")
 
     def __init__(self) -> None:
         self._share: dict[int, int] = {}

@@ -15,14 +15,14 @@ import enum
 from typing import NamedTuple
 
 __all__ = [
-    "IrqClass",
     "BalanceLevel",
-    "HintPolicy",
-    "IrqPolicy",
     "BalancerSettings",
     "Decision",
-    "Snapshot",
+    "HintPolicy",
+    "IrqClass",
+    "IrqPolicy",
     "PassReport",
+    "Snapshot",
 ]
 
 
@@ -65,7 +65,7 @@ class BalanceLevel(enum.IntEnum):
     CORE = 3
 
     @classmethod
-    def from_name(cls, name: str) -> "BalanceLevel":
+    def from_name(cls, name: str) -> BalanceLevel:
         return cls[name.strip().upper()]
 
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from .classify import IrqInfo, sort_key
 from .model import BalanceLevel, HintPolicy
-from .topology import NO_NODE, SLOTS_UNKNOWN, ObjType, TopoObj, Topology
+from .topology import NO_NODE, SLOTS_UNKNOWN, ObjType, Topology, TopoObj
 
-__all__ = ["find_best_object", "calculate_placement"]
+__all__ = ["calculate_placement", "find_best_object"]
 
 #: The level at which an IRQ stops descending, per object type it sits on.
 _STOP_AT = {
@@ -54,9 +54,7 @@ def find_best_object(
             continue
         if obj.slots_left <= 0:
             continue  # out of interrupt vectors (ENOSPC seen)
-        if best is None or obj.load < best.load:
-            best = obj
-        elif obj.load == best.load and len(obj.interrupts) < len(best.interrupts):
+        if best is None or obj.load < best.load or (obj.load == best.load and len(obj.interrupts) < len(best.interrupts)):
             best = obj
     return best
 

@@ -20,21 +20,21 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..kernel.cpumask import IRQBALANCE_NR_CPUS, irqbalance_parse_cpulist, irqbalance_parse_mask
 
 if TYPE_CHECKING:
-    from .classify import IrqInfo
     from ..kernel.cmdline import KernelCmdline
-    from .model import BalancerSettings
     from ..kernel.sysfs import CpuFacts, NodeFacts
+    from .classify import IrqInfo
+    from .model import BalancerSettings
 
 __all__ = [
+    "ALL_CPUS",
+    "NO_NODE",
+    "SLOTS_UNKNOWN",
+    "BannedCpus",
     "ObjType",
     "TopoObj",
     "Topology",
-    "NO_NODE",
-    "ALL_CPUS",
-    "SLOTS_UNKNOWN",
-    "BannedCpus",
-    "compute_banned_cpus",
     "build_topology",
+    "compute_banned_cpus",
 ]
 
 #: irqbalance's NUMA_NO_NODE pseudo node.
@@ -58,16 +58,16 @@ class TopoObj:
     """One node, package, cache domain or CPU (irqbalance ``struct topo_obj``)."""
 
     __slots__ = (
-        "obj_type",
-        "number",
-        "mask",
-        "load",
-        "last_load",
-        "irq_count",
-        "interrupts",
         "children",
-        "parent",
+        "interrupts",
+        "irq_count",
+        "last_load",
+        "load",
+        "mask",
         "numa_nodes",
+        "number",
+        "obj_type",
+        "parent",
         "powersave",
         "slots_left",
     )
@@ -101,8 +101,17 @@ class TopoObj:
 class Topology:
     """The whole tree plus the CPU sets irqbalance derives while building it."""
 
-    __slots__ = ("nodes", "packages", "caches", "cpus", "online", "banned", "numa",
-                 "_cpu_by_number", "_node_by_number")
+    __slots__ = (
+        "_cpu_by_number",
+        "_node_by_number",
+        "banned",
+        "caches",
+        "cpus",
+        "nodes",
+        "numa",
+        "online",
+        "packages",
+    )
 
     def __init__(
         self,

@@ -15,8 +15,8 @@ import threading
 import time
 from dataclasses import replace
 
-from ..kernel.cpumask import format_cpulist
 from ..engine.model import PassReport, Snapshot
+from ..kernel.cpumask import format_cpulist
 from ..kernel.procinterrupts import ParseError as InterruptsParseError
 from ..kernel.procinterrupts import parse_interrupts
 from ..kernel.procirq import read_smp_affinity
@@ -36,7 +36,7 @@ from .store import (
     SeriesRow,
 )
 
-__all__ = ["read_boot_id", "boot_identity", "reading_from_snapshot", "HistoryRecorder"]
+__all__ = ["HistoryRecorder", "boot_identity", "read_boot_id", "reading_from_snapshot"]
 
 #: A pass this much earlier than the resolution still counts as due (timer jitter).
 _JITTER = 0.9

@@ -41,18 +41,18 @@ from typing import Any
 from .deltas import Change, counter_delta
 
 __all__ = [
-    "HistoryConfig",
-    "HistoryError",
-    "SeriesRow",
-    "IrqMeta",
-    "Reading",
-    "Recorded",
-    "Boot",
-    "IrqTotal",
-    "WindowSummary",
-    "HistoryStore",
     "JIFFIES_IRQ",
     "JIFFIES_SOFTIRQ",
+    "Boot",
+    "HistoryConfig",
+    "HistoryError",
+    "HistoryStore",
+    "IrqMeta",
+    "IrqTotal",
+    "Reading",
+    "Recorded",
+    "SeriesRow",
+    "WindowSummary",
     "iso_time",
 ]
 

@@ -24,19 +24,19 @@ import re
 from functools import lru_cache
 
 __all__ = [
-    "MaskError",
-    "MAX_CPUS",
     "IRQBALANCE_NR_CPUS",
-    "parse_mask",
-    "parse_cpulist",
-    "irqbalance_parse_mask",
-    "irqbalance_parse_cpulist",
-    "format_mask",
-    "format_kernel_mask",
-    "format_cpulist",
+    "MAX_CPUS",
+    "MaskError",
     "cpus_of",
-    "mask_of",
+    "format_cpulist",
+    "format_kernel_mask",
+    "format_mask",
+    "irqbalance_parse_cpulist",
+    "irqbalance_parse_mask",
     "lowest_cpu",
+    "mask_of",
+    "parse_cpulist",
+    "parse_mask",
 ]
 
 #: Widest mask accepted by the strict parsers (the kernel's CONFIG_NR_CPUS max).

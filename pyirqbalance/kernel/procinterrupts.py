@@ -35,17 +35,17 @@ from typing import NamedTuple
 from .sysroot import KernelReadError, SysRoot
 
 __all__ = [
-    "ParseError",
     "InterruptRow",
     "Interrupts",
-    "parse_interrupts",
-    "read_interrupts",
     "IrqCount",
-    "IrqCounts",
-    "parse_irq_counts",
-    "reference_irq_counts",
     "IrqCountScanner",
+    "IrqCounts",
+    "ParseError",
+    "parse_interrupts",
+    "parse_irq_counts",
+    "read_interrupts",
     "read_irq_counts",
+    "reference_irq_counts",
 ]
 
 
@@ -103,7 +103,7 @@ class Interrupts(NamedTuple):
 #: Flow handler names the kernel appends as ``-name`` (``handle_edge_irq`` ...),
 #: and Xen's event-channel chips (``xen-dyn-event``, ``xen-percpu-virq``).
 _FLOWS = frozenset(
-    "edge level fasteoi simple percpu percpu_devid untracked bad event virq ipi".split()
+    ["edge", "level", "fasteoi", "simple", "percpu", "percpu_devid", "untracked", "bad", "event", "virq", "ipi"]
 )
 _LEVELS = ("Level", "Edge")  # CONFIG_GENERIC_IRQ_SHOW_LEVEL (arm, arm64)
 
@@ -348,7 +348,7 @@ _MARK = bytes([0] + [1] * 255)
 class _Lanes:
     """Per-width constants: one byte per cell, as bytes and as little-endian ints."""
 
-    __slots__ = ("n", "blanks", "blank_int", "zero_int", "zeros")
+    __slots__ = ("blank_int", "blanks", "n", "zero_int", "zeros")
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -642,7 +642,16 @@ class _Memo:
     """
 
     __slots__ = (
-        "data", "head", "ncells", "lens", "rows", "msi", "shapes", "fresh", "hashes", "cells"
+        "cells",
+        "data",
+        "fresh",
+        "hashes",
+        "head",
+        "lens",
+        "msi",
+        "ncells",
+        "rows",
+        "shapes"
     )
 
     def __init__(self, data: bytes = b"", head: int = 0, ncells: int = 0) -> None:
@@ -705,7 +714,7 @@ class IrqCountScanner:
     in ``known``, or every row when ``known`` is None.
     """
 
-    __slots__ = ("memo_limit", "changed", "_size", "_memo", "_where", "_spare")
+    __slots__ = ("_memo", "_size", "_spare", "_where", "changed", "memo_limit")
 
     def __init__(self, memo_limit: int = MEMO_LIMIT) -> None:
         self.memo_limit = memo_limit

@@ -19,17 +19,17 @@ from .sysfs import parse_int
 from .sysroot import SysRoot
 
 __all__ = [
-    "Spurious",
-    "parse_spurious",
-    "IrqAffinity",
-    "read_irq_affinity",
-    "read_smp_affinity",
-    "read_irq_node",
-    "read_default_smp_affinity",
-    "list_irq_dirs",
-    "WriteStatus",
-    "WriteResult",
     "ERRNO_POLICY",
+    "IrqAffinity",
+    "Spurious",
+    "WriteResult",
+    "WriteStatus",
+    "list_irq_dirs",
+    "parse_spurious",
+    "read_default_smp_affinity",
+    "read_irq_affinity",
+    "read_irq_node",
+    "read_smp_affinity",
     "write_smp_affinity",
 ]
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from .sysroot import SysRoot
 
-__all__ = ["ParseError", "CpuTimes", "Stat", "parse_stat", "read_stat", "parse_irq_jiffies"]
+__all__ = ["CpuTimes", "ParseError", "Stat", "parse_irq_jiffies", "parse_stat", "read_stat"]
 
 _FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
 

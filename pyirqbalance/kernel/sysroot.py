@@ -20,7 +20,7 @@ import errno as _errno
 import os
 from collections.abc import Iterator
 
-__all__ = ["SysRoot", "KernelReadError"]
+__all__ = ["KernelReadError", "SysRoot"]
 
 _CHUNK = 1 << 20
 #: First request for a file of unknown size (sysfs attributes are at most a page).
@@ -40,7 +40,7 @@ class KernelReadError(OSError):
 class SysRoot:
     """A machine's /proc and /sys, possibly under a prefix directory."""
 
-    __slots__ = ("base", "_proc", "_sys", "_irq")
+    __slots__ = ("_irq", "_proc", "_sys", "base")
 
     def __init__(self, base: str | os.PathLike[str] = "/") -> None:
         self.base = os.fspath(base)

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from .. import IRQBALANCE_COMPAT_VERSION, __version__
+from ..engine.model import HintPolicy
 from .config import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_RUN_DIR,
@@ -37,20 +38,19 @@ from .config import (
     listen_address,
     load_config,
 )
-from ..engine.model import HintPolicy
 
 __all__ = [
-    "UsageError",
+    "EXIT_CONFIG",
+    "EXIT_OK",
+    "EXIT_RUNTIME",
+    "EXIT_USAGE",
+    "HELP",
+    "USAGE",
     "CommandLine",
+    "UsageError",
+    "main",
     "parse_command_line",
     "resolve",
-    "main",
-    "USAGE",
-    "HELP",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "EXIT_CONFIG",
-    "EXIT_RUNTIME",
 ]
 
 #: Exit statuses: irqbalance uses 0 and 1; 2 and 3 are pyirqbalance's.

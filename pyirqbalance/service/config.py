@@ -16,27 +16,27 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from ..kernel.cpumask import MaskError, parse_cpulist, parse_mask
 from ..engine.model import BalancerSettings, HintPolicy
+from ..kernel.cpumask import MaskError, parse_cpulist, parse_mask
 
 __all__ = [
-    "ConfigError",
-    "Config",
-    "BalancingConfig",
-    "DaemonConfig",
-    "HooksConfig",
-    "HistorySection",
-    "ApiConfig",
-    "MetricsConfig",
-    "SocketConfig",
-    "Options",
     "DEFAULT_CONFIG_PATH",
-    "DEFAULT_STATE_DIR",
     "DEFAULT_RUN_DIR",
-    "load_config",
-    "parse_config",
+    "DEFAULT_STATE_DIR",
+    "ApiConfig",
+    "BalancingConfig",
+    "Config",
+    "ConfigError",
+    "DaemonConfig",
+    "HistorySection",
+    "HooksConfig",
+    "MetricsConfig",
+    "Options",
+    "SocketConfig",
     "build_settings",
     "check_banned_cpus_env",
+    "load_config",
+    "parse_config",
 ]
 
 DEFAULT_CONFIG_PATH = "/etc/pyirqbalance/pyirqbalance.yaml"

@@ -207,7 +207,7 @@ class Daemon:
         """One pass, never raising: a failure is logged and forces a rescan."""
         try:
             report = self.balancer.run_pass()
-        except Exception as err:  # noqa: BLE001 - one bad pass must not end the daemon
+        except Exception as err:
             self.log.error("balancing pass failed (%s: %s); rescanning at the next pass",
                            type(err).__name__, err)
             self.log.debug("pass failure details", exc_info=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..engine.topology import ObjType, TopoObj
 from ..kernel import procinterrupts
 from ..kernel.cpumask import format_cpulist, format_mask, parse_mask
-from ..engine.topology import ObjType, TopoObj
 
-__all__ = ["machine_report", "format_text"]
+__all__ = ["format_text", "machine_report"]
 
 
 def _mask(mask: int | None) -> str | None:

@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-__all__ = ["setup_logging", "LOGGER_NAME", "SYSLOG_SOCKET"]
+__all__ = ["LOGGER_NAME", "SYSLOG_SOCKET", "setup_logging"]
 
 LOGGER_NAME = "pyirqbalance"
 SYSLOG_SOCKET = "/dev/log"

@@ -31,14 +31,14 @@ if TYPE_CHECKING:
     import socket
 
 __all__ = [
-    "Notifier",
-    "watchdog_interval",
-    "journal_stream_is_stderr",
-    "PriorityPrefixFormatter",
-    "NativeJournalHandler",
-    "journal_handler",
-    "syslog_priority",
     "JOURNAL_SOCKET",
+    "NativeJournalHandler",
+    "Notifier",
+    "PriorityPrefixFormatter",
+    "journal_handler",
+    "journal_stream_is_stderr",
+    "syslog_priority",
+    "watchdog_interval",
 ]
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"

@@ -44,13 +44,13 @@ from typing import NamedTuple
 from ..engine.model import BalanceLevel, HintPolicy, IrqPolicy
 
 __all__ = [
+    "MAX_CONSECUTIVE_TIMEOUTS",
+    "OUTPUT_LIMIT",
     "HookResult",
     "PolicyRunner",
+    "make_policy_hook",
     "parse_policy_output",
     "run_hook",
-    "make_policy_hook",
-    "OUTPUT_LIMIT",
-    "MAX_CONSECUTIVE_TIMEOUTS",
 ]
 
 #: Bytes kept of a hook's stdout and of its stderr; the rest is read and dropped.

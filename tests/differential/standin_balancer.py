@@ -10,7 +10,6 @@ through smp_affinity_list and the others through smp_affinity. With
 exits 0 on SIGTERM after the pass in progress.
 """
 
-import os
 import signal
 import sys
 import time

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from pyirqbalance.engine.balancer import Balancer
-from pyirqbalance.kernel.cpumask import format_mask, parse_mask
 from pyirqbalance.engine.dump import dump_tree
 from pyirqbalance.engine.model import BalancerSettings
+from pyirqbalance.kernel.cpumask import format_mask, parse_mask
 from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 

@@ -18,12 +18,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pyirqbalance.api.client import ApiClient
-from pyirqbalance.api.overrides import OverrideRegistry
-from pyirqbalance.api.server import ApiConfig, ApiConfigError, ApiContext, ApiService, LiveState, load_token
-from pyirqbalance.engine.balancer import Balancer
-from pyirqbalance.history import HistoryConfig, HistoryRecorder, HistoryStore
 from pyirqbalance.api.metrics import Metrics
+from pyirqbalance.api.overrides import OverrideRegistry
+from pyirqbalance.api.server import (
+    ApiConfig,
+    ApiConfigError,
+    ApiContext,
+    ApiService,
+    LiveState,
+    load_token,
+)
+from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.engine.model import BalancerSettings, PassReport
+from pyirqbalance.history import HistoryConfig, HistoryRecorder, HistoryStore
 from pyirqbalance.kernel.procirq import WriteResult, WriteStatus
 from pyirqbalance.kernel.sysroot import SysRoot
 

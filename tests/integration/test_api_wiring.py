@@ -8,9 +8,9 @@ from pathlib import Path
 from pyirqbalance.api.client import ApiClient
 from pyirqbalance.api.wiring import build_extras
 from pyirqbalance.engine.balancer import Balancer
-from pyirqbalance.service.config import parse_config
-from pyirqbalance.history import HistoryStore
 from pyirqbalance.engine.model import BalancerSettings
+from pyirqbalance.history import HistoryStore
+from pyirqbalance.service.config import parse_config
 
 
 def test_extras_from_config(tmp_path: Path, fake_machine, counter_simulator):

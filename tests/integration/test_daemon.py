@@ -21,13 +21,13 @@ import psutil
 import pytest
 
 from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.kernel.sysroot import SysRoot
 from pyirqbalance.service.cli import resolve
 from pyirqbalance.service.config import Config, load_config
 from pyirqbalance.service.control import ControlAdapter
 from pyirqbalance.service.daemon import Daemon, _Signals
-from pyirqbalance.service.rivals import find_irqbalance
 from pyirqbalance.service.notify import Notifier
-from pyirqbalance.kernel.sysroot import SysRoot
+from pyirqbalance.service.rivals import find_irqbalance
 from tests.oracle import mkfake
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from . import mkfake
@@ -95,7 +95,7 @@ MachineLike = str | os.PathLike[str] | Mapping
 # --------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def can_unshare() -> tuple[bool, str]:
     """Can a private mount namespace be made here (root, util-linux)?"""
     if sys.platform != "linux":
@@ -112,7 +112,7 @@ def can_unshare() -> tuple[bool, str]:
     return True, ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def have_oracle() -> tuple[bool, str]:
     """Can the real irqbalance be run here? ``(True, "")`` or ``(False, why not)``."""
     if not os.access(IRQBALANCE_BIN, os.X_OK):
@@ -120,7 +120,7 @@ def have_oracle() -> tuple[bool, str]:
     return can_unshare()
 
 
-@lru_cache(maxsize=None)
+@cache
 def have_pyirqbalance() -> tuple[bool, str]:
     """Does ``python3 -m pyirqbalance`` take ``--sysroot`` and ``--oneshot``?"""
     try:
@@ -139,7 +139,7 @@ def have_pyirqbalance() -> tuple[bool, str]:
     return True, ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def irqbalance_version() -> str:
     """The installed irqbalance package version, e.g. ``"1.9.2-1"`` (1.9.2 has no working -V)."""
     try:

@@ -23,7 +23,7 @@ NIC_QUEUE, OTHER_NIC_QUEUE = 128, 130
 
 
 class FaultyRoot(KernfsSysRoot):
-    __slots__ = ("faults", "attempts")
+    __slots__ = ("attempts", "faults")
 
     def __init__(self, base, faults: dict[int, int]):
         super().__init__(base)

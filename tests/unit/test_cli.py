@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from pyirqbalance.engine.model import HintPolicy
 from pyirqbalance.service import cli
 from pyirqbalance.service.cli import UsageError, main, parse_command_line, resolve
 from pyirqbalance.service.config import Config, ConfigError, load_config
-from pyirqbalance.engine.model import HintPolicy
 
 ULONG_MAX = 2**64 - 1
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pyirqbalance.engine.model import HintPolicy
 from pyirqbalance.service.config import (
     Config,
     ConfigError,
@@ -16,7 +17,6 @@ from pyirqbalance.service.config import (
     load_config,
     parse_config,
 )
-from pyirqbalance.engine.model import HintPolicy
 
 SHIPPED = Path(__file__).resolve().parents[2] / "etc" / "pyirqbalance.yaml"
 

@@ -15,7 +15,7 @@ from pyirqbalance.engine.irqlist import find_overloaded_objects
 from pyirqbalance.engine.load import apply_cpu_times, propagate_loads
 from pyirqbalance.engine.model import BalanceLevel, IrqClass
 from pyirqbalance.engine.placement import calculate_placement, find_best_object
-from pyirqbalance.engine.topology import ALL_CPUS, ObjType, TopoObj, Topology
+from pyirqbalance.engine.topology import ALL_CPUS, ObjType, Topology, TopoObj
 
 
 def _tree(domains: list[list[int]]) -> Topology:
@@ -174,10 +174,10 @@ def test_numa_node_without_usable_cpu_falls_back_to_least_loaded():
 
 def test_banned_cpus_precedence_and_cmdline_fallback():
     """Spec §1.3 precedence; /proc/cmdline only when the sysfs files do not exist."""
-    from pyirqbalance.kernel.cmdline import parse_cmdline
     from pyirqbalance.engine.model import BalancerSettings
-    from pyirqbalance.kernel.sysfs import CpuFacts
     from pyirqbalance.engine.topology import compute_banned_cpus
+    from pyirqbalance.kernel.cmdline import parse_cmdline
+    from pyirqbalance.kernel.sysfs import CpuFacts
 
     def facts(isolated, nohz):
         return CpuFacts((), 0xFF, None, None, None, None, None, isolated, nohz, None)

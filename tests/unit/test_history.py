@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pyirqbalance.engine.model import PassReport, Snapshot
 from pyirqbalance.history import (
     HistoryConfig,
     HistoryError,
@@ -25,7 +26,6 @@ from pyirqbalance.history import (
     reading_from_snapshot,
 )
 from pyirqbalance.history.deltas import WRAP_WINDOW, Change, counter_delta
-from pyirqbalance.engine.model import PassReport, Snapshot
 from pyirqbalance.kernel.sysroot import SysRoot
 
 BTIME = 1_700_000_000.0

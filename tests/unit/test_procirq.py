@@ -158,7 +158,7 @@ def test_errno_policy_table():
         errno.ENOMEM: WriteStatus.TRANSIENT,
         errno.ENOSPC: WriteStatus.NO_VECTORS,
     }
-    assert ERRNO_POLICY == expected
+    assert expected == ERRNO_POLICY
 
 
 @pytest.mark.parametrize("code", sorted(errno.errorcode))

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.kernel.procstat import CpuTimes, ParseError, parse_irq_jiffies, parse_stat, read_stat
+from pyirqbalance.kernel.procstat import (
+    CpuTimes,
+    ParseError,
+    parse_irq_jiffies,
+    parse_stat,
+    read_stat,
+)
 
 PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 U64 = 2**64 - 1

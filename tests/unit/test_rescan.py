@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from pyirqbalance.engine.balancer import Balancer
-from pyirqbalance.kernel.cpumask import cpus_of
 from pyirqbalance.engine.model import BalancerSettings
+from pyirqbalance.kernel.cpumask import cpus_of
 from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 

@@ -13,10 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from pyirqbalance.engine.classify import IrqInfo, IrqType
-from pyirqbalance.kernel.cpumask import irqbalance_parse_cpulist
-from pyirqbalance.engine.model import BalanceLevel, IrqClass
-from pyirqbalance.engine.topology import ObjType, TopoObj
 from pyirqbalance.api.uisocket import (
     BanCpus,
     BanIrqs,
@@ -28,6 +24,10 @@ from pyirqbalance.api.uisocket import (
     format_stats,
     parse_command,
 )
+from pyirqbalance.engine.classify import IrqInfo, IrqType
+from pyirqbalance.engine.model import BalanceLevel, IrqClass
+from pyirqbalance.engine.topology import ObjType, TopoObj
+from pyirqbalance.kernel.cpumask import irqbalance_parse_cpulist
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CAPTURE = FIXTURES / "uisocket" / "irqbalance-1.9.2-a_desktop4" / "capture.json"
