@@ -61,7 +61,7 @@ def _per_pass(desc: dict, passes: int, tmp: str) -> tuple[int, int, float]:
     mkfake.build_tree(m, tree, force=True)
     st = mkfake.SimState(m)
     _publish(m, st, tree)
-    bal = Balancer(SysRoot(tree), interval=1, sleep=lambda s: True)
+    bal = Balancer(SysRoot(tree))
     bal.start()
     _take_writes(m, st, tree, bal.run_pass())
     cpu = []

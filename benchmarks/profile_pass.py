@@ -73,7 +73,7 @@ def main() -> int:
         mkfake.build_tree(m, tree, force=True)
         st = mkfake.SimState(m)
         _publish(m, st, tree)
-        bal = Balancer(SysRoot(tree), interval=1, sleep=lambda s: True)
+        bal = Balancer(SysRoot(tree))
         t0 = time.perf_counter()
         bal.start()
         first = bal.run_pass()

@@ -59,9 +59,10 @@ def main() -> int:
         root = SysRoot(tmp)
         sim = CounterSimulator(root, machine)
         opts = resolve(["--sysroot", tmp, "--interval=1"], {}, Config())
-        balancer = Balancer(root, opts.settings, log=log, sleep=lambda s: True, interval=0)
+        balancer = Balancer(root, opts.settings, log=log)
         balancer.start()
         daemon = Daemon(opts, balancer, log=log, signals=_Signals(), notifier=Notifier({}))
+        daemon.interval = 0  # a rescan pass's wait takes no time
         daemon.listeners.append(OriginalAffinities(opts.state_dir, balancer, log))
         print(f"machine {args.machine}: {len(machine.online)} CPUs, {len(machine.irqs)} IRQs; "
               f"{args.passes} passes")

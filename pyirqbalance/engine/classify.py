@@ -16,9 +16,12 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .model import BalanceLevel, HintPolicy, IrqClass, IrqPolicy
+
+if TYPE_CHECKING:
+    from .topology import TopoObj
 
 __all__ = [
     "DEFAULT_LEVEL",
@@ -216,13 +219,14 @@ class IrqInfo:
         self.level = level
         #: Level before an activation error made the IRQ unmanaged.
         self.default_level = level
-        self.node = None  # TopoObj of its NUMA node
+        self.node: TopoObj | None = None  # its NUMA node
         self.count = 0
         self.last_count = 0
         self.load = 0
         self.moved = False
         self.existing = False
-        self.assigned = None  # TopoObj or None (in the rebalance list / nowhere)
+        #: Where it is placed; None: in the rebalance list, or nowhere.
+        self.assigned: TopoObj | None = None
         self.name = ""
         self.device: str | None = None
         #: Stand-in for the record's heap address, irqbalance's last sort key

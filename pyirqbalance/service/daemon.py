@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from ..engine.balancer import Balancer
+from ..engine.balancer import Balancer, RescanWait
 from ..engine.model import PassReport
 from ..errors import StartError
 from ..kernel.cpumask import format_cpulist
@@ -139,10 +139,9 @@ class Daemon:
 
     def set_interval(self, seconds: int) -> None:
         self.interval = seconds
-        self.balancer.interval = seconds
 
     def sleep(self, seconds: float) -> bool:
-        """Wait ``seconds`` (also the balancer's rescan wait); False once asked to stop.
+        """Wait ``seconds`` (also a rescan pass's wait); False once asked to stop.
 
         Reloads and dumps are handled as they arrive, without restarting the
         wait; the watchdog is fed from here, so it stops being fed if the loop
@@ -206,7 +205,7 @@ class Daemon:
     def run_pass(self) -> PassReport | None:
         """One pass, never raising: a failure is logged and forces a rescan."""
         try:
-            report = self.balancer.run_pass()
+            report = self._balance()
         except Exception as err:
             self.log.error("balancing pass failed (%s: %s); rescanning at the next pass",
                            type(err).__name__, err)
@@ -227,6 +226,13 @@ class Daemon:
                     self._listener_failed.add(id(listener))
                     self.log.error("pass listener %r failed: %s", listener, err)
         return report
+
+    def _balance(self) -> PassReport:
+        """One pass; a rescan pass waits here one interval for a fresh baseline."""
+        step = self.balancer.begin_pass()
+        while isinstance(step, RescanWait):
+            step = self.balancer.resume_pass(fresh=self.sleep(self.interval))
+        return step
 
     def run(self) -> int:
         """Wait, pass, repeat; returns the exit status."""
@@ -305,8 +311,8 @@ def _dry_run(opts: Options, root: SysRoot, log: logging.Logger) -> int:
     """Read everything, write nothing, wait for nothing; print the report."""
     from .explain import format_text, machine_report  # deferred: dry runs only
 
-    balancer = Balancer(root, opts.settings, write=False, log=log, sleep=lambda s: True,
-                        interval=opts.interval, policy=_policy_hook(opts, root, log),
+    balancer = Balancer(root, opts.settings, write=False, log=log,
+                        policy=_policy_hook(opts, root, log),
                         keep_text=True,  # the report names IRQs from the full rows
                         memo_limit=0)  # one pass
     balancer.start()
@@ -387,8 +393,7 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     signals.install()
     notifier = Notifier(env)
     balancer = Balancer(
-        root, opts.settings, write=True, log=log, interval=opts.interval,
-        sleep=lambda seconds: daemon.sleep(seconds),  # the rescan wait is the loop's wait
+        root, opts.settings, write=True, log=log,
         policy=_policy_hook(opts, root, log),
         debug_indent="...." if opts.journal else "    ",
         memo_limit=0 if opts.oneshot else MEMO_LIMIT,  # one pass: nothing to compare it with

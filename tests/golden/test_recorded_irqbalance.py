@@ -31,7 +31,7 @@ def _machine_tree(name: str, tmp_path: Path) -> KernfsSysRoot:
 
 
 def _oneshot(root: KernfsSysRoot) -> tuple[Balancer, dict[int, int]]:
-    balancer = Balancer(root, BalancerSettings(), sleep=lambda s: True)
+    balancer = Balancer(root, BalancerSettings())
     balancer.start()
     report = balancer.run_pass()
     return balancer, {w.irq: parse_mask(w.text) for w in report.writes if w.errno == 0}
@@ -109,8 +109,7 @@ def test_daemon_passes_write_what_irqbalance_wrote(machine, tmp_path):
     tree = tmp_path / "tree"
     mkfake.build_tree(m, str(tree), force=True)
     st = mkfake.SimState(m)
-    balancer = Balancer(KernfsSysRoot(tree), BalancerSettings(), interval=recorded["interval"],
-                        sleep=lambda s: True)
+    balancer = Balancer(KernfsSysRoot(tree), BalancerSettings())
     before = _affinity_files(tree, m.irqs)
     balancer.start()
 

@@ -67,7 +67,7 @@ class Rig:
         self.render()
         settings = BalancerSettings(banned_irqs=(WRAP_IRQ,))
         # keep_text: as api.wiring.build_extras sets it for history/API/metrics
-        self.balancer = Balancer(self.root, settings, sleep=lambda s: True, keep_text=True)
+        self.balancer = Balancer(self.root, settings, keep_text=True)
         self.balancer.start()
         self.history = HistoryConfig(path=str(tmp_path / "history.sqlite"), resolution_s=1e-3)
         self.recorder = HistoryRecorder(self.root, self.history, read_when_idle=False)

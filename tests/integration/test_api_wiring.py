@@ -31,7 +31,7 @@ def test_extras_from_config(tmp_path: Path, fake_machine, counter_simulator):
     })
     # An ephemeral port instead of 9199 (the file format asks for a real port).
     config = config._replace(api=config.api._replace(listen="127.0.0.1:0"))
-    balancer = Balancer(root, BalancerSettings(banned_irqs=(0,)), sleep=lambda s: True)
+    balancer = Balancer(root, BalancerSettings(banned_irqs=(0,)))
     balancer.start()
     extras = build_extras(config, root, balancer, logging.getLogger("test"))
     for service in extras.services:

@@ -294,9 +294,11 @@ class FaultyRoot(SysRoot):
 def in_process_daemon(root: SysRoot, tmp_path: Path) -> Daemon:
     opts = resolve(["--sysroot", root.base, "--interval=1"], {}, Config())
     log = logging.getLogger("test-daemon")
-    balancer = Balancer(root, opts.settings, log=log, sleep=lambda s: True, interval=0)
+    balancer = Balancer(root, opts.settings, log=log)
     balancer.start()
-    return Daemon(opts, balancer, log=log, signals=_Signals(), notifier=Notifier({}))
+    daemon = Daemon(opts, balancer, log=log, signals=_Signals(), notifier=Notifier({}))
+    daemon.interval = 0  # a rescan pass's wait takes no time
+    return daemon
 
 
 def test_the_collector_skips_the_tree_but_frees_the_last_one(tmp_path):

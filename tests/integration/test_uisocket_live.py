@@ -430,9 +430,7 @@ def test_stats_of_the_engine_match_real_irqbalance(serve, tmp_path: Path) -> Non
     mkfake.build_tree(machine, str(tree))
     # irqbalance ran with --interval=5 --banirq=9 on this tree, /proc static
     settings = BalancerSettings(banned_irqs=(9,))
-    balancer = balancer_mod.Balancer(
-        KernfsSysRoot(str(tree)), settings, sleep=lambda s: True, interval=5
-    )
+    balancer = balancer_mod.Balancer(KernfsSysRoot(str(tree)), settings)
     balancer.start()
     server = serve(BalancerTarget(balancer))
 

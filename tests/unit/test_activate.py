@@ -41,7 +41,7 @@ class FaultyRoot(KernfsSysRoot):
 def _balancer(tmp_path, faults):
     mkfake.build_tree(mkfake.Machine(json.loads(MACHINE.read_text())), str(tmp_path / "t"), force=True)
     root = FaultyRoot(tmp_path / "t", faults)
-    b = Balancer(root, BalancerSettings(), sleep=lambda s: True)
+    b = Balancer(root, BalancerSettings())
     b.start()
     return b, root
 

@@ -38,7 +38,7 @@ def test_counts_follow_every_file(tmp_path, memo_limit):
     state = mkfake.SimState(m)
     interrupts = tree / "proc" / "interrupts"
     interrupts.write_text(mkfake.render_interrupts(m, state))
-    b = Balancer(root, BalancerSettings(), sleep=lambda s: True, memo_limit=memo_limit)
+    b = Balancer(root, BalancerSettings(), memo_limit=memo_limit)
     b.start()
     before = _totals(interrupts.read_bytes())
     quiet = sorted(before)[::3]  # a third of the IRQs stop firing half way
@@ -50,7 +50,7 @@ def test_counts_follow_every_file(tmp_path, memo_limit):
         interrupts.write_text(mkfake.render_interrupts(m, state))
         b.run_pass()
         after = _totals(interrupts.read_bytes())
-        for irq, info in b._by_irq.items():
+        for irq, info in b.db.by_irq.items():
             assert (info.last_count, info.count) == (before[irq], after[irq]), irq
         if step > 2:
             assert all(before[irq] == after[irq] for irq in quiet)
@@ -66,10 +66,10 @@ def test_text_is_kept_only_when_asked(tmp_path):
     m = mkfake.Machine(MACHINE)
     mkfake.build_tree(m, str(tmp_path / "tree"), force=True)
     root = KernfsSysRoot(tmp_path / "tree")
-    plain = Balancer(root, BalancerSettings(), sleep=lambda s: True)
+    plain = Balancer(root, BalancerSettings())
     plain.start()
     assert plain.run_pass().snapshot is None
-    kept = Balancer(root, BalancerSettings(), sleep=lambda s: True, keep_text=True)
+    kept = Balancer(root, BalancerSettings(), keep_text=True)
     kept.start()
     snapshot = kept.run_pass().snapshot
     assert snapshot.interrupts == (tmp_path / "tree" / "proc" / "interrupts").read_bytes()
