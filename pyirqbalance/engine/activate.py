@@ -3,8 +3,8 @@
 For every IRQ that moved, in database order: mask = its object's CPUs that
 are online; read ``smp_affinity``; leave it alone when it already says that
 (or cannot be read); otherwise write the mask. The verdict of the kernel is
-sorted by :data:`procirq.ERRNO_POLICY`: transient errors are retried next
-pass, ENOSPC marks the target CPU as out of vectors and re-queues the IRQ,
+sorted by :data:`ERRNO_POLICY`: transient errors are retried next pass,
+ENOSPC marks the target CPU as out of vectors and re-queues the IRQ,
 anything else (EIO/EPERM for kernel-managed IRQs, ENOENT for a vanished one,
 a read-only file) stops managing the IRQ until the next rebuild. One IRQ's
 failure never stops the others.
@@ -12,6 +12,7 @@ failure never stops the others.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -23,7 +24,27 @@ from .irqlist import force_rebalance
 from .model import BalanceLevel, HintPolicy
 from .topology import ObjType
 
-__all__ = ["Activation", "activate_mappings"]
+__all__ = ["ERRNO_POLICY", "Activation", "activate_mappings", "errno_status"]
+
+#: errno of a refused smp_affinity write -> what to do (irqbalance activate.c).
+#: Anything not listed makes the IRQ unmanaged until the next rebuild.
+ERRNO_POLICY: dict[int, WriteStatus] = {
+    errno.EAGAIN: WriteStatus.TRANSIENT,   # interrupted or busy for a moment: try again
+    errno.EBUSY: WriteStatus.TRANSIENT,    # an affinity change is still pending (x86 vector move)
+    errno.EINVAL: WriteStatus.TRANSIENT,   # the mask has no online CPU (CPU hotplug race)
+    errno.ERANGE: WriteStatus.TRANSIENT,   # a CPU of the mask went away meanwhile
+    errno.ENOMEM: WriteStatus.TRANSIENT,   # the kernel could not allocate a cpumask
+    errno.ENOSPC: WriteStatus.NO_VECTORS,  # x86: no free interrupt vector on the target CPU
+    errno.EIO: WriteStatus.UNMANAGED,      # kernel-managed IRQ (irqbalance's one named case)
+    errno.EPERM: WriteStatus.UNMANAGED,    # kernel-managed or per-CPU IRQ
+}
+
+
+def errno_status(err: int) -> WriteStatus:
+    """What the balancer does after a write that ended with ``err`` (0: written)."""
+    if err == 0:
+        return WriteStatus.OK
+    return ERRNO_POLICY.get(err, WriteStatus.UNMANAGED)
 
 
 class Activation(NamedTuple):
@@ -76,6 +97,7 @@ def activate_mappings(
             out.append(Activation(info.irq, target, current, None, "dry run: would write"))
             continue
         result = procirq.write_smp_affinity(root, info.irq, target)
+        result = result._replace(status=errno_status(result.errno))
         out.append(Activation(info.irq, target, current, result, _describe(result)))
         if result.status is WriteStatus.OK:
             info.moved = False

@@ -175,7 +175,7 @@ class Balancer:
         cpu_facts = sysfs.read_cpu_facts(self.root, deepestcache=s.deepestcache)
         node_facts = sysfs.read_node_facts(self.root) if s.numa else None
         cmdline = None
-        if cpu_facts.isolated_raw is None and cpu_facts.nohz_full_raw is None:
+        if cpu_facts.isolated is None and cpu_facts.nohz_full is None:
             cmdline = read_cmdline(self.root)
         self.banned_cpu_info = banned = compute_banned_cpus(s, cpu_facts, cmdline)
         if banned.isolated or banned.nohz_full or banned.source.startswith("isolated"):

@@ -182,13 +182,6 @@ class BannedCpus(NamedTuple):
     nohz_full: int = 0
 
 
-def _sysfs_cpulist(raw: str | None) -> int:
-    """irqbalance ``get_mask_from_cpulist``: empty or "\\n" first line = empty set."""
-    if not raw or raw[0] == "\n":
-        return 0
-    return irqbalance_parse_cpulist(raw)
-
-
 def compute_banned_cpus(
     settings: BalancerSettings, facts: CpuFacts, cmdline: KernelCmdline | None = None
 ) -> BannedCpus:
@@ -209,10 +202,9 @@ def compute_banned_cpus(
     if settings.banned_cpulist_env:
         mask = irqbalance_parse_cpulist(settings.banned_cpulist_env)
         return BannedCpus(mask, "IRQBALANCE_BANNED_CPULIST")
-    isolated = _sysfs_cpulist(facts.isolated_raw)
-    nohz_full = _sysfs_cpulist(facts.nohz_full_raw)
+    isolated, nohz_full = facts.isolated or 0, facts.nohz_full or 0
     source = "isolated and nohz_full CPUs"
-    if cmdline is not None and facts.isolated_raw is None and facts.nohz_full_raw is None:
+    if cmdline is not None and facts.isolated is None and facts.nohz_full is None:
         # the sysfs files are missing entirely (not merely empty)
         isolated, nohz_full = cmdline.isolcpus, cmdline.nohz_full
         source = "isolcpus= and nohz_full= on the kernel command line"

@@ -1,8 +1,8 @@
 """/proc/irq/N/* and /proc/irq/default_smp_affinity (kernel/irq/proc.c).
 
 Reading affinity masks, and the one write pyirqbalance makes to the kernel:
-``smp_affinity``. A write never raises: its errno is sorted by
-:data:`ERRNO_POLICY` (irqbalance activate.c) into what the balancer does next.
+``smp_affinity``. A write never raises: it returns the kernel's errno, which
+the balancer sorts into what it does next (``engine.activate.ERRNO_POLICY``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from .sysfs import parse_int
 from .sysroot import SysRoot
 
 __all__ = [
-    "ERRNO_POLICY",
     "IrqAffinity",
     "Spurious",
     "WriteResult",
@@ -151,6 +150,8 @@ def list_irq_dirs(root: SysRoot) -> list[int]:
 
 
 class WriteStatus(enum.Enum):
+    """What the balancer does after a write (see ``engine.activate.ERRNO_POLICY``)."""
+
     OK = "ok"
     #: Retry at the same place next pass.
     TRANSIENT = "transient"
@@ -159,17 +160,6 @@ class WriteStatus(enum.Enum):
     #: The kernel will never take it: stop managing the IRQ until the next rescan.
     UNMANAGED = "unmanaged"
 
-
-#: errno of a refused smp_affinity write -> what to do (irqbalance activate.c).
-#: Anything not listed makes the IRQ unmanaged until the next rebuild.
-ERRNO_POLICY: dict[int, WriteStatus] = {
-    errno.EAGAIN: WriteStatus.TRANSIENT,   # interrupted or busy for a moment: try again
-    errno.EBUSY: WriteStatus.TRANSIENT,    # an affinity change is still pending (x86 vector move)
-    errno.EINVAL: WriteStatus.TRANSIENT,   # the mask has no online CPU (CPU hotplug race)
-    errno.ERANGE: WriteStatus.TRANSIENT,   # a CPU of the mask went away meanwhile
-    errno.ENOMEM: WriteStatus.TRANSIENT,   # the kernel could not allocate a cpumask
-    errno.ENOSPC: WriteStatus.NO_VECTORS,  # x86: no free interrupt vector on the target CPU
-}
 
 _REASONS = {
     errno.EIO: "kernel-managed IRQ, affinity cannot be changed",
@@ -195,7 +185,9 @@ class WriteResult(NamedTuple):
     irq: int
     text: str
     errno: int
-    status: WriteStatus
+    #: OK for a write the kernel took; a refusal is None until the balancer
+    #: sorts it (``engine.activate.ERRNO_POLICY``).
+    status: WriteStatus | None
 
     @property
     def reason(self) -> str:
@@ -209,11 +201,9 @@ class WriteResult(NamedTuple):
 def write_smp_affinity(root: SysRoot, irq: int, mask: int) -> WriteResult:
     """Write ``mask`` as irqbalance does (:func:`format_mask`, no newline).
 
-    Kernel refusals come back as the result, never as an exception; only a
-    negative ``mask`` (a caller bug) raises MaskError.
+    Kernel refusals come back as the result (their errno, status None), never
+    as an exception; only a negative ``mask`` (a caller bug) raises MaskError.
     """
     text = format_mask(mask)
     err = root.write(root.irq_file(irq, "smp_affinity"), text)
-    if err == 0:
-        return WriteResult(irq, text, 0, WriteStatus.OK)
-    return WriteResult(irq, text, err, ERRNO_POLICY.get(err, WriteStatus.UNMANAGED))
+    return WriteResult(irq, text, err, WriteStatus.OK if err == 0 else None)

@@ -46,7 +46,6 @@ __all__ = [
     "cpu_node_entry_number",
     "msi_irq_number",
     "node_dir_number",
-    "parse_distance",
     "parse_hex",
     "parse_int",
     "parse_irqbalance_cpulist",
@@ -220,16 +219,6 @@ def parse_online_flag(line: str | None) -> bool | None:
     return True if value == "1" else False if value == "0" else None
 
 
-def parse_distance(line: str | None) -> tuple[int, ...] | None:
-    """``nodeK/distance``: space-separated decimals (``10 21``)."""
-    if line is None:
-        return None
-    fields = line.split()
-    if not fields or not all(f.isascii() and f.isdecimal() and len(f) < 10 for f in fields):
-        return None
-    return tuple(int(f) for f in fields)
-
-
 def cpu_dir_number(name: str) -> int | None:
     """N for a ``cpu<N>`` entry of /sys/devices/system/cpu, else ``None``.
 
@@ -327,16 +316,10 @@ class CpuFacts(NamedTuple):
     dirs: tuple[CpuDir, ...]
     #: The ``online`` list (the CPUs irqbalance puts in its tree).
     online: int | None
-    possible: int | None
-    present: int | None
-    offline: int | None
-    #: ``isolated`` / ``nohz_full`` as irqbalance's banned-CPU default reads them.
+    #: ``isolated`` / ``nohz_full`` as irqbalance's banned-CPU default reads
+    #: them; None: the file does not exist.
     isolated: int | None
     nohz_full: int | None
-    #: Their first lines as read (newline kept), for the banned-CPU logic.
-    isolated_raw: str | None
-    nohz_full_raw: str | None
-    kernel_max: int | None
 
 
 class NodeDir(NamedTuple):
@@ -345,8 +328,6 @@ class NodeDir(NamedTuple):
     node: int
     #: ``cpumap`` as irqbalance parses it; a missing file is the empty set.
     cpumap: int
-    cpulist: int | None
-    distance: tuple[int, ...] | None
 
 
 class NodeFacts(NamedTuple):
@@ -356,8 +337,6 @@ class NodeFacts(NamedTuple):
     nodes: tuple[NodeDir, ...]
     #: The node directory exists (a non-NUMA kernel has none).
     present: bool
-    online: int | None
-    has_cpu: int | None
 
 
 class PciDevice(NamedTuple):
@@ -510,19 +489,11 @@ def read_cpu_facts(root: SysRoot, deepestcache: int | None = None) -> CpuFacts:
         cpu = cpu_dir_number(name)
         if cpu is not None:
             dirs.append(read_cpu_dir(root, name, cpu, deepestcache))
-    isolated_raw = line(f"{base}/isolated")
-    nohz_full_raw = line(f"{base}/nohz_full")
     return CpuFacts(
         dirs=tuple(dirs),
         online=parse_irqbalance_cpulist(line(f"{base}/online")),
-        possible=parse_strict_cpulist(line(f"{base}/possible")),
-        present=parse_strict_cpulist(line(f"{base}/present")),
-        offline=parse_strict_cpulist(line(f"{base}/offline")),
-        isolated=parse_irqbalance_cpulist(isolated_raw),
-        nohz_full=parse_irqbalance_cpulist(nohz_full_raw),
-        isolated_raw=isolated_raw,
-        nohz_full_raw=nohz_full_raw,
-        kernel_max=_maybe(parse_int, line(f"{base}/kernel_max")),
+        isolated=parse_irqbalance_cpulist(line(f"{base}/isolated")),
+        nohz_full=parse_irqbalance_cpulist(line(f"{base}/nohz_full")),
     )
 
 
@@ -540,18 +511,11 @@ def read_node_facts(root: SysRoot) -> NodeFacts:
         path = f"{base}/node{k}"
         cpumap = parse_irqbalance_mask(line(f"{path}/cpumap"))
         nodes.append(
-            NodeDir(
-                node=k,
-                cpumap=0 if cpumap is None else cpumap,
-                cpulist=parse_strict_cpulist(line(f"{path}/cpulist")),
-                distance=parse_distance(line(f"{path}/distance")),
-            )
+            NodeDir(node=k, cpumap=0 if cpumap is None else cpumap)
         )
     return NodeFacts(
         nodes=tuple(nodes),
         present=names is not None,
-        online=parse_strict_cpulist(line(f"{base}/online")),
-        has_cpu=parse_strict_cpulist(line(f"{base}/has_cpu")),
     )
 
 

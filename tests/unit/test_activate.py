@@ -11,6 +11,7 @@ import errno
 import json
 from pathlib import Path
 
+from pyirqbalance.engine.activate import ERRNO_POLICY, errno_status
 from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.engine.model import BalanceLevel, BalancerSettings
 from pyirqbalance.kernel.procirq import WriteStatus
@@ -95,3 +96,28 @@ def test_dry_run_writes_nothing(tmp_path):
     assert root.attempts == []
     targets = {d.irq: d.target_mask for d in b.decisions()}
     assert targets[NIC_QUEUE] is not None
+
+
+#: irqbalance 1.9.2 activate.c and the kernel's irq/proc.c, case by case: what a
+#: refused smp_affinity write means for the IRQ.
+_ERRNO_EXPECTED = [
+    (0, WriteStatus.OK),
+    (errno.EIO, WriteStatus.UNMANAGED),     # managed IRQ: irqbalance gives up on it
+    (errno.EPERM, WriteStatus.UNMANAGED),   # per-CPU / managed
+    (errno.ENOENT, WriteStatus.UNMANAGED),  # the IRQ went away
+    (errno.EACCES, WriteStatus.UNMANAGED),  # read-only file
+    (errno.EROFS, WriteStatus.UNMANAGED),
+    (errno.EOVERFLOW, WriteStatus.UNMANAGED),
+    (errno.EINVAL, WriteStatus.TRANSIENT),  # no online CPU in the mask: hotplug race
+    (errno.EAGAIN, WriteStatus.TRANSIENT),
+    (errno.EBUSY, WriteStatus.TRANSIENT),
+    (errno.ERANGE, WriteStatus.TRANSIENT),
+    (errno.ENOMEM, WriteStatus.TRANSIENT),
+    (errno.ENOSPC, WriteStatus.NO_VECTORS),  # target CPU out of vectors
+]
+
+
+def test_errno_policy_case_by_case():
+    for code, status in _ERRNO_EXPECTED:
+        assert errno_status(code) is status, errno.errorcode.get(code, code)
+    assert ERRNO_POLICY[errno.EIO] is WriteStatus.UNMANAGED  # named, not left to the default

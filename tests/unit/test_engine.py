@@ -177,14 +177,17 @@ def test_banned_cpus_precedence_and_cmdline_fallback():
     from pyirqbalance.engine.model import BalancerSettings
     from pyirqbalance.engine.topology import compute_banned_cpus
     from pyirqbalance.kernel.cmdline import parse_cmdline
-    from pyirqbalance.kernel.sysfs import CpuFacts
+    from pyirqbalance.kernel.sysfs import CpuFacts, parse_irqbalance_cpulist
 
     def facts(isolated, nohz):
-        return CpuFacts((), 0xFF, None, None, None, None, None, isolated, nohz, None)
+        return CpuFacts((), 0xFF, parse_irqbalance_cpulist(isolated),
+                        parse_irqbalance_cpulist(nohz))
 
     cmd = parse_cmdline("ro quiet isolcpus=domain,managed_irq,2-3 nohz_full=6\n")
     s = BalancerSettings()
     assert compute_banned_cpus(s, facts("1\n", "\n"), cmd).mask == 0b10
+    # C reads the line up to its first NUL: "1\0" + "2\n" bans CPU 1 only
+    assert compute_banned_cpus(s, facts("1\x002\n", None), cmd).mask == 0b10
     assert compute_banned_cpus(s, facts(None, None), cmd).mask == 0b1001100
     env = BalancerSettings(banned_cpus_env="f0", banned_cpulist_env="1")
     assert compute_banned_cpus(env, facts("1\n", None)).mask == 0xF0

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from pyirqbalance.kernel.procirq import (
-    ERRNO_POLICY,
     Spurious,
     WriteResult,
     WriteStatus,
@@ -125,7 +124,7 @@ def test_write_ok(make_tree, tmp_path):
 def test_write_missing_irq(make_tree):
     root = make_tree({"proc/irq/24/smp_affinity": "3\n"})
     result = write_smp_affinity(root, 25, 1)
-    assert (result.errno, result.status) == (errno.ENOENT, WriteStatus.UNMANAGED)
+    assert (result.errno, result.status) == (errno.ENOENT, None)
     assert result.reason == "ENOENT: IRQ vanished"
     assert not (Path(root.proc("irq", "25", "smp_affinity"))).exists()  # never created
 
@@ -133,7 +132,7 @@ def test_write_missing_irq(make_tree):
 def test_write_directory_in_place_of_the_file(make_tree):
     root = make_tree({"proc/irq/24/smp_affinity": Dir()})
     result = write_smp_affinity(root, 24, 1)
-    assert (result.errno, result.status) == (errno.EISDIR, WriteStatus.UNMANAGED)
+    assert (result.errno, result.status) == (errno.EISDIR, None)
 
 
 def test_write_through_a_file(make_tree):
@@ -145,29 +144,16 @@ def test_write_through_a_file(make_tree):
 def test_write_no_space(make_tree):
     root = make_tree({"proc/irq/24/smp_affinity": Symlink("/dev/full")})
     result = write_smp_affinity(root, 24, 1)
-    assert (result.errno, result.status) == (errno.ENOSPC, WriteStatus.NO_VECTORS)
+    assert (result.errno, result.status) == (errno.ENOSPC, None)
     assert result.reason == "ENOSPC: no free vector on target CPU"
 
 
-def test_errno_policy_table():
-    expected = {
-        errno.EAGAIN: WriteStatus.TRANSIENT,
-        errno.EBUSY: WriteStatus.TRANSIENT,
-        errno.EINVAL: WriteStatus.TRANSIENT,
-        errno.ERANGE: WriteStatus.TRANSIENT,
-        errno.ENOMEM: WriteStatus.TRANSIENT,
-        errno.ENOSPC: WriteStatus.NO_VECTORS,
-    }
-    assert expected == ERRNO_POLICY
-
-
 @pytest.mark.parametrize("code", sorted(errno.errorcode))
-def test_every_errno_is_classified(monkeypatch, make_tree, code):
+def test_every_errno_comes_back_as_the_result(monkeypatch, make_tree, code):
     root = make_tree({"proc/irq/9/smp_affinity": "1\n"})
     monkeypatch.setattr(SysRoot, "write", staticmethod(lambda path, data: code))
     result = write_smp_affinity(root, 9, 2)
-    assert result.errno == code
-    assert result.status is ERRNO_POLICY.get(code, WriteStatus.UNMANAGED)
+    assert (result.errno, result.status) == (code, None)  # the balancer sorts refusals
     assert result.reason.startswith(errno.errorcode[code] + ": ")
 
 
@@ -182,8 +168,5 @@ def test_every_errno_is_classified(monkeypatch, make_tree, code):
     ],
 )
 def test_reasons(code, reason):
-    status = ERRNO_POLICY.get(code, WriteStatus.UNMANAGED)
-    assert WriteResult(1, "00000001", code, status).reason == reason
-    # the kernel-managed refusals are permanent, the hotplug race is not
-    assert status is (WriteStatus.TRANSIENT if code == errno.EINVAL else WriteStatus.UNMANAGED)
+    assert WriteResult(1, "00000001", code, None).reason == reason
 

@@ -158,15 +158,6 @@ def test_parse_online_flag(line, value):
 
 
 @pytest.mark.parametrize(
-    ("line", "value"),
-    [("10 21\n", (10, 21)), ("10\n", (10,)), ("10 x\n", None), ("\n", None), (None, None),
-     ("9" * 5000 + "\n", None)],
-)
-def test_parse_distance(line, value):
-    assert sysfs.parse_distance(line) == value
-
-
-@pytest.mark.parametrize(
     ("name", "number"),
     [("cpu0", 0), ("cpu127", 127), ("cpu007", 7), ("cpufreq", None), ("cpuidle", None),
      ("cpu", None), ("cpu1 ", None), ("cpu-1", None), ("cpu+1", None), ("cpu1a", None),
@@ -222,12 +213,9 @@ def test_epyc_7451_cpus(fixtures_dir):
     facts = sysfs.read_cpu_facts(root)
     assert [d.cpu for d in facts.dirs] == listed_cpus(root)
     assert sorted(d.cpu for d in facts.dirs) == list(range(96))
-    assert facts.online == facts.possible == facts.present == cpus("0-95")
-    assert facts.offline == 0
-    assert facts.kernel_max == 8191
-    assert (facts.isolated_raw, facts.isolated) == ("\n", 0)
+    assert facts.online == cpus("0-95")
+    assert facts.isolated == 0  # "\n"
     # this kernel pads nohz_full with 90 spaces before "(null)"
-    assert facts.nohz_full_raw == " " * 90 + "(null)\n"
     assert facts.nohz_full == 0
 
     cpu = by_cpu(facts)
@@ -262,7 +250,7 @@ def test_epyc_7451_nodes(fixtures_dir):
     assert [f"node{n.node}" for n in nodes.nodes] == names
     nd = {n.node: n for n in nodes.nodes}
     assert sorted(nd) == list(range(8))
-    assert nd[0] == NodeDir(0, cpus("0-5,48-53"), None, None)  # only cpumap was captured
+    assert nd[0] == NodeDir(0, cpus("0-5,48-53"))
     assert nd[7].cpumap == cpus("42-47,90-95")
 
 
@@ -271,9 +259,7 @@ def test_hwloc_offline_cpus_signalled_only_by_cpu_online_files(fixtures_dir):
     facts = sysfs.read_cpu_facts(root)
     assert [d.cpu for d in facts.dirs] == listed_cpus(root)
     # no top-level list files at all: irqbalance would see no online CPU
-    assert (facts.online, facts.possible, facts.isolated, facts.nohz_full, facts.kernel_max) == (
-        None, None, None, None, None,
-    )
+    assert (facts.online, facts.isolated, facts.nohz_full) == (None, None, None)
     cpu = by_cpu(facts)
     offline = {2, 5, 13, 14}
     assert {d.cpu for d in facts.dirs if d.online_file is False} == offline
@@ -291,11 +277,7 @@ def test_hwloc_offline_cpu0_and_missing_node0(fixtures_dir):
     root = real(fixtures_dir, HWLOC_CPU0)
     facts = sysfs.read_cpu_facts(root)
     assert facts.online == cpus("4-20")
-    assert facts.possible == cpus("0-191")
-    assert facts.present == cpus("0-23")
-    assert facts.offline == cpus("0-3,21-191")
-    assert facts.kernel_max == 5119
-    assert (facts.nohz_full_raw, facts.nohz_full) == ("\0\n", 0)  # a NUL byte, then newline
+    assert facts.nohz_full == 0  # "\0\n": a NUL byte, then newline
     cpu = by_cpu(facts)
     assert len(cpu) == 24
     # offline cpu0: online=0, no topology, but its caches and node link were kept
@@ -306,16 +288,15 @@ def test_hwloc_offline_cpu0_and_missing_node0(fixtures_dir):
 
     nodes = sysfs.read_node_facts(root)
     # node0 is linked from the CPUs but has no directory
-    assert nodes.nodes == (NodeDir(1, mask_of(range(5, 20, 2)), mask_of(range(1, 24, 2)), (21, 10)),)
-    assert (nodes.online, nodes.has_cpu) == (cpus("1"), 0)
+    assert nodes.nodes == (NodeDir(1, mask_of(range(5, 20, 2))),)
 
 
 def test_node_exporter_cpu_less_node_and_isolated(fixtures_dir):
     root = real(fixtures_dir, NODE_EXPORTER)
     facts = sysfs.read_cpu_facts(root)
     assert facts.online == cpus("0-3")
-    assert (facts.isolated_raw, facts.isolated) == ("1,3-5,9\n", cpus("1,3-5,9"))
-    assert (facts.nohz_full_raw, facts.nohz_full, facts.possible) == (None, None, None)
+    assert facts.isolated == cpus("1,3-5,9")
+    assert facts.nohz_full is None
     assert [(d.cpu, d.package_id, d.core_id) for d in sorted(facts.dirs, key=lambda d: d.cpu)] == [
         (0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1),
     ]
@@ -324,9 +305,9 @@ def test_node_exporter_cpu_less_node_and_isolated(fixtures_dir):
     nodes = {n.node: n for n in sysfs.read_node_facts(root).nodes}
     # only cpulist was captured: cpumap is irqbalance's empty default
     assert nodes == {
-        0: NodeDir(0, 0, cpus("0-1"), None),
-        1: NodeDir(1, 0, cpus("2-3"), None),
-        2: NodeDir(2, 0, 0, None),  # CPU-less node: empty cpulist
+        0: NodeDir(0, 0),
+        1: NodeDir(1, 0),
+        2: NodeDir(2, 0),  # CPU-less node
     }
 
 
@@ -334,7 +315,6 @@ def test_arm_big_little_without_numa(fixtures_dir):
     root = real(fixtures_dir, ARM)
     facts = sysfs.read_cpu_facts(root)
     assert facts.online == cpus("0-7")
-    assert facts.kernel_max == 31
     cpu = by_cpu(facts)
     assert [d.package_id for d in facts.dirs].count(1) == 4
     c3 = cpu[3]
@@ -344,14 +324,14 @@ def test_arm_big_little_without_numa(fixtures_dir):
     assert [c.shared_cpu_map for c in c3.caches] == [cpus("3"), cpus("3"), cpus("3"), cpus("0-7")]
     assert all(c.size is None for c in c3.caches)  # not captured
     assert cpu[7].core_siblings == cpus("7")
-    assert sysfs.read_node_facts(root) == sysfs.NodeFacts((), False, None, None)
+    assert sysfs.read_node_facts(root) == sysfs.NodeFacts((), False)
 
 
 def test_hyperv_guest(fixtures_dir):
     root = real(fixtures_dir, HYPERV)
     facts = sysfs.read_cpu_facts(root)
     assert [d.cpu for d in facts.dirs] == listed_cpus(root)
-    assert (facts.nohz_full_raw, facts.nohz_full) == ("(null)\n", 0)
+    assert facts.nohz_full == 0  # "(null)\n"
     for d in facts.dirs:
         assert (d.online_file, d.package_id, d.core_id, d.node) == (True, 0, 0, 0)
         assert d.core_siblings == d.thread_siblings == cpus("0-1")  # SMT sibling pair
@@ -362,13 +342,12 @@ def test_hyperv_guest(fixtures_dir):
 def test_this_vm_with_recreated_links(fixtures_dir):
     root = real(fixtures_dir, THIS_VM)
     facts = sysfs.read_cpu_facts(root)
-    assert (facts.online, facts.kernel_max, facts.nohz_full) == (cpus("0-1"), 255, None)
+    assert (facts.online, facts.nohz_full) == (cpus("0-1"), None)
     c0 = by_cpu(facts)[0]
     assert (c0.node, c0.die_id, c0.cluster_id) == (0, 0, 65535)
     assert c0.caches[3].shared_cpu_map == cpus("0-1")
     nodes = sysfs.read_node_facts(root)
-    assert nodes.nodes == (NodeDir(0, cpus("0-1"), cpus("0-1"), (10,)),)
-    assert (nodes.online, nodes.has_cpu) == (cpus("0"), cpus("0"))
+    assert nodes.nodes == (NodeDir(0, cpus("0-1")),)
 
 
 # --------------------------------------------------------------------------
@@ -408,16 +387,10 @@ def test_hwloc_pci_devices(fixtures_dir):
 def test_hwloc_pci_numa_and_cpus(fixtures_dir):
     root = real(fixtures_dir, HWLOC_PCI)
     facts = sysfs.read_cpu_facts(root)
-    assert facts.online == facts.present == cpus("0-15")
-    assert (facts.possible, facts.offline) == (cpus("0-127"), cpus("16-127"))
-    assert facts.kernel_max == 4095
+    assert facts.online == cpus("0-15")
     assert all(d.node is None for d in facts.dirs)  # this capture has no cpuN/nodeK links
     nodes = sysfs.read_node_facts(root)
-    assert {n.node: (n.cpumap, n.cpulist, n.distance) for n in nodes.nodes} == {
-        0: (cpus("0-7"), cpus("0-7"), (10, 21)),
-        1: (cpus("8-15"), cpus("8-15"), (21, 10)),
-    }
-    assert nodes.online == nodes.has_cpu == cpus("0-1")
+    assert {n.node: n.cpumap for n in nodes.nodes} == {0: cpus("0-7"), 1: cpus("8-15")}
 
 
 def test_node_exporter_pci(fixtures_dir):
@@ -486,8 +459,8 @@ def test_fake_two_socket_machine(fake_machine):
 def test_empty_root_gives_empty_facts(make_tree):
     root = make_tree({"proc/interrupts": ""})
     facts = sysfs.read_cpu_facts(root)
-    assert facts == sysfs.CpuFacts((), None, None, None, None, None, None, None, None, None)
-    assert sysfs.read_node_facts(root) == sysfs.NodeFacts((), False, None, None)
+    assert facts == sysfs.CpuFacts((), None, None, None)
+    assert sysfs.read_node_facts(root) == sysfs.NodeFacts((), False)
     assert sysfs.read_pci_devices(root) == ()
     assert sysfs.read_pci_device(root, "0000:00:00.0") is None
 
@@ -512,7 +485,7 @@ def test_garbled_and_empty_cpu_files_never_raise(make_tree):
         }
     )
     facts = sysfs.read_cpu_facts(root)
-    assert (facts.online, facts.kernel_max, facts.possible) == (None, None, None)
+    assert facts.online is None
     cpu = by_cpu(facts)
     c0 = cpu[0]
     assert (c0.online_file, c0.package_id, c0.core_id) == (None, None, None)
@@ -550,9 +523,9 @@ def test_node_dirs_are_real_directories_named_node_digit(make_tree):
     nodes = sysfs.read_node_facts(root)
     got = {d.node: d for d in nodes.nodes}
     assert set(got) == {0, 1}
-    assert got[0] == NodeDir(0, 3, None, None)
-    assert got[1] == NodeDir(1, 0, None, None)
-    assert nodes.present and nodes.online == cpus("0-1")
+    assert got[0] == NodeDir(0, 3)
+    assert got[1] == NodeDir(1, 0)
+    assert nodes.present
 
 
 def test_pci_device_degradation(make_tree):
@@ -692,7 +665,6 @@ _PARSERS = [
     sysfs.parse_strict_mask,
     sysfs.parse_strict_cpulist,
     sysfs.parse_online_flag,
-    sysfs.parse_distance,
     sysfs.cpu_dir_number,
     sysfs.cpu_node_entry_number,
     sysfs.node_dir_number,
