@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from ..errors import PyirqbalanceError
+
 __all__ = ["ApiClient", "ApiResponse", "ApiUnreachable"]
 
 
-class ApiUnreachable(Exception):
+class ApiUnreachable(PyirqbalanceError):
     """No API answers at the URL (daemon down, API off, wrong address)."""
 
 

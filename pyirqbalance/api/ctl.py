@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from ..errors import PyirqbalanceError
 from ..history.store import HistoryConfig
 from ..kernel.cpumask import MaskError, parse_cpulist
 from ..kernel.procinterrupts import ParseError, parse_interrupts
@@ -62,7 +63,7 @@ _STATUS_EXIT = {400: EXIT_USAGE, 401: EXIT_DENIED, 403: EXIT_DENIED, 404: EXIT_N
                 409: EXIT_REFUSED, 422: EXIT_REFUSED, 503: EXIT_UNREACHABLE}
 
 
-class CtlError(Exception):
+class CtlError(PyirqbalanceError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code

@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import __version__
 from ..engine.model import PassReport, Snapshot
+from ..errors import PyirqbalanceError
 from ..history.deltas import counter_delta
 from ..history.recorder import boot_identity, read_boot_id
 from ..history.store import HistoryConfig, HistoryError, HistoryStore, iso_time
@@ -87,11 +88,11 @@ class ApiConfig:
     unix_socket_perms: str = "600"
 
 
-class ApiConfigError(Exception):
+class ApiConfigError(PyirqbalanceError):
     """A listener or token file that cannot be used (the daemon reports it and exits 2)."""
 
 
-class ApiError(Exception):
+class ApiError(PyirqbalanceError):
     """A request the API answers with ``status`` and a JSON error."""
 
     def __init__(self, status: int, message: str, parameter: str | None = None) -> None:

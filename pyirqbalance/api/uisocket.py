@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import PyirqbalanceError
 from ..kernel.cpumask import format_mask
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ class ControlTarget(Protocol):
         ...
 
 
-class ControlSocketError(OSError):
+class ControlSocketError(PyirqbalanceError, OSError):
     """The socket could not be set up (irqbalance exits 1 then)."""
 
 

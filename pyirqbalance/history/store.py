@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import PyirqbalanceError
 from .deltas import Change, counter_delta
 
 __all__ = [
@@ -109,7 +110,7 @@ class HistoryConfig:
             raise ValueError(f"history resolution_s must be > 0, got {self.resolution_s}")
 
 
-class HistoryError(Exception):
+class HistoryError(PyirqbalanceError):
     """The store cannot be opened, is not a history store, or is corrupt."""
 
 

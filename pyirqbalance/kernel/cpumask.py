@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ..errors import MaskError
+
 __all__ = [
     "IRQBALANCE_NR_CPUS",
     "MAX_CPUS",
@@ -77,10 +79,6 @@ def _join_groups(groups: list[str]) -> int:
     for g in groups:
         value = (value << 32) | int(g, 16)
     return value
-
-
-class MaskError(ValueError):
-    """Malformed mask or CPU list text."""
 
 
 # --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from functools import cache
 from itertools import accumulate
 from typing import NamedTuple
 
+from ..errors import ParseError
 from .sysroot import KernelReadError, SysRoot
 
 __all__ = [
@@ -48,18 +49,7 @@ __all__ = [
     "reference_irq_counts",
 ]
 
-
-class ParseError(ValueError):
-    """Text that is not /proc/interrupts; carries the line number and line."""
-
-    def __init__(self, message: str, lineno: int = 0, line: str = "") -> None:
-        super().__init__(
-            f"/proc/interrupts line {lineno}: {message}: {line.rstrip()!r}"
-            if lineno
-            else f"/proc/interrupts: {message}"
-        )
-        self.lineno = lineno
-        self.line = line
+_PATH = "/proc/interrupts"
 
 
 # --------------------------------------------------------------------------
@@ -176,10 +166,10 @@ def _parse_header(line: str) -> tuple[int, ...]:
     cpus = []
     for token in line.split():
         if not token.startswith("CPU") or not _is_number(token[3:]):
-            raise ParseError("header must list CPUn columns", 1, line)
+            raise ParseError("header must list CPUn columns", path=_PATH, lineno=1, line=line)
         cpus.append(int(token[3:]))
     if not cpus:
-        raise ParseError("header lists no CPU", 1, line)
+        raise ParseError("header lists no CPU", path=_PATH, lineno=1, line=line)
     return tuple(cpus)
 
 
@@ -187,7 +177,7 @@ def parse_interrupts(text: str) -> Interrupts:
     """Parse the whole file. Raises :class:`ParseError` for text of another shape."""
     lines = text.split("\n")
     if not lines[0].strip():
-        raise ParseError("empty file or no header line")
+        raise ParseError("empty file or no header line", path=_PATH)
     cpus = _parse_header(lines[0])
     ncpu = len(cpus)
     parsed: list[tuple[str, int | None, tuple[int, ...], str, int]] = []
@@ -197,7 +187,7 @@ def parse_interrupts(text: str) -> Interrupts:
         label, colon, body = line.partition(":")
         label = label.strip()
         if not colon or not label or len(label.split()) != 1:
-            raise ParseError("expected 'LABEL: counts'", lineno, line)
+            raise ParseError("expected 'LABEL: counts'", path=_PATH, lineno=lineno, line=line)
         irq = int(label) if _is_number(label) else None
         # Named rows take every leading number: old ARM kernels print IPI counts
         # for all present CPUs under a header of online CPUs only.

@@ -15,15 +15,12 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from ..errors import ParseError
 from .sysroot import SysRoot
 
 __all__ = ["CpuTimes", "ParseError", "Stat", "parse_irq_jiffies", "parse_stat", "read_stat"]
 
 _FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
-
-
-class ParseError(ValueError):
-    """Text that is not /proc/stat."""
 
 
 class CpuTimes(NamedTuple):

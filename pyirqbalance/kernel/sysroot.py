@@ -20,6 +20,8 @@ import errno as _errno
 import os
 from collections.abc import Iterator
 
+from ..errors import KernelReadError
+
 __all__ = ["KernelReadError", "SysRoot"]
 
 _CHUNK = 1 << 20
@@ -31,10 +33,6 @@ _PIPE = 1 << 16
 _MARGIN = bytes(_PIPE)
 #: Largest single read(2) asked for (pipes return 64 KiB at a time anyway).
 _MAX_CHUNK = 1 << 26
-
-
-class KernelReadError(OSError):
-    """A kernel file that had to be read could not be."""
 
 
 class SysRoot:

@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from .. import IRQBALANCE_COMPAT_VERSION, __version__
 from ..engine.model import HintPolicy
+from ..errors import PyirqbalanceError
 from .config import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_RUN_DIR,
@@ -72,7 +73,7 @@ _LONG_MAX = 2**63 - 1
 _INT_MAX = 2**31 - 1
 
 
-class UsageError(Exception):
+class UsageError(PyirqbalanceError):
     """A bad command line (exit status 1, like irqbalance)."""
 
 

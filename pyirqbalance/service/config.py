@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ..engine.model import BalancerSettings, HintPolicy
+from ..errors import PyirqbalanceError
 from ..kernel.cpumask import MaskError, parse_cpulist, parse_mask
 
 __all__ = [
@@ -48,7 +49,7 @@ _INT_MAX = 2**31 - 1
 _ULONG_MAX = 2**64 - 1
 
 
-class ConfigError(Exception):
+class ConfigError(PyirqbalanceError):
     """A bad configuration value (exit status 2); the message is one line."""
 
 
