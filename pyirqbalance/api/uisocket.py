@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import PyirqbalanceError
+from ..kernel.cnum import c_int, strtoul
 from ..kernel.cpumask import format_mask
 
 if TYPE_CHECKING:
@@ -118,35 +119,6 @@ class Ignored:
 Command = Stats | Setup | SetInterval | BanIrqs | BanCpus | Ignored
 
 
-def _strtoul(text: bytes, pos: int) -> tuple[int, int]:
-    """glibc ``strtoul(text + pos, &end, 10)`` on LP64: (value, end index).
-
-    Leading white space and one sign are accepted; ``-N`` is ``2**64 - N``;
-    overflow gives ULONG_MAX; no digits gives 0 with ``end == pos``.
-    """
-    i, n = pos, len(text)
-    while i < n and text[i] in b" \t\n\v\f\r":
-        i += 1
-    negative = i < n and text[i] == 0x2D
-    if i < n and text[i] in b"+-":
-        i += 1
-    start = i
-    while i < n and 0x30 <= text[i] <= 0x39:
-        i += 1
-    if i == start:
-        return 0, pos
-    value = int(text[start:i])
-    if value > _ULONG_MAX:
-        return _ULONG_MAX, i
-    return (-value & _ULONG_MAX if negative else value), i
-
-
-def _c_int(value: int) -> int:
-    """An unsigned long stored in a C ``int`` (low 32 bits, two's complement)."""
-    value &= 0xFFFFFFFF
-    return value - 2**32 if value >= 2**31 else value
-
-
 def parse_command(data: bytes) -> Command:
     """What irqbalance 1.9 does with one received message.
 
@@ -164,7 +136,7 @@ def parse_command(data: bytes) -> Command:
         return Ignored("unknown command")
     rest = text[len(b"settings ") :]
     if rest.startswith(b"sleep "):
-        seconds = _c_int(_strtoul(rest, len(b"sleep "))[0])
+        seconds = c_int(strtoul(rest, len(b"sleep "))[0])
         if seconds < 1:
             return Ignored(f"sleep interval {seconds} is not >= 1")
         return SetInterval(seconds)
@@ -190,11 +162,11 @@ def _parse_irq_list(text: bytes) -> tuple[int, ...]:
     """
     if text.startswith(b"NONE"):
         return ()
-    value, end = _strtoul(text, 0)
-    irqs = [_c_int(value)]
+    value, end = strtoul(text, 0)
+    irqs = [c_int(value)]
     while True:
-        value, end = _strtoul(text, end)
-        irq = _c_int(value)
+        value, end = strtoul(text, end)
+        irq = c_int(value)
         if irq == 0:
             break
         if irq not in irqs:

@@ -16,11 +16,14 @@ import re
 from typing import NamedTuple
 
 from ..errors import ParseError
+from .cnum import c_int, strtoul, strtoull
 from .sysroot import SysRoot
 
 __all__ = ["CpuTimes", "ParseError", "Stat", "parse_irq_jiffies", "parse_stat", "read_stat"]
 
-_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
+_FIELDS = (
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice",
+)
 
 
 class CpuTimes(NamedTuple):
@@ -61,7 +64,8 @@ def parse_stat(text: str) -> Stat:
     cpus = []
     total = intr = softirq = btime = None
     for lineno, line in enumerate(text.splitlines(), start=1):
-        fields = line.split(None, len(_FIELDS) + 1) if line.startswith("cpu") else line.split(None, 2)
+        cpu_line = line.startswith("cpu")
+        fields = line.split(None, len(_FIELDS) + 1 if cpu_line else 2)
         if not fields:
             continue
         key = fields[0]
@@ -97,8 +101,6 @@ def read_stat(root: SysRoot) -> Stat:
 
 _U64 = (1 << 64) - 1
 _SP = "[ \t\n\v\f\r]"
-#: ``strtoul(&line[3], NULL, 10)``: blanks, a sign, digits (maybe none: 0).
-_STRTOUL = re.compile(f"{_SP}*([+-]?)([0-9]*)")
 #: ``sscanf(line, "%*s %*u %*u %*u %*u %*u %llu %llu")`` when it returns 2.
 #: Possessive quantifiers: scanf never gives back what a conversion consumed.
 _SCANF = re.compile(
@@ -107,19 +109,8 @@ _SCANF = re.compile(
 
 
 def _c_ull(sign: str, digits: str) -> int:
-    """glibc strtoull of an accepted number: overflow saturates, '-' negates mod 2**64."""
-    digits = digits.lstrip("0")
-    value = _U64 if len(digits) > 20 else int(digits or "0")
-    if value > _U64:
-        return _U64
-    return -value & _U64 if sign == "-" else value
-
-
-def _c_cpu_number(text: str) -> int:
-    """``int cpunr = strtoul(...)``: an unsigned long cut to a 32-bit int."""
-    m = _STRTOUL.match(text)
-    value = _c_ull(m[1], m[2]) & 0xFFFFFFFF
-    return value - (1 << 32) if value >> 31 else value
+    """The ``%llu`` sscanf matched as ``sign`` and ``digits`` (strtoull's range rule)."""
+    return strtoull(sign + digits)[0]
 
 
 #: A line as the kernel prints it: "cpuN" and at least seven plain numbers, none
@@ -156,7 +147,7 @@ def parse_irq_jiffies(text: str) -> tuple[tuple[int, int | None], ...] | None:
         line = line.partition("\0")[0]  # C string functions stop at a NUL
         if "cpu" not in line:
             break
-        cpu = _c_cpu_number(line[3:])
+        cpu = c_int(strtoul(line, 3)[0])  # int cpunr = strtoul(&line[3], NULL, 10)
         m = _SCANF.match(line)
         raw = None if m is None else (_c_ull(m[1], m[2]) + _c_ull(m[3], m[4])) & _U64
         rows.append((cpu, raw))

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
+from .cnum import atoi, c_int, scan_number, strtol, unsigned_value
 from .cpumask import (
     irqbalance_parse_cpulist,
     irqbalance_parse_mask,
@@ -67,12 +68,6 @@ _T = TypeVar("_T")
 #: What irqbalance's ``read_pci_data`` treats as "no value" (``PCI_INVAL_DATA``).
 PCI_INVALID = 0xFFFFFFFF
 
-_ULONG_MAX = (1 << 64) - 1
-_LONG_MAX = (1 << 63) - 1
-# C isspace(), then an optional sign; only ASCII digits count (C locale).
-_DEC_RE = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
-# "0x" is a prefix only when a hex digit follows; otherwise "0" is the number.
-_HEX_RE = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]+)")
 _CPU_NAME_RE = re.compile(r"cpu([0-9]+)")
 _INDEX_NAME_RE = re.compile(r"index([0-9]+)")
 _LEADING_DIGITS_RE = re.compile(r"[0-9]+")
@@ -98,38 +93,8 @@ def parse_strtoul(text: str, base: int = 10) -> int | None:
     >>> parse_strtoul("12abc"), parse_strtoul("abc")
     (12, None)
     """
-    m = (_HEX_RE if base == 16 else _DEC_RE).match(text)
-    if m is None:
-        return None
-    value = _digits_value(m.group(2), base, _ULONG_MAX)
-    if value > _ULONG_MAX:
-        return _ULONG_MAX
-    return (-value) & _ULONG_MAX if m.group(1) == "-" else value
-
-
-def _digits_value(digits: str, base: int, limit: int) -> int:
-    """int(digits, base), or ``limit + 1`` for anything above ``limit``.
-
-    Cheap on absurdly long input, and never trips Python's limit on decimal
-    string conversion (a garbled file must not raise).
-    """
-    digits = digits.lstrip("0") or "0"
-    if len(digits) > len(f"{limit:x}" if base == 16 else str(limit)):
-        return limit + 1
-    return min(int(digits, base), limit + 1)
-
-
-def _c_int(value: int) -> int:
-    """Truncate to a C ``int`` (32-bit two's complement)."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value & 0x80000000 else value
-
-
-def _strtol_int(m: re.Match[str]) -> int:
-    """A ``_DEC_RE`` match as ``(int)strtol(...)``: clamped to a C long, then truncated."""
-    negative = m.group(1) == "-"
-    value = min(_digits_value(m.group(2), 10, _LONG_MAX), _LONG_MAX + negative)
-    return _c_int(-value if negative else value)
+    n = scan_number(text, 0, base)
+    return unsigned_value(n.negative, n.magnitude) if n.found else None
 
 
 def parse_int(text: str) -> int | None:
@@ -139,7 +104,7 @@ def parse_int(text: str) -> int | None:
     (-1, -1, None)
     """
     value = parse_strtoul(text, 10)
-    return None if value is None else _c_int(value)
+    return None if value is None else c_int(value)
 
 
 def parse_hex(text: str) -> int | None:
@@ -241,10 +206,10 @@ def cpu_node_entry_number(name: str) -> int | None:
     rest = name[4:]
     if not rest:
         return 0
-    m = _DEC_RE.fullmatch(rest)
-    if m is None:
+    num, end = strtol(rest)
+    if end == 0 or end != len(rest):
         return None
-    num = _strtol_int(m)
+    num = c_int(num)
     return num if num >= 0 else None
 
 
@@ -262,8 +227,7 @@ def node_dir_number(name: str) -> int | None:
 
 def msi_irq_number(name: str) -> int:
     """``(int)strtol(name, NULL, 10)`` of an ``msi_irqs/`` entry; 0 = not an IRQ."""
-    m = _DEC_RE.match(name)
-    return 0 if m is None else _strtol_int(m)
+    return atoi(name)
 
 
 # --------------------------------------------------------------------------

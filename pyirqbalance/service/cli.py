@@ -27,6 +27,7 @@ from typing import NamedTuple
 from .. import IRQBALANCE_COMPAT_VERSION, __version__
 from ..engine.model import HintPolicy
 from ..errors import PyirqbalanceError
+from ..kernel.cnum import CNumber, c_int, scan_number, strtol, unsigned_value
 from .config import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_RUN_DIR,
@@ -69,7 +70,6 @@ USAGE = (
 )
 
 _ULONG_MAX = 2**64 - 1
-_LONG_MAX = 2**63 - 1
 _INT_MAX = 2**31 - 1
 
 
@@ -218,39 +218,31 @@ def parse_command_line(
 # --------------------------------------------------------------------------
 
 
-def _c_digits(text: str, option: str) -> tuple[bool, int]:
-    """Sign and value of what C ``strto*l`` reads: blanks, a sign, digits; the rest ignored."""
-    s = text.lstrip(" \t\n\v\f\r")
-    neg = s[:1] == "-"
-    s = s[1:] if s[:1] in "+-" else s
-    k = 0
-    while k < len(s) and s[k] in "0123456789":
-        k += 1
-    if k == 0:
+def _number(text: str, option: str) -> CNumber:
+    """What C ``strto*l`` reads: blanks, a sign, digits; the rest ignored."""
+    number = scan_number(text)
+    if not number.found:
         raise UsageError(f"invalid --{option} value {text!r}: a number is required")
-    return neg, int(s[:k])
+    return number
 
 
 def _strtoul(text: str, option: str) -> int:
     """C ``strtoul``: out of range reads ULONG_MAX, a minus sign wraps around."""
-    neg, value = _c_digits(text, option)
-    if value > _ULONG_MAX:
-        return _ULONG_MAX
-    return (-value) & _ULONG_MAX if neg else value
+    number = _number(text, option)
+    return unsigned_value(number.negative, number.magnitude)
 
 
 def _strtol(text: str, option: str) -> int:
     """C ``strtol``: clamped to LONG_MIN..LONG_MAX."""
-    neg, value = _c_digits(text, option)
-    return max(-value, -_LONG_MAX - 1) if neg else min(value, _LONG_MAX)
+    _number(text, option)
+    return strtol(text)[0]
 
 
 def _banirq(text: str) -> int:
     value = _strtoul(text, "banirq")
     if value == _ULONG_MAX:
         raise UsageError(f"invalid --banirq value {text!r}")
-    value &= 0xFFFFFFFF  # cast to int, as irqbalance does
-    return value - 2**32 if value > _INT_MAX else value
+    return c_int(value)  # cast to int, as irqbalance does
 
 
 def _powerthresh(text: str) -> int | None:
