@@ -22,7 +22,7 @@ of any length are fine: values are capped before Python converts them.
 from __future__ import annotations
 
 import re
-from typing import AnyStr, NamedTuple
+from typing import Any, AnyStr, NamedTuple
 
 __all__ = [
     "LONG_MAX",
@@ -45,7 +45,7 @@ LONG_MIN = -(1 << 63)
 _DEC = r"[ \t\n\v\f\r]*([+-]?)([0-9]+)"
 # "0x" is a prefix only when a hex digit follows; otherwise "0" is the number.
 _HEX = r"[ \t\n\v\f\r]*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]+)"
-_PATTERNS = {
+_PATTERNS: dict[tuple[type, int], re.Pattern[Any]] = {
     (str, 10): re.compile(_DEC),
     (str, 16): re.compile(_HEX),
     (bytes, 10): re.compile(_DEC.encode()),
@@ -69,10 +69,10 @@ class CNumber(NamedTuple):
 
 def _magnitude(digits: str | bytes, base: int) -> int:
     """int(digits, base), capped at ULONG_MAX + 1; cheap on absurdly long runs."""
-    digits = digits.lstrip(b"0" if isinstance(digits, bytes) else "0")
+    digits = digits.lstrip(b"0") if isinstance(digits, bytes) else digits.lstrip("0")
     if len(digits) > _MAX_DIGITS[base]:
         return ULONG_MAX + 1
-    return min(int(digits or b"0", base), ULONG_MAX + 1)
+    return min(int(digits or "0", base), ULONG_MAX + 1)
 
 
 def scan_number(text: AnyStr, pos: int = 0, base: int = 10) -> CNumber:

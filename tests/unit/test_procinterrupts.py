@@ -380,23 +380,24 @@ _NO_XXHASH = "import sys; sys.modules['xxhash'] = None; "
 def hasher(request, monkeypatch):
     """Which line hash the streamed mode uses: XXH3 (the xxhash package, a
     dependency), or the interpreter's when the package cannot be imported."""
-    from pyirqbalance.kernel import procinterrupts
+    from pyirqbalance.kernel.scanner import streamed
 
     if request.param == "siphash":
         monkeypatch.setitem(sys.modules, "xxhash", None)  # import xxhash raises ImportError
-    procinterrupts._line_hash.cache_clear()
+    streamed.line_hash.cache_clear()
     yield request.param
-    procinterrupts._line_hash.cache_clear()
+    streamed.line_hash.cache_clear()
 
 
 def test_line_hash_is_keyed_and_reads_buffers(hasher):
-    from pyirqbalance.kernel.procinterrupts import _line_hash
+    from pyirqbalance.kernel.scanner.streamed import line_hash as make_line_hash
 
-    line_hash = _line_hash()
+    line_hash = make_line_hash()
     data = bytearray(b"  1:          5          0   IO-APIC   1-edge  i8042\n")
     assert line_hash(memoryview(data)) == line_hash(memoryview(bytes(data)))
     assert line_hash(memoryview(data)) != line_hash(memoryview(data)[:-1])
-    probe = "from pyirqbalance.kernel import procinterrupts as p; print(p._line_hash()(memoryview(b'x')))"
+    probe = ("from pyirqbalance.kernel.scanner import streamed as s; "
+             "print(s.line_hash()(memoryview(b'x')))")
     if hasher == "siphash":
         probe = _NO_XXHASH + probe
     env = {**os.environ, "PYTHONHASHSEED": "random"}
@@ -407,16 +408,16 @@ def test_line_hash_is_keyed_and_reads_buffers(hasher):
 
 def test_big_file_rows_parsed_only_where_lines_changed(monkeypatch, hasher):
     """Streamed (too big to keep): a line hashed as last time is not parsed again."""
-    from pyirqbalance.kernel import procinterrupts
+    from pyirqbalance.kernel.scanner import streamed
 
     before = load("this-vm/proc/interrupts")
     after = load("this-vm/proc/interrupts.after-10s")
     scanner = IrqCountScanner(memo_limit=100)
     scanner.scan_chunks([before])
     parsed = []
-    real = procinterrupts._parse_line
+    real = streamed.parse_line
     monkeypatch.setattr(
-        procinterrupts, "_parse_line", lambda line, *a: parsed.append(line) or real(line, *a)
+        streamed, "parse_line", lambda line, *a: parsed.append(line) or real(line, *a)
     )
     pieces = [after[i:i + 300] for i in range(0, len(after), 300)]
     assert scanner.scan_chunks(pieces) == reference_irq_counts(after)
