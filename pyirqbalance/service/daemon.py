@@ -357,7 +357,7 @@ def run(opts: Options, *, reload: Callable[[], Options] | None = None,
     pid_written = False
     try:
         if root.is_live and not opts.force:
-            other = find_irqbalance()
+            other = find_irqbalance(root, os.getpid())
             if other is not None:
                 raise StartError(
                     f"irqbalance is running (pid {other}); two balancers would fight over "

@@ -1,27 +1,28 @@
-"""Is an irqbalance already balancing this host? Two balancers would fight over /proc/irq."""
+"""Is an irqbalance already balancing this host? Two balancers would fight over /proc/irq.
+
+A process counts as irqbalance when any of its names (``comm``, argv[0]'s or the
+executable's base name) is ``irqbalance``: the kernel's name covers a renamed
+argv[0], the executable a copy started under another argv[0].
+"""
 
 from __future__ import annotations
 
-import os
+from ..kernel.procpid import ProcessNames, list_pids, read_process_names
+from ..kernel.sysroot import SysRoot
 
-from ..errors import StartError
+__all__ = ["IRQBALANCE", "find_irqbalance", "is_irqbalance"]
 
-__all__ = ["find_irqbalance"]
+IRQBALANCE = "irqbalance"
 
 
-def find_irqbalance() -> int | None:
-    """The pid of a running irqbalance on this host, if any."""
-    try:
-        import psutil  # a declared dependency; imported only where it is needed
-    except ImportError:
-        raise StartError("psutil is not installed: cannot check for a running irqbalance "
-                         "(pip install psutil, or use --force)") from None
+def is_irqbalance(names: ProcessNames) -> bool:
+    """Whether the process with these names runs irqbalance."""
+    return IRQBALANCE in names.basenames()
 
-    for proc in psutil.process_iter(["pid", "name", "exe", "cmdline"]):
-        info = proc.info
-        argv0 = (info.get("cmdline") or [""])[0]
-        names = {info.get("name") or "", os.path.basename(info.get("exe") or ""),
-                 os.path.basename(argv0)}
-        if "irqbalance" in names and info["pid"] != os.getpid():
-            return info["pid"]
+
+def find_irqbalance(root: SysRoot, self_pid: int | None = None) -> int | None:
+    """The pid of a running irqbalance under ``root``'s /proc (never ``self_pid``), if any."""
+    for pid in list_pids(root):
+        if pid != self_pid and is_irqbalance(read_process_names(root, pid)):
+            return pid
     return None

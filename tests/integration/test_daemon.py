@@ -17,17 +17,17 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.kernel.procpid import read_process_names
 from pyirqbalance.kernel.sysroot import SysRoot
 from pyirqbalance.service.cli import resolve
 from pyirqbalance.service.config import Config, load_config
 from pyirqbalance.service.control import ControlAdapter
 from pyirqbalance.service.daemon import Daemon, _Signals
 from pyirqbalance.service.notify import Notifier
-from pyirqbalance.service.rivals import find_irqbalance
+from pyirqbalance.service.rivals import find_irqbalance, is_irqbalance
 from tests.oracle import mkfake
 from tests.waiting import is_dead, read_when_complete, wait_dead, wait_until
 
@@ -412,8 +412,9 @@ def test_daemon_mode_pid_file_and_single_instance(tmp_path):
     assert out.returncode == 0, out.stderr                    # the parent returns at once
     pid = int(read_when_complete(pidfile))
     try:
-        child = psutil.Process(pid)
-        assert child.is_running() and pid != out.args and child.ppid() != os.getpid()
+        # detached: a grandchild that init (or a subreaper) adopted, not our child
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        assert not is_dead(pid) and int(stat[stat.rindex(")") + 2 :].split()[1]) != os.getpid()
         assert (tree / "run" / "irqbalance" / "pyirqbalance.lock").read_text() == f"{pid}\n"
         second = run("--foreground", "--interval=1", "--sysroot", str(tree))
         assert second.returncode == 3
@@ -464,15 +465,54 @@ def test_dry_run_does_not_wait_for_the_interval(tmp_path):
     assert out.returncode == 0 and "IRQ" in out.stdout
 
 
-def test_find_irqbalance_sees_a_process_of_that_name(tmp_path):
+def test_a_process_named_irqbalance_on_this_host_is_seen(tmp_path):
+    """Through SysRoot("/"): the kernel's names of a real process (other suites on this
+    machine may run irqbalance too, so this one is looked up by its pid)."""
     fake = tmp_path / "irqbalance"
     shutil.copy("/bin/sleep", fake)
     proc = subprocess.Popen([str(fake), "60"])
     try:
-        wait_until(lambda: find_irqbalance() == proc.pid, what="the fake irqbalance is found")
+        # comm is the parent's until the child has exec'd
+        names = wait_until(lambda: (n := read_process_names(SysRoot("/"), proc.pid)).comm
+                           == "irqbalance" and n, what="the child runs the copy")
+        assert names.argv0 == str(fake) and names.exe == str(fake)
+        assert is_irqbalance(names)
+        assert find_irqbalance(SysRoot("/"), self_pid=os.getpid()) is not None
     finally:
         proc.kill()
         proc.wait()
+
+
+class _LiveLooking(SysRoot):
+    """A fake tree the daemon takes for the running machine (only the check looks)."""
+
+    @property
+    def is_live(self) -> bool:
+        return True
+
+
+def _with_irqbalance(tree: Path, pid: int = 4321) -> Path:
+    proc = tree / "proc" / str(pid)
+    proc.mkdir()
+    (proc / "comm").write_text("irqbalance\n")
+    (proc / "cmdline").write_bytes(b"/usr/sbin/irqbalance\0--foreground\0")
+    return tree
+
+
+def test_a_running_irqbalance_stops_the_start_unless_forced(tmp_path, monkeypatch, capsys):
+    from pyirqbalance.service import daemon as daemon_module
+    from pyirqbalance.service.cli import main
+
+    tree = _with_irqbalance(build(tmp_path / "t"))
+    before = affinities(tree)
+    monkeypatch.setattr(daemon_module, "SysRoot", _LiveLooking)
+    assert main(["--oneshot", "--interval=1", "--sysroot", str(tree)], environ={}) == 3
+    assert capsys.readouterr().err == (
+        "pyirqbalance: irqbalance is running (pid 4321); two balancers would fight over "
+        "/proc/irq: stop it (systemctl disable --now irqbalance) or use --force\n")
+    assert affinities(tree) == before
+    assert main(["--oneshot", "--force", "--interval=1", "--sysroot", str(tree)], environ={}) == 0
+    assert affinities(tree) != before
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
