@@ -1,6 +1,6 @@
 """Differential tests: pyirqbalance against the real irqbalance 1.9.2 on fake machines.
 
-Registers the ``differential`` marker and gives the tests what they share:
+Gives the tests (marked ``differential``, registered in pyproject.toml) what they share:
 machine paths and options, recorded irqbalance results, skips with a reason,
 and :func:`assert_agrees` (the target share of identical masks, and nothing
 but the known differences of tests/differential/cases.py).
@@ -16,14 +16,6 @@ import pytest
 
 from tests.differential.cases import EXPECTED_DIR, MACHINES_DIR, KnownDifference
 from tests.oracle import harness
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "differential: pyirqbalance compared with the real irqbalance on fake machines "
-        "(live runs need root, util-linux unshare and irqbalance 1.9.2)",
-    )
 
 
 def machine_path(name: str) -> Path:
