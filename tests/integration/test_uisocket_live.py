@@ -33,6 +33,8 @@ from pyirqbalance.api.uisocket import (
     SetupState,
     format_stats,
 )
+from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.engine.model import BalancerSettings
 from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 
@@ -420,17 +422,12 @@ def _records(stats: str) -> tuple[list[str], list[str]]:
 
 
 def test_stats_of_the_engine_match_real_irqbalance(serve, tmp_path: Path) -> None:
-    balancer_mod = pytest.importorskip(
-        "pyirqbalance.engine.balancer", reason="engine (pyirqbalance.engine.balancer) not present yet"
-    )
-    from pyirqbalance.engine.model import BalancerSettings
-
     machine = mkfake.load_machine(str(FIXTURE / "a_desktop4.json"))
     tree = tmp_path / "tree"
     mkfake.build_tree(machine, str(tree))
     # irqbalance ran with --interval=5 --banirq=9 on this tree, /proc static
     settings = BalancerSettings(banned_irqs=(9,))
-    balancer = balancer_mod.Balancer(KernfsSysRoot(str(tree)), settings)
+    balancer = Balancer(KernfsSysRoot(str(tree)), settings)
     balancer.start()
     server = serve(BalancerTarget(balancer))
 

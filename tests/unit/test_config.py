@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from pyirqbalance.engine.model import HintPolicy
+from pyirqbalance.engine.topology import compute_banned_cpus
+from pyirqbalance.kernel.sysfs import CpuFacts
 from pyirqbalance.service.config import (
     Config,
     ConfigError,
@@ -123,15 +125,22 @@ def test_bad_banned_cpu_variables_are_refused(env):
     assert next(iter(env)) in str(exc.value)
 
 
-@pytest.mark.parametrize("env", [
-    {"IRQBALANCE_BANNED_CPULIST": "-"},          # CRI-O's "ban nothing"
-    {"IRQBALANCE_BANNED_CPULIST": ""},           # empty: ignored (1.9)
-    {"IRQBALANCE_BANNED_CPULIST": "0-3,8,10-11"},
-    {"IRQBALANCE_BANNED_CPUS": "0"},             # the classic "ban nothing" idiom
-    {"IRQBALANCE_BANNED_CPUS": "ff,00000000"},
+#: The machine's own choice, which a set variable replaces: CPU 5 is isolated.
+_ISOLATED_5 = CpuFacts(dirs=(), online=0xFF, isolated=1 << 5, nohz_full=0)
+
+
+@pytest.mark.parametrize("env, banned", [
+    ({"IRQBALANCE_BANNED_CPULIST": "-"}, 0),                    # CRI-O's "ban nothing"
+    ({"IRQBALANCE_BANNED_CPULIST": ""}, 1 << 5),                # empty: ignored (1.9)
+    ({"IRQBALANCE_BANNED_CPULIST": "0-3,8,10-11"}, 0b1101_0000_1111),
+    ({"IRQBALANCE_BANNED_CPUS": "0"}, 0),                       # the classic "ban nothing"
+    ({"IRQBALANCE_BANNED_CPUS": "ff,00000000"}, 0xFF << 32),
 ])
-def test_good_banned_cpu_variables(env):
-    check_banned_cpus_env(env)
+def test_good_banned_cpu_variables_are_accepted_and_ban_what_they_say(env, banned):
+    """Spec §2.1: a non-empty variable replaces the isolated/nohz_full default."""
+    check_banned_cpus_env(env)  # raises for a bad value
+    settings = build_settings(Config().balancing, env, hz=100)
+    assert compute_banned_cpus(settings, _ISOLATED_5).mask == banned
 
 
 def test_environment_beats_the_file_for_the_banned_list():
