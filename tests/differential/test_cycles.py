@@ -54,7 +54,8 @@ def test_irqbalance_still_decides_the_recording(machine, tmp_path):
     g_nvme_managed, with the suite sharing 2 CPUs with benchmarks).
     """
     require_oracle()
-    rec = harness.CyclesResult.from_json({**expected(machine, "cycles"), "argv": [], "balancer": ""})
+    recorded = expected(machine, "cycles")
+    rec = harness.CyclesResult.from_json({**recorded, "argv": [], "balancer": ""})
     extra, env = harness.machine_options(machine_path(machine))
     for attempt in (1, 2):
         res = harness.run_cycles(

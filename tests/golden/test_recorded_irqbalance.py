@@ -83,7 +83,7 @@ def test_debug_tree_dump_is_irqbalances(machine, tmp_path):
     """The dump printed right after the tree build, byte for byte."""
     log = (RECORDED / f"oneshot-{machine}" / "debug.log").read_text()
     lines = log.splitlines(keepends=True)
-    start = next(i for i, l in enumerate(lines) if l.startswith("Package "))
+    start = next(i for i, line in enumerate(lines) if line.startswith("Package "))
     end = next(i for i in range(start, len(lines))
                if not lines[i].startswith(("Package ", " ")))
     balancer = Balancer(_machine_tree(machine, tmp_path), BalancerSettings())

@@ -13,6 +13,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -43,7 +44,7 @@ WRAP_RATE = 1500
 class RefusingRoot(SysRoot):
     """The fake tree, with the kernel's refusals for two IRQs (managed: EIO, bad mask: EINVAL)."""
 
-    REFUSE = {"/irq/127/": errno.EIO, "/irq/122/": errno.EINVAL}
+    REFUSE: ClassVar[dict[str, int]] = {"/irq/127/": errno.EIO, "/irq/122/": errno.EINVAL}
 
     def write(self, path: str, data: str) -> int:  # type: ignore[override]
         for part, err in self.REFUSE.items():
@@ -174,7 +175,8 @@ def test_window_sums_across_a_wrap_and_a_reboot(rig: Rig):
     assert totals == {irq: 6 * rate for irq, rate in expected.items()}
     assert data["total"] == 6 * sum(expected.values())
     # The same window, ISO-8601 and under the versioned prefix.
-    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + f".{int(start % 1 * 1e6):06d}+00:00"
+    iso = (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start))
+           + f".{int(start % 1 * 1e6):06d}+00:00")
     again = rig.api.get("/api/v1/irqsummary", start=iso, stop=str(time.time() + 1)).data
     assert {i["irq"]: i["total"] for i in again["irqs"]} == totals
 
@@ -196,7 +198,8 @@ def test_summary_without_parameters_is_since_boot(rig: Rig):
     assert data["source"] == "live" and data["boots"][0]["boot_id"] == "boot-1"
     text = Path(rig.root.proc("interrupts")).read_text().splitlines()
     row = next(line for line in text if line.strip().startswith("131:"))
-    assert {i["irq"]: i["total"] for i in data["irqs"]}[131] == sum(int(x) for x in row.split()[1:5])
+    totals = {i["irq"]: i["total"] for i in data["irqs"]}
+    assert totals[131] == sum(int(x) for x in row.split()[1:5])
 
 
 @pytest.mark.parametrize("params, parameter", [
@@ -429,7 +432,8 @@ def test_metrics(rig: Rig):
     fams = _families(r.data)
     assert fams and all(name.startswith("pyirqbalance_") for name in fams)
     assert fams["pyirqbalance_passes"].samples[0].value == 2
-    assert sum(s.name.endswith("_count") for s in fams["pyirqbalance_pass_duration_seconds"].samples) == 1
+    durations = fams["pyirqbalance_pass_duration_seconds"].samples
+    assert sum(s.name.endswith("_count") for s in durations) == 1
     # Per-CPU counts equal the column sums of the numbered rows of /proc/interrupts.
     lines = Path(rig.root.proc("interrupts")).read_text().splitlines()[1:]
     numbered = [line.split() for line in lines if line.split()[0].rstrip(":").isdigit()]
@@ -437,7 +441,8 @@ def test_metrics(rig: Rig):
     got = {s.labels["cpu"]: s.value for s in fams["pyirqbalance_cpu_interrupts"].samples
            if s.name.endswith("_total")}
     assert got == per_cpu
-    rate = {s.labels["cpu"]: s.value for s in fams["pyirqbalance_cpu_interrupts_per_second"].samples}
+    rate = {s.labels["cpu"]: s.value
+            for s in fams["pyirqbalance_cpu_interrupts_per_second"].samples}
     assert set(rate) == {"0", "1", "2", "3"} and sum(rate.values()) > 0
     irq = {s.labels["irq"]: s for s in fams["pyirqbalance_irq_interrupts"].samples
            if s.name.endswith("_total")}
@@ -446,7 +451,8 @@ def test_metrics(rig: Rig):
     assert irq["128"].labels["class"] == "ethernet" and irq["128"].labels["node"] == "-1"
     assert irq["130"].labels["class"] == "banned"
     assert fams["pyirqbalance_resident_memory_bytes"].samples[0].value > 0
-    cpu = [s.value for s in fams["pyirqbalance_pass_cpu_seconds"].samples if s.name.endswith("_total")]
+    cpu = [s.value for s in fams["pyirqbalance_pass_cpu_seconds"].samples
+           if s.name.endswith("_total")]
     assert cpu and cpu[0] > 0
 
 
@@ -455,7 +461,8 @@ def test_metrics_cardinality_cap(tmp_path, fake_machine, counter_simulator):
     try:
         rig.run_pass()
         fams = _families(rig.api.get("/metrics").data)
-        series = [s for s in fams["pyirqbalance_irq_interrupts"].samples if s.name.endswith("_total")]
+        series = [s for s in fams["pyirqbalance_irq_interrupts"].samples
+                  if s.name.endswith("_total")]
         assert len(series) == 3
         assert fams["pyirqbalance_irq_series_dropped"].samples[0].value == len(rig.machine.irqs) - 3
     finally:

@@ -1,4 +1,5 @@
-"""pyirqbalancectl: views and changes through a live API, exit codes, local mode, report vs --dry-run."""
+"""pyirqbalancectl: views and changes through a live API, exit codes, local mode, report vs
+--dry-run."""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def test_distribution_filters(rig: Rig):
     assert lines[0].split() == ["IRQ", "CPU0", "CPU1", "TOTAL", "NAME"]
     row = next(line for line in Path(rig.root.proc("interrupts")).read_text().splitlines()
                if line.strip().startswith("128:")).split()
-    assert lines[1].split() == ["128", row[1], row[2], str(sum(map(int, row[1:5]))), "enp3s0-TxRx-0"]
+    total = str(sum(map(int, row[1:5])))
+    assert lines[1].split() == ["128", row[1], row[2], total, "enp3s0-TxRx-0"]
     code, text = run_url(rig, "--json", "distribution", "--name", "enp3s0-txrx")
     assert sorted(r["irq"] for r in json.loads(text)["rows"]) == [128, 129, 130, 131]
     code, _ = run_url(rig, "distribution", "--cpus", "x-")
@@ -142,7 +144,7 @@ def test_url_from_environment_and_yaml(rig: Rig, tmp_path: Path, monkeypatch):
     config = tmp_path / "pyirqbalance.yaml"
     config.write_text(f"api:\n  enabled: true\n  unix_socket: {rig.sock}\n"
                       f"  token_file: {Path(rig.history.path).parent / 'token'}\n")
-    code, text = run("set", "131", "--cpus", "3", config=config)
+    code, _ = run("set", "131", "--cpus", "3", config=config)
     assert code == 0 and rig.overrides.items() == {131: 0x8}
 
 
@@ -224,7 +226,8 @@ def test_local_mode_reads_the_store_and_writes_the_tree(fake_machine, monkeypatc
         assert store.overrides() == {128: 0x2}
     code, text = run("--local", "--sysroot", root.base, "--json", "status")
     assert json.loads(text)["overrides"] == {"128": "1"}
-    code, text = run("--local", "--sysroot", root.base, "--json", "cpu-summary", "--seconds", "0.01")
+    code, text = run("--local", "--sysroot", root.base, "--json", "cpu-summary",
+                     "--seconds", "0.01")
     assert code == 0 and len(json.loads(text)) == 4
     code, _ = run("--local", "--sysroot", root.base, "summary", "--start=-1h")
     assert code == 0            # an empty store: an empty window, not an error

@@ -20,7 +20,8 @@ MACHINE = ROOT / "tests" / "fixtures" / "irqbalance-1.9.2" / "a_desktop4.json"
 
 
 def _tree(tmp_path: Path) -> Path:
-    mkfake.build_tree(mkfake.Machine(json.loads(MACHINE.read_text())), str(tmp_path / "t"), force=True)
+    machine = mkfake.Machine(json.loads(MACHINE.read_text()))
+    mkfake.build_tree(machine, str(tmp_path / "t"), force=True)
     return tmp_path / "t"
 
 
@@ -38,9 +39,9 @@ def test_dry_run_json_explains_every_irq_and_writes_nothing(tmp_path):
     out = _run("--oneshot", "--dry-run", "--format", "json", "--sysroot", str(tree))
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    rows = [l for l in (tree / "proc" / "interrupts").read_text().splitlines()[1:]
-            if l.split(":")[0].strip().isdigit()]
-    assert [i["irq"] for i in report["irqs"]] == [int(l.split(":")[0]) for l in rows]
+    rows = [line for line in (tree / "proc" / "interrupts").read_text().splitlines()[1:]
+            if line.split(":")[0].strip().isdigit()]
+    assert [i["irq"] for i in report["irqs"]] == [int(line.split(":")[0]) for line in rows]
     nic = next(i for i in report["irqs"] if i["irq"] == 128)
     assert (nic["class"], nic["level"], nic["target_mask"]) == ("ethernet", "core", "00000008")
     assert nic["reason"] and nic["current_mask"] == "0000000f"

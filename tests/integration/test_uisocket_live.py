@@ -321,7 +321,7 @@ def test_several_clients_at_once(serve) -> None:
     server = serve(FakeTarget(stats=stats, interval=5, banned=(9,)))
     socks = []
     creds = struct.pack("=iII", os.getpid(), 0, 0)
-    for i in range(20):
+    for _ in range(20):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(30)
         s.connect(server.address)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import hashlib
+import itertools
 import json
 import os
 import select
@@ -155,7 +156,8 @@ def irqbalance_version() -> str:
 
 
 def pyirqbalance_command(*args: str) -> list[str]:
-    """argv of pyirqbalance on the staged tree: ``python3 -m pyirqbalance --sysroot {sysroot} ARGS``."""
+    """argv of pyirqbalance on the staged tree:
+    ``python3 -m pyirqbalance --sysroot {sysroot} ARGS``."""
     return [sys.executable, "-m", "pyirqbalance", f"--sysroot={SYSROOT}", *args]
 
 
@@ -342,7 +344,8 @@ class CyclesResult:
         first pass, which places every IRQ.
         """
         s = self.stat_cpu_ns
-        return [(b - a) / 1e6 for a, b in zip(s[2:], s[3:]) if a is not None and b is not None]
+        return [(b - a) / 1e6 for a, b in itertools.pairwise(s[2:])
+                if a is not None and b is not None]
 
     def to_json(self) -> dict:
         return {
@@ -423,7 +426,8 @@ class Agreement:
         return "\n".join(lines)
 
 
-def compare(a: Result | Pass | Mapping[int, str], b: Result | Pass | Mapping[int, str]) -> Agreement:
+def compare(a: Result | Pass | Mapping[int, str],
+            b: Result | Pass | Mapping[int, str]) -> Agreement:
     """Agreement of two runs' writes (or two ``{irq: mask}`` maps), compared as CPU sets."""
     wa = _irq_keys(a if isinstance(a, Mapping) else a.written)
     wb = _irq_keys(b if isinstance(b, Mapping) else b.written)
@@ -509,7 +513,8 @@ def _run_job(job: dict, workdir: Path) -> dict:
     res_path = rundir / "result.json"
     if proc.returncode != 0 or not res_path.exists():
         raise RuntimeError(
-            f"harness job failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+            f"harness job failed (exit {proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
         )
     res = json.loads(res_path.read_text())
     res["log"] = (rundir / "balancer.log").read_text(errors="replace")
@@ -620,7 +625,8 @@ def stage_tree(src: str, dst: str) -> None:
     """Copy tree ``src`` to ``dst`` (on a tmpfs) so that readdir lists sys/ in kernfs order."""
     policy = _creation_order(os.path.dirname(dst))
     if policy == "other":
-        raise RuntimeError(f"readdir order of {os.path.dirname(dst)} cannot be controlled (not tmpfs?)")
+        raise RuntimeError(
+            f"readdir order of {os.path.dirname(dst)} cannot be controlled (not tmpfs?)")
 
     def copy(s: str, d: str, sysfs: bool) -> None:
         names = os.listdir(s)
@@ -987,7 +993,8 @@ def job_main(job_path: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``harness {oneshot,cycles} MACHINE [--pyirqbalance] [-k N] [-- EXTRA]``: print what was written."""
+    """``harness {oneshot,cycles} MACHINE [--pyirqbalance] [-k N] [-- EXTRA]``: print what
+    was written."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["_job"] and len(args) == 2:
         job_main(args[1])

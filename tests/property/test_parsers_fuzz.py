@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from hypothesis import given, settings
@@ -35,22 +36,27 @@ def kernel_files(draw):
     ncpu = draw(st.integers(1, 40))
     irqs = sorted(draw(st.sets(st.integers(0, 20000), max_size=12)))
     prec = max(3, len(str(max(irqs) + 1)) if irqs else 3)
-    out = [" " * (prec + 8) + "".join("CPU%-8d" % c for c in range(ncpu)) + "\n"]
+    # the kernel's printf formats: "CPU%-8d", " %10u", "%*d:" ... (f-string equivalents)
+    out = [" " * (prec + 8) + "".join(f"CPU{c:<8d}" for c in range(ncpu)) + "\n"]
     for irq in irqs:
-        cells = "".join(" %10u" % draw(count) for _ in range(ncpu))
-        out.append("%*d:%s %8s %*d-%-8s  %s\n" % (
-            prec, irq, cells, draw(chips), prec, draw(st.integers(0, 999)),
-            draw(st.sampled_from(["edge", "fasteoi"])), draw(st.sampled_from(["eth0", "nvme0q1"]))))
-    out.append("%*s:%s   Non-maskable interrupts\n" % (prec, "NMI", " %10u" % 0 * ncpu))
-    out.append("%*s: %10u\n" % (prec, "ERR", 0))
+        cells = "".join(f" {draw(count):10d}" for _ in range(ncpu))
+        chip, hwirq = draw(chips), draw(st.integers(0, 999))
+        trigger = draw(st.sampled_from(["edge", "fasteoi"]))
+        name = draw(st.sampled_from(["eth0", "nvme0q1"]))
+        out.append(f"{irq:{prec}d}:{cells} {chip:>8s} {hwirq:{prec}d}-{trigger:<8s}  {name}\n")
+    out.append(f"{'NMI':>{prec}s}:{f' {0:10d}' * ncpu}   Non-maskable interrupts\n")
+    out.append(f"{'ERR':>{prec}s}: {0:10d}\n")
     return "".join(out).encode()
 
 
 noise = st.sampled_from(list(b" \t\n:0123456789-+MSIx\x00\x0b"))
 
 
+_KERNEL_FILES = kernel_files()
+
+
 @st.composite
-def mutated(draw, base=kernel_files()):
+def mutated(draw, base=_KERNEL_FILES):
     data = bytearray(draw(base))
     for _ in range(draw(st.integers(0, 6))):
         if not data:
@@ -131,8 +137,8 @@ def test_scanner_changed_rows_are_exactly_the_difference(data, draws, mode, with
     lines = data.split(b"\n")
     for _ in range(3):
         k = draws.draw(st.integers(1, len(lines) - 1))
-        lines[k] = draws.draw(st.sampled_from([lines[k].replace(b" 0 ", b" 7 ", 1), lines[k] + b" 5",
-                                               lines[k][:-3], b"", lines[k]]))
+        lines[k] = draws.draw(st.sampled_from([
+            lines[k].replace(b" 0 ", b" 7 ", 1), lines[k] + b" 5", lines[k][:-3], b"", lines[k]]))
         edited = b"\n".join(lines)
         counts = scan(edited)
         after = reference(edited)
@@ -203,7 +209,7 @@ def test_scanner_firing_cells_equal_reference(ncpu, nirq, draws, mode):
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @settings(max_examples=300, deadline=None)

@@ -40,7 +40,8 @@ class FaultyRoot(KernfsSysRoot):
 
 
 def _balancer(tmp_path, faults):
-    mkfake.build_tree(mkfake.Machine(json.loads(MACHINE.read_text())), str(tmp_path / "t"), force=True)
+    machine = mkfake.Machine(json.loads(MACHINE.read_text()))
+    mkfake.build_tree(machine, str(tmp_path / "t"), force=True)
     root = FaultyRoot(tmp_path / "t", faults)
     b = Balancer(root, BalancerSettings())
     b.start()
@@ -88,7 +89,8 @@ def test_enospc_marks_cpu_full_and_replaces_the_irq(tmp_path):
 
 
 def test_dry_run_writes_nothing(tmp_path):
-    mkfake.build_tree(mkfake.Machine(json.loads(MACHINE.read_text())), str(tmp_path / "t"), force=True)
+    machine = mkfake.Machine(json.loads(MACHINE.read_text()))
+    mkfake.build_tree(machine, str(tmp_path / "t"), force=True)
     root = FaultyRoot(tmp_path / "t", {})
     b = Balancer(root, BalancerSettings(), write=False)
     b.start()

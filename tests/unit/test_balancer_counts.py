@@ -21,7 +21,8 @@ from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 
 MACHINE = json.loads(
-    (Path(__file__).resolve().parents[1] / "fixtures" / "irqbalance-1.9.2" / "b_2s64.json").read_text()
+    (Path(__file__).resolve().parents[1] / "fixtures" / "irqbalance-1.9.2" / "b_2s64.json")
+    .read_text()
 )
 
 

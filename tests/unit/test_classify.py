@@ -16,7 +16,7 @@ from pyirqbalance.engine.classify import (
 )
 from pyirqbalance.engine.model import BalanceLevel, IrqClass, IrqPolicy
 
-V = dict(vendor=0x8086, device=0x1234, subsystem_vendor=0x8086, subsystem_device=0)
+V = {"vendor": 0x8086, "device": 0x1234, "subsystem_vendor": 0x8086, "subsystem_device": 0}
 
 
 @pytest.mark.parametrize(
@@ -97,8 +97,10 @@ class _Dev:
 
 
 def _plan(rows, devices, **kw):
-    args = dict(banned_irqs=(), banmod=(), policy=None, device_path=lambda n: "/sys" if n is None else f"/sys/bus/pci/devices/{n}",
-                irq_node=lambda irq: 0, numa=True)
+    args = {
+        "banned_irqs": (), "banmod": (), "policy": None, "irq_node": lambda irq: 0, "numa": True,
+        "device_path": lambda n: "/sys" if n is None else f"/sys/bus/pci/devices/{n}",
+    }
     args.update(kw)
     return plan_irq_db(rows, devices, **args)
 

@@ -47,9 +47,11 @@ def test_irqbalance_prefixes_keep_their_meaning():
 
 @pytest.mark.parametrize("argv, message", [
     (["--bogus"], "unrecognized option '--bogus'"),
-    (["--ban=1"], "option '--ban' is ambiguous; possibilities: '--banirq' '--banmod' '--banscript'"),
+    (["--ban=1"],
+     "option '--ban' is ambiguous; possibilities: '--banirq' '--banmod' '--banscript'"),
     (["--d"], "option '--d' is ambiguous; possibilities: '--debug' '--deepestcache' '--dry-run'"),
-    (["--p=1"], "option '--p' is ambiguous; possibilities: '--powerthresh' '--policyscript' '--pid'"),
+    (["--p=1"],
+     "option '--p' is ambiguous; possibilities: '--powerthresh' '--policyscript' '--pid'"),
     (["--oneshot=1"], "option '--oneshot' doesn't allow an argument"),
     (["--interval"], "option '--interval' requires an argument"),
     (["-t"], "option requires an argument -- 't'"),
@@ -94,7 +96,8 @@ def test_rejected_values(argv):
 
 
 def test_accepted_odd_values():
-    assert opts("-p", "0").settings.powerthresh == 0          # legal: powersave when none overloaded
+    # legal: powersave when none is overloaded
+    assert opts("-p", "0").settings.powerthresh == 0
     assert opts("-p", "offline").settings.powerthresh is None  # anything starting with "off"
     assert opts("-c", "-2").settings.deepestcache == ULONG_MAX - 1  # huge, accepted
     assert opts("-e", "-1").settings.migrateval == ULONG_MAX
@@ -111,7 +114,8 @@ def test_hintpolicy_prefixes(arg, policy):
 
 def test_defaults():
     o = opts()
-    assert (o.interval, o.oneshot, o.foreground, o.debug, o.journal) == (10, False, False, False, False)
+    assert (o.interval, o.oneshot, o.foreground, o.debug, o.journal) == (
+        10, False, False, False, False)
     assert o.settings.hintpolicy is HintPolicy.IGNORE and o.settings.powerthresh is None
     assert o.state_dir == "/var/lib/pyirqbalance" and o.run_dir == "/run/irqbalance"
 

@@ -21,7 +21,8 @@ PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 @pytest.mark.parametrize(
     "text, isolcpus, flags, nohz_full",
     [
-        ("BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet isolcpus=2-5\n", [2, 3, 4, 5], ("domain",), []),
+        ("BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet isolcpus=2-5\n", [2, 3, 4, 5], ("domain",),
+         []),
         ("isolcpus=domain,managed_irq,2-5", [2, 3, 4, 5], ("domain", "managed_irq"), []),
         ("isolcpus=nohz,domain,1,3", [1, 3], ("nohz", "domain"), []),
         ("isolcpus=managed_irq,7", [7], ("managed_irq",), []),
@@ -40,7 +41,8 @@ PROC = Path(__file__).parent.parent / "fixtures" / "proc"
 )
 def test_forms(text, isolcpus, flags, nohz_full):
     k = parse_cmdline(text)
-    assert (k.isolcpus, k.isolcpus_flags, k.nohz_full) == (mask_of(isolcpus), flags, mask_of(nohz_full))
+    assert (k.isolcpus, k.isolcpus_flags, k.nohz_full) == (
+        mask_of(isolcpus), flags, mask_of(nohz_full))
 
 
 def test_split_params_quotes():

@@ -64,24 +64,29 @@ def test_values_are_read(tmp_path):
 @pytest.mark.parametrize("text", ["off", "'off'", "null", "false"])
 def test_powerthresh_off_spellings(text):
     """YAML 1.1 reads bare ``off`` as false: every spelling means off."""
-    assert parse_config(yaml.safe_load(f"balancing:\n  powerthresh: {text}\n")).balancing.powerthresh is None
+    config = parse_config(yaml.safe_load(f"balancing:\n  powerthresh: {text}\n"))
+    assert config.balancing.powerthresh is None
 
 
 @pytest.mark.parametrize(
     "text, words",
     [
-        ("balancing:\n  intervall: 5\n", ["unknown key 'balancing.intervall'", "did you mean 'interval'"]),
+        ("balancing:\n  intervall: 5\n",
+         ["unknown key 'balancing.intervall'", "did you mean 'interval'"]),
         ("balancin:\n  interval: 5\n", ["unknown key 'balancin'", "did you mean 'balancing'"]),
         ("hooks:\n  timout_s: 1\n", ["did you mean 'timeout_s'"]),
-        ("balancing:\n  interval: 0\n", ["balancing.interval", "0", "out of range", "1 to 2147483647"]),
+        ("balancing:\n  interval: 0\n",
+         ["balancing.interval", "0", "out of range", "1 to 2147483647"]),
         ("balancing:\n  interval: yes\n", ["balancing.interval", "True", "an integer"]),
         ("balancing:\n  interval: '5'\n", ["balancing.interval", "'5'"]),
         ("balancing:\n  deepestcache: 0\n", ["balancing.deepestcache", "out of range"]),
         ("balancing:\n  powerthresh: -1\n", ["balancing.powerthresh", "out of range"]),
-        ("balancing:\n  hintpolicy: sub\n", ["balancing.hintpolicy", "'sub'", "exact, subset or ignore"]),
+        ("balancing:\n  hintpolicy: sub\n",
+         ["balancing.hintpolicy", "'sub'", "exact, subset or ignore"]),
         ("balancing:\n  banned_irqs: 5\n", ["balancing.banned_irqs", "a list"]),
         ("balancing:\n  banned_irqs: [1, x]\n", ["balancing.banned_irqs[1]", "'x'"]),
-        ("balancing:\n  banned_cpulist: '0-'\n", ["balancing.banned_cpulist", "'0-'", "not a CPU list"]),
+        ("balancing:\n  banned_cpulist: '0-'\n",
+         ["balancing.banned_cpulist", "'0-'", "not a CPU list"]),
         ("hooks:\n  timeout_s: 0\n", ["hooks.timeout_s", "out of range"]),
         ("api:\n  listen: localhost\n", ["api.listen", "HOST:PORT"]),
         ("api:\n  listen: 'h:70000'\n", ["api.listen"]),

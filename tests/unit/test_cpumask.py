@@ -113,7 +113,8 @@ def test_strict_cpulist(text, cpus):
     assert cpus_of(parse_cpulist(text)) == cpus
 
 
-@pytest.mark.parametrize("text", ["1,,2", "3-1", "a", "1-", "-1", "0-3:0/4", "0-3:5/4", "8192", "1:2/4x"])
+@pytest.mark.parametrize(
+    "text", ["1,,2", "3-1", "a", "1-", "-1", "0-3:0/4", "0-3:5/4", "8192", "1:2/4x"])
 def test_strict_cpulist_errors(text):
     with pytest.raises(MaskError):
         parse_cpulist(text)

@@ -191,6 +191,7 @@ def test_banned_cpus_precedence_and_cmdline_fallback():
     assert compute_banned_cpus(s, facts(None, None), cmd).mask == 0b1001100
     env = BalancerSettings(banned_cpus_env="f0", banned_cpulist_env="1")
     assert compute_banned_cpus(env, facts("1\n", None)).mask == 0xF0
-    assert compute_banned_cpus(BalancerSettings(banned_cpulist_env="-"), facts("1\n", None)).mask == 0
+    settings = BalancerSettings(banned_cpulist_env="-")
+    assert compute_banned_cpus(settings, facts("1\n", None)).mask == 0
     sock = BalancerSettings(socket_banned_cpulist="3", banned_cpus_env="f0")
     assert compute_banned_cpus(sock, facts(None, None)).mask == 0b1000

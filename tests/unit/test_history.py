@@ -205,7 +205,8 @@ def test_recorder_records_passes(tmp_path: Path):
     rec.on_pass(PassReport(0, False, snapshot=Snapshot(BTIME + 60, INTERRUPTS.encode(), STAT)))
     assert rec.flush()
     later = INTERRUPTS.replace("100        200", "150        200")
-    rec.on_pass(PassReport(1, False, snapshot=Snapshot(BTIME + 70, later.encode(), STAT)))  # not due
+    # not due
+    rec.on_pass(PassReport(1, False, snapshot=Snapshot(BTIME + 70, later.encode(), STAT)))
     assert rec.flush()
     rec.on_pass(PassReport(2, False, snapshot=Snapshot(BTIME + 125, later.encode(), STAT)))
     rec.stop()

@@ -75,13 +75,12 @@ def test_priority_prefix_on_every_line():
 
 
 def test_journal_stream_must_be_stderr(tmp_path, monkeypatch):
-    f = open(tmp_path / "stream", "w")
-    monkeypatch.setattr(sys, "stderr", f)
-    st = os.fstat(f.fileno())
-    assert journal_stream_is_stderr({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
-    assert not journal_stream_is_stderr({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
-    assert not journal_stream_is_stderr({})
-    f.close()
+    with open(tmp_path / "stream", "w") as f:
+        monkeypatch.setattr(sys, "stderr", f)
+        st = os.fstat(f.fileno())
+        assert journal_stream_is_stderr({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+        assert not journal_stream_is_stderr({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
+        assert not journal_stream_is_stderr({})
 
 
 def parse_entry(data: bytes) -> dict[str, str]:

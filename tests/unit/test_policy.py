@@ -62,7 +62,8 @@ def test_bad_lines_are_warned_about_and_the_rest_applies():
 
 def test_value_split_at_the_first_equals_sign():
     policy, warnings = parse_policy_output("balance_level=core=x\n")
-    assert policy.balance_level is None and warnings == ["Bad value for balance_level policy: core=x"]
+    assert policy.balance_level is None
+    assert warnings == ["Bad value for balance_level policy: core=x"]
 
 
 # --------------------------------------------------------------------------
@@ -120,7 +121,8 @@ def test_no_scripts_no_hook():
 
 
 def test_single_script(tmp_path):
-    s = script(tmp_path / "p", 'if [ "$2" = 5 ]; then echo ban=true; else echo balance_level=core; fi\n')
+    s = script(tmp_path / "p",
+               'if [ "$2" = 5 ]; then echo ban=true; else echo balance_level=core; fi\n')
     hook = make_policy_hook(s, None, 5, LOG)
     assert hook("/sys", 5) == IrqPolicy(ban=True)
     assert hook("/sys", 6) == IrqPolicy(balance_level=BalanceLevel.CORE)
@@ -149,12 +151,14 @@ def test_garbage_affects_only_that_irq_and_is_logged_once(tmp_path, caplog):
 
 def test_hanging_script_times_out_then_is_skipped(tmp_path, caplog):
     runs = tmp_path / "runs"
-    s = script(tmp_path / "p", f'echo x >> {runs}; if [ "$2" = 1 ]; then echo ban=true; exit 0; fi; sleep 60\n')
+    s = script(tmp_path / "p",
+               f'echo x >> {runs}; if [ "$2" = 1 ]; then echo ban=true; exit 0; fi; sleep 60\n')
     # long enough for a shell to start on a busy machine: only "sleep 60" may time out
     hook = make_policy_hook(s, None, 2, LOG)
     with caplog.at_level(logging.ERROR, "test-policy"):
         assert hook("/sys", 9) is None                 # timed out: defaults
-        assert hook("/sys", 1) == IrqPolicy(ban=True)  # other IRQs unaffected (and resets the count)
+        # other IRQs are unaffected (and reset the count)
+        assert hook("/sys", 1) == IrqPolicy(ban=True)
         for irq in range(10, 10 + MAX_CONSECUTIVE_TIMEOUTS + 2):
             assert hook("/sys", irq) is None
     assert len(runs.read_text().split()) == 2 + MAX_CONSECUTIVE_TIMEOUTS

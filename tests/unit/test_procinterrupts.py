@@ -325,9 +325,10 @@ def test_scanner_irq_added_and_removed():
     scanner = IrqCountScanner()
     scanner.scan(b"\n".join(lines))
     removed = b"\n".join(lines[:3] + lines[5:])
-    assert [r for r in rows_of(removed)] == [
+    assert list(rows_of(removed)) == [
         (r.irq, r.total, r.ncols, r.line) for r in scanner.scan(removed).rows]
-    added = b"\n".join(lines[:3] + [b" 99:          1          2  IO-APIC   9-edge  new"] + lines[3:])
+    new = b" 99:          1          2  IO-APIC   9-edge  new"
+    added = b"\n".join([*lines[:3], new, *lines[3:]])
     assert rows_of(added) == [(r.irq, r.total, r.ncols, r.line) for r in scanner.scan(added).rows]
     assert 99 in {r.irq for r in scanner.scan(added).rows}
 
@@ -353,7 +354,8 @@ def test_scanner_keeps_lines_only_for_unknown_irqs():
     reference = reference_irq_counts(data).rows
     known = {r.irq for r in reference[1:]}
     rows = IrqCountScanner().scan(data, known=known).rows
-    assert [(r.irq, r.total, r.ncols) for r in rows] == [(r.irq, r.total, r.ncols) for r in reference]
+    assert [(r.irq, r.total, r.ncols) for r in rows] == [
+        (r.irq, r.total, r.ncols) for r in reference]
     assert rows[0].line == reference[0].line  # the one the caller does not know
     assert all(r.raw is None for r in rows[1:])
 
@@ -369,7 +371,8 @@ def test_scanner_memo_only_below_its_limit():
     assert big._memo.data == b"" and big._spare is None
     assert small.scan(after) == big.scan(after) == reference_irq_counts(after)
     old_lines = dict(zip(_irqs(before), before.split(b"\n")[1:]))
-    moved = [irq for irq, line in zip(_irqs(after), after.split(b"\n")[1:]) if old_lines[irq] != line]
+    moved = [irq for irq, line in zip(_irqs(after), after.split(b"\n")[1:])
+             if old_lines[irq] != line]
     assert [r.irq for r in small.changed] == [r.irq for r in big.changed] == moved and moved
 
 
@@ -427,7 +430,8 @@ def test_big_file_rows_parsed_only_where_lines_changed(monkeypatch, hasher):
     stop = next(line for line in new_lines if not line.lstrip()[:1].isdigit()) + b"\n"
     # every changed numbered line, and the first named row (where reading stops)
     assert sorted(parsed) == sorted([*numbered, stop])
-    assert sorted(r.irq for r in scanner.changed) == sorted(int(ln.split(b":")[0]) for ln in numbered)
+    assert sorted(r.irq for r in scanner.changed) == sorted(
+        int(ln.split(b":")[0]) for ln in numbered)
 
 
 def test_streamed_small_file_is_remembered():

@@ -85,7 +85,8 @@ def test_malformed_lines(bad):
 
 def test_irqbalance_rules():
     # the first line is skipped whatever it is; reading stops at a line without "cpu"
-    assert parse_irq_jiffies("garbage\ncpu3 1 2 3 4 5 6 7\nintr 1\ncpu4 1 2 3 4 5 6 7\n") == ((3, 13),)
+    text = "garbage\ncpu3 1 2 3 4 5 6 7\nintr 1\ncpu4 1 2 3 4 5 6 7\n"
+    assert parse_irq_jiffies(text) == ((3, 13),)
     # fewer than two numbers for irq/softirq: (cpu, None), reading goes on (bans decide)
     assert parse_irq_jiffies("cpu\ncpu0 1 2 3 4 5 6\ncpu1 1 2 3 4 5 6 7\n") == ((0, None), (1, 13))
     # scanf never gives back digits: "56" is one number, so cpu0 has only 5

@@ -47,7 +47,8 @@ def test_recommendations_come_from_decisions():
     assert (by[24].current, by[24].recommended, by[24].action, by[24].reason) == (
         "0", "2", "move", "placed on cpu 2")
     assert (by[25].recommended, by[25].action) == ("0-3", "keep")
-    assert (by[27].recommended, by[27].action, by[27].reason) == (None, "leave", "banned by --banirq")
+    assert (by[27].recommended, by[27].action, by[27].reason) == (
+        None, "leave", "banned by --banirq")
     assert rep.notes == ()
 
 

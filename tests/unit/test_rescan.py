@@ -12,7 +12,8 @@ from tests.oracle import mkfake
 from tests.oracle.kernfs import KernfsSysRoot
 
 MACHINE = json.loads(
-    (Path(__file__).resolve().parents[1] / "fixtures" / "irqbalance-1.9.2" / "a_desktop4.json").read_text()
+    (Path(__file__).resolve().parents[1] / "fixtures" / "irqbalance-1.9.2" / "a_desktop4.json")
+    .read_text()
 )
 
 
@@ -62,9 +63,9 @@ def test_vanished_irq_is_dropped_and_new_irq_is_placed(tmp_path):
     b.run_pass()
     path = Path(root.proc("interrupts"))
     lines = path.read_text().splitlines(keepends=True)
-    gone = next(l for l in lines if l.lstrip().startswith("131:"))
+    gone = next(line for line in lines if line.lstrip().startswith("131:"))
     new = gone.replace("131:", "140:", 1)
-    path.write_text("".join(new if l is gone else l for l in lines))
+    path.write_text("".join(new if line is gone else line for line in lines))
     (Path(root.proc("irq")) / "140").mkdir()
     (Path(root.proc("irq")) / "140" / "smp_affinity").write_text("f\n")
     (Path(root.proc("irq")) / "140" / "node").write_text("0\n")

@@ -381,7 +381,8 @@ def test_hwloc_pci_devices(fixtures_dir):
     assert (dev["0000:00:1f.2"].driver, dev["0000:00:1f.2"].numa_node) == ("ahci", 0)
 
     host = dev["0000:00:00.0"]
-    assert (host.class_code, host.msi_irqs, host.legacy_irq, host.driver) == (0x060000, None, 0, None)
+    assert (host.class_code, host.msi_irqs, host.legacy_irq, host.driver) == (
+        0x060000, None, 0, None)
 
 
 def test_hwloc_pci_numa_and_cpus(fixtures_dir):
@@ -398,7 +399,8 @@ def test_node_exporter_pci(fixtures_dir):
     dev = by_name(sysfs.read_pci_devices(root))
     assert list(dev) == os.listdir(root.sys("bus", "pci", "devices"))
     nvme = dev["0000:01:00.0"]
-    assert (nvme.class_code, nvme.vendor, nvme.numa_node, nvme.legacy_irq) == (0x010802, 0xC0A9, -1, 80)
+    assert (nvme.class_code, nvme.vendor, nvme.numa_node, nvme.legacy_irq) == (
+        0x010802, 0xC0A9, -1, 80)
     assert sorted(nvme.msi_irqs) == list(range(81, 90))
     assert nvme.driver is None  # no driver links in this capture
     igb = dev["0000:45:00.0"]
@@ -421,7 +423,8 @@ def test_this_vm_pci(fixtures_dir):
     assert sysfs.read_pci_device(root, "0000:00:03.0") == net
     assert sysfs.read_pci_device(root, "0000:00:09.0") is None
     assert sysfs.read_pci_device(root, "..") is None
-    assert sysfs.pci_device_path(root, "0000:00:03.0") == root.sys("bus", "pci", "devices", "0000:00:03.0")
+    assert sysfs.pci_device_path(root, "0000:00:03.0") == root.sys(
+        "bus", "pci", "devices", "0000:00:03.0")
 
 
 # --------------------------------------------------------------------------
@@ -439,7 +442,8 @@ def test_fake_two_socket_machine(fake_machine):
         assert (d.package_id, d.node) == (desc["package"], desc["node"])
         assert d.core_siblings == mask_of(m.siblings(d.cpu, "package"))
     nodes = sysfs.read_node_facts(root)
-    assert {n.node: n.cpumap for n in nodes.nodes} == {k: mask_of(v) for k, v in m.node_cpus.items()}
+    assert {n.node: n.cpumap for n in nodes.nodes} == {
+        k: mask_of(v) for k, v in m.node_cpus.items()}
     dev = by_name(sysfs.read_pci_devices(root))
     assert sorted(dev) == sorted(d["address"] for d in m.devices)
     for d in m.devices:
@@ -554,7 +558,8 @@ def test_pci_device_degradation(make_tree):
         None, 0x8086, None, 11, (),
     )
     nic = dev["0000:00:02.0"]
-    assert (nic.class_code, nic.numa_node, nic.legacy_irq, nic.local_cpus) == (0x020000, -1, None, None)
+    assert (nic.class_code, nic.numa_node, nic.legacy_irq, nic.local_cpus) == (
+        0x020000, -1, None, None)
     assert nic.msi_irqs == (40,)
     assert nic.driver == "e1000e"
     assert dev["0000:00:03.0"] == sysfs.PciDevice(
@@ -613,14 +618,16 @@ def test_pci_devices_and_msi_irqs_keep_readdir_order(make_tree):
     _assert_unsorted(listing, None)
     devices = sysfs.read_pci_devices(root)
     assert [d.name for d in devices] == listing
-    msi_listing = [int(x) for x in os.listdir(root.sys("bus", "pci", "devices", names[0], "msi_irqs"))]
+    msi_dir = root.sys("bus", "pci", "devices", names[0], "msi_irqs")
+    msi_listing = [int(x) for x in os.listdir(msi_dir)]
     _assert_unsorted(msi_listing, None)
     assert by_name(devices)[names[0]].msi_irqs == tuple(msi_listing)
 
 
 def test_cpu_node_is_the_first_node_entry_in_readdir_order(make_tree):
     c = "sys/devices/system/cpu/cpu0"
-    files = {f"{c}/{e}": Symlink(f"../../node/{e}") for e in _shuffled([f"node{k}" for k in range(12)])}
+    nodes = _shuffled([f"node{k}" for k in range(12)])
+    files = {f"{c}/{e}": Symlink(f"../../node/{e}") for e in nodes}
     files[f"{c}/nodeX"] = Symlink("../../node/nodeX")
     root = make_tree(files)
     listing = os.listdir(root.sys("devices", "system", "cpu", "cpu0"))
@@ -634,7 +641,8 @@ def test_listings_go_through_the_sysroot(fake_machine):
     tree, _ = fake_machine("a_desktop4")
     root = KernfsSysRoot(tree.base)
     names = os.listdir(root.sys("devices", "system", "cpu"))
-    expected = [int(n[3:]) for n in kernfs_order(names) if n[3:].isdecimal() and n.startswith("cpu")]
+    expected = [int(n[3:]) for n in kernfs_order(names)
+                if n[3:].isdecimal() and n.startswith("cpu")]
     assert [d.cpu for d in sysfs.read_cpu_facts(root).dirs] == expected
     pci = os.listdir(root.sys("bus", "pci", "devices"))
     assert [d.name for d in sysfs.read_pci_devices(root)] == kernfs_order(pci)
