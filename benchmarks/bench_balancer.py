@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""pyirqbalance against irqbalance 1.9.2: CPU time and memory, same harness (issue 7).
+"""pyirqbalance against irqbalance 1.9.2: CPU time and memory, same harness.
 
 Both balancers run on the same staged fake machine through tests/oracle/harness.py
 (irqbalance inside a private mount namespace, pyirqbalance with --sysroot on the
@@ -56,7 +56,8 @@ def _machines(big: bool) -> list[tuple[str, dict]]:
     if big:
         sizes.append(("scale_1024", 4, 128, 2, 8, 8192, 1024))
     for name, sockets, cores, threads, nodes, irqs, seed in sizes:
-        out.append((name, gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)))
+        desc = gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)
+        out.append((name, desc))
     return out
 
 
@@ -65,7 +66,7 @@ def _firing(desc: dict, share: float) -> dict:
     d = copy.deepcopy(desc)
     firing = []
     for dev in d.get("pci_devices", []):
-        for i, q in enumerate(dev.get("irqs", [])):
+        for q in dev.get("irqs", []):
             if isinstance(q, dict) and q.get("rate"):
                 firing.append(q)
     for q in d.get("irqs", []):
@@ -145,7 +146,8 @@ def main() -> int:
         for name, desc in _machines(a.big):
             if a.only and name not in a.only:
                 continue
-            cases = [("oneshot", desc), ("pass, all firing", desc), ("pass, 10% firing", _firing(desc, 0.1))]
+            cases = [("oneshot", desc), ("pass, all firing", desc),
+                     ("pass, 10% firing", _firing(desc, 0.1))]
             for what, d in cases:
                 path = os.path.join(tmp, f"{d.get('name', name)}.json")
                 with open(path, "w") as f:

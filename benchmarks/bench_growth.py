@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How pyirqbalance's per-pass cost grows with the machine (issue 7, "cost growth").
+"""How pyirqbalance's per-pass cost grows with the machine.
 
 For 4, 64, 256, 1024 and 4096 CPUs, builds a fake machine (the project's
 generator, the same family as bench_balancer's), runs the balancer in-process
@@ -51,7 +51,8 @@ def _machine(name: str, shape):
     if shape is None:
         return gen_machines.machine_a()
     sockets, cores, threads, nodes, irqs = shape
-    return gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=sockets * cores * threads)
+    return gen_machines.server(name, sockets, cores, threads, nodes, irqs,
+                               seed=sockets * cores * threads)
 
 
 def _per_pass(desc: dict, passes: int, tmp: str) -> tuple[int, int, float]:
@@ -88,7 +89,8 @@ def main() -> int:
             desc = _machine(name, shape)
             for what, d in (("all firing", desc), ("10% firing", _firing(desc, 0.1))):
                 cpus, size, ms = _per_pass(d, a.passes, tmp)
-                irqs = len(d.get("irqs", [])) + sum(len(x.get("irqs", [])) for x in d.get("pci_devices", []))
+                irqs = len(d.get("irqs", [])) + sum(len(x.get("irqs", []))
+                                                    for x in d.get("pci_devices", []))
                 rows.append((name, cpus, irqs, size, what, ms))
                 print(f"  {name} {what}: {ms:.1f} ms", file=sys.stderr)
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPUs "

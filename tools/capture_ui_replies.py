@@ -259,7 +259,8 @@ def main() -> None:
         mkfake.build_tree(mkfake.load_machine(os.path.abspath(a.machine)), tree, force=True)
         cmd = ["unshare", "-m", "--propagation", "private",
                sys.executable, os.path.abspath(__file__), "--_inner", "--tree", tree,
-               "--interval", str(a.interval), "--passes", str(a.passes), "--oracle", os.path.abspath(a.oracle), a.machine, a.outdir, "--", *extra]
+               "--interval", str(a.interval), "--passes", str(a.passes),
+               "--oracle", os.path.abspath(a.oracle), a.machine, a.outdir, "--", *extra]
         sys.exit(subprocess.run(cmd).returncode)
 
 

@@ -68,7 +68,8 @@ def record(machine: str, mode: str, work: str) -> Path:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["oneshot", "cycles", "both"], default="both")
     ap.add_argument("machines", nargs="*", help="machine names (default: all the tests use)")
     a = ap.parse_args()

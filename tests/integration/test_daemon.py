@@ -236,7 +236,7 @@ def test_cpu_goes_offline_between_passes(tmp_path, daemon):
     assert d.stop() == 0
     log = d.stderr()
     assert "Rescanning cpu topology" in log and "Traceback" not in log
-    # issue 7: every pass logs its cost at --debug
+    # every pass logs its cost at --debug
     costs = re.findall(r"pass (\d+): [\d.]+ ms, [\d.]+ ms CPU, peak RSS (\d+) KiB", log)
     assert len(costs) >= 4 and all(int(kib) > 0 for _, kib in costs)
     changed = {irq for irq, raw in affinities(tree).items() if raw != fresh[irq]}
