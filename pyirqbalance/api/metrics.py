@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from .. import __version__
 from ..engine.model import PassReport, Snapshot
 from ..history.deltas import counter_delta
-from ..kernel.procinterrupts import Interrupts, ParseError, parse_interrupts
+from ..kernel.procinterrupts import InterruptRow, Interrupts, ParseError, parse_interrupts
 from ..kernel.procstat import ParseError as StatParseError
 from ..kernel.procstat import Stat, parse_stat
 from ..kernel.sysroot import SysRoot
@@ -135,77 +135,106 @@ class _SnapshotCollector(Collector):
         m = self.m
         rss = _rss_bytes()
         if rss is not None:
-            g = GaugeMetricFamily(PREFIX + "resident_memory_bytes", "Resident set size of the daemon")
+            g = GaugeMetricFamily(PREFIX + "resident_memory_bytes",
+                                  "Resident set size of the daemon")
             g.add_metric([], rss)
             yield g
         with m._lock:
             snaps = list(m._snapshots)
             parsed = [m._parse(s) for s in snaps]
-        if not snaps or parsed[-1][0] is None:
+        if not snaps:
             return
         interrupts, stat = parsed[-1]
+        if interrupts is None:
+            return
         prev_i, prev_s = parsed[0] if len(snaps) == 2 else (None, None)
         dt = snaps[-1].taken_at - snaps[0].taken_at if len(snaps) == 2 else 0.0
-
-        per_cpu = dict.fromkeys(interrupts.cpus, 0)
-        rows = [r for r in interrupts.rows if r.irq is not None]
-        for r in rows:
-            for cpu, n in zip(interrupts.cpus, r.counts):
-                per_cpu[cpu] += n
-        total = CounterMetricFamily(PREFIX + "cpu_interrupts", "Interrupts of numbered IRQs per CPU",
-                                    labels=["cpu"])
-        for cpu, n in per_cpu.items():
-            total.add_metric([str(cpu)], n)
-        yield total
-
+        rows = _numbered(interrupts)
+        yield _cpu_totals(interrupts, rows)
         deltas: dict[int, int] = {}
         if prev_i is not None and dt > 0:
-            before = {r.irq: dict(zip(prev_i.cpus, r.counts)) for r in prev_i.rows if r.irq is not None}
-            rate = GaugeMetricFamily(PREFIX + "cpu_interrupts_per_second",
-                                     "Interrupts per second per CPU over the last pass interval",
-                                     labels=["cpu"])
-            cpu_d = dict.fromkeys(interrupts.cpus, 0)
-            for r in rows:
-                old = before.get(r.irq, {})
-                irq_d = 0
-                for cpu, n in zip(interrupts.cpus, r.counts):
-                    d = counter_delta(old[cpu], n)[0] if cpu in old else 0
-                    cpu_d[cpu] += d
-                    irq_d += d
-                deltas[r.irq] = irq_d
-            for cpu, d in cpu_d.items():
-                rate.add_metric([str(cpu)], d / dt)
+            deltas, rate = _cpu_rates(interrupts, prev_i, rows, dt)
             yield rate
-
         if stat is not None:
-            prev_by = prev_s.by_cpu() if prev_s is not None and dt > 0 else None
-            for field in ("irq", "softirq"):
-                c = CounterMetricFamily(PREFIX + f"cpu_{field}_seconds",
-                                        f"Time spent in {field} context per CPU (/proc/stat)",
-                                        labels=["cpu"])
-                for t in stat.cpus:
-                    c.add_metric([str(t.cpu)], getattr(t, field) / m.hz)
-                yield c
-                if prev_by is not None:
-                    g = GaugeMetricFamily(PREFIX + f"cpu_{field}_ratio",
-                                          f"Share of time in {field} context over the last pass "
-                                          "interval", labels=["cpu"])
-                    for t in stat.cpus:
-                        old = prev_by.get(t.cpu)
-                        if old is not None:
-                            g.add_metric([str(t.cpu)],
-                                         max(0, getattr(t, field) - getattr(old, field)) / m.hz / dt)
-                    yield g
+            yield from _stat_families(stat, prev_s if dt > 0 else None, m.hz, dt)
+        yield from _irq_families(m, rows, deltas)
 
-        if m.per_irq_limit > 0:
-            busiest = sorted(rows, key=lambda r: (-deltas.get(r.irq, 0), -r.total, r.irq))
-            kept = busiest[:m.per_irq_limit]
-            c = CounterMetricFamily(PREFIX + "irq_interrupts", "Interrupts per IRQ since boot",
-                                    labels=["irq", "name", "class", "node"])
-            for r in sorted(kept, key=lambda r: r.irq):
-                c.add_metric(m._labels(r.irq, r.actions), r.total)
-            yield c
-        dropped = GaugeMetricFamily(PREFIX + "irq_series_dropped",
-                                    "IRQs left out of the per-IRQ series by the cardinality cap")
-        dropped.add_metric([], max(0, len(rows) - max(m.per_irq_limit, 0)))
-        yield dropped
+
+def _numbered(interrupts: Interrupts) -> list[tuple[int, InterruptRow]]:
+    """The numbered rows with their IRQ number, in file order."""
+    return [(r.irq, r) for r in interrupts.rows if r.irq is not None]
+
+
+def _cpu_totals(interrupts: Interrupts,
+                rows: list[tuple[int, InterruptRow]]) -> CounterMetricFamily:
+    per_cpu = dict.fromkeys(interrupts.cpus, 0)
+    for _, r in rows:
+        for cpu, n in zip(interrupts.cpus, r.counts):
+            per_cpu[cpu] += n
+    total = CounterMetricFamily(PREFIX + "cpu_interrupts",
+                                "Interrupts of numbered IRQs per CPU", labels=["cpu"])
+    for cpu, n in per_cpu.items():
+        total.add_metric([str(cpu)], n)
+    return total
+
+
+def _cpu_rates(interrupts: Interrupts, prev: Interrupts, rows: list[tuple[int, InterruptRow]],
+               dt: float) -> tuple[dict[int, int], GaugeMetricFamily]:
+    """Interrupts of each IRQ since the previous snapshot, and the per-CPU rate family."""
+    before = {irq: dict(zip(prev.cpus, r.counts)) for irq, r in _numbered(prev)}
+    rate = GaugeMetricFamily(PREFIX + "cpu_interrupts_per_second",
+                             "Interrupts per second per CPU over the last pass interval",
+                             labels=["cpu"])
+    cpu_d = dict.fromkeys(interrupts.cpus, 0)
+    deltas: dict[int, int] = {}
+    for irq, r in rows:
+        old = before.get(irq, {})
+        irq_d = 0
+        for cpu, n in zip(interrupts.cpus, r.counts):
+            d = counter_delta(old[cpu], n)[0] if cpu in old else 0
+            cpu_d[cpu] += d
+            irq_d += d
+        deltas[irq] = irq_d
+    for cpu, d in cpu_d.items():
+        rate.add_metric([str(cpu)], d / dt)
+    return deltas, rate
+
+
+def _stat_families(stat: Stat, prev: Stat | None, hz: int, dt: float) -> Iterator[Any]:
+    """irq and softirq seconds per CPU, and their share of the last interval."""
+    prev_by = prev.by_cpu() if prev is not None else None
+    for field in ("irq", "softirq"):
+        c = CounterMetricFamily(PREFIX + f"cpu_{field}_seconds",
+                                f"Time spent in {field} context per CPU (/proc/stat)",
+                                labels=["cpu"])
+        for t in stat.cpus:
+            c.add_metric([str(t.cpu)], getattr(t, field) / hz)
+        yield c
+        if prev_by is None:
+            continue
+        g = GaugeMetricFamily(PREFIX + f"cpu_{field}_ratio",
+                              f"Share of time in {field} context over the last pass interval",
+                              labels=["cpu"])
+        for t in stat.cpus:
+            old = prev_by.get(t.cpu)
+            if old is not None:
+                spent = max(0, getattr(t, field) - getattr(old, field))
+                g.add_metric([str(t.cpu)], spent / hz / dt)
+        yield g
+
+
+def _irq_families(m: Metrics, rows: list[tuple[int, InterruptRow]],
+                  deltas: dict[int, int]) -> Iterator[Any]:
+    """Per-IRQ totals of the busiest ``per_irq_limit`` IRQs, and how many were left out."""
+    if m.per_irq_limit > 0:
+        busiest = sorted(rows, key=lambda ir: (-deltas.get(ir[0], 0), -ir[1].total, ir[0]))
+        kept = busiest[:m.per_irq_limit]
+        c = CounterMetricFamily(PREFIX + "irq_interrupts", "Interrupts per IRQ since boot",
+                                labels=["irq", "name", "class", "node"])
+        for irq, r in sorted(kept, key=lambda ir: ir[0]):
+            c.add_metric(m._labels(irq, r.actions), r.total)
+        yield c
+    dropped = GaugeMetricFamily(PREFIX + "irq_series_dropped",
+                                "IRQs left out of the per-IRQ series by the cardinality cap")
+    dropped.add_metric([], max(0, len(rows) - max(m.per_irq_limit, 0)))
+    yield dropped

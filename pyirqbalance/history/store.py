@@ -89,8 +89,10 @@ CREATE TABLE IF NOT EXISTS hour (
 CREATE TABLE IF NOT EXISTS day (
     bucket INTEGER NOT NULL, cell INTEGER NOT NULL, delta INTEGER NOT NULL,
     PRIMARY KEY (bucket, cell)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lastval (cell INTEGER PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS overrides (irq INTEGER PRIMARY KEY, mask TEXT NOT NULL, since REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS lastval (
+    cell INTEGER PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS overrides (
+    irq INTEGER PRIMARY KEY, mask TEXT NOT NULL, since REAL NOT NULL);
 """
 
 
@@ -206,8 +208,8 @@ class WindowSummary:
             "samples": self.samples,
             "reboots": self.reboots,
             "boots": [
-                {"boot_id": b.boot_id, "btime": iso_time(b.btime), "first_sample": iso_time(b.first_ts),
-                 "last_sample": iso_time(b.last_ts)}
+                {"boot_id": b.boot_id, "btime": iso_time(b.btime),
+                 "first_sample": iso_time(b.first_ts), "last_sample": iso_time(b.last_ts)}
                 for b in self.boots
             ],
             "wraps": self.wraps,
@@ -230,6 +232,42 @@ def iso_time(ts: float | None) -> str | None:
     if ts is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+@dataclass
+class _Diff:
+    """One reading against the last values: what to store and how counters moved."""
+
+    deltas: list[tuple[int, int]] = field(default_factory=list)
+    changed: list[tuple[int, int]] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)
+    wraps: int = 0
+    resets: int = 0
+
+    def add(self, last: dict[int, int], cell: int, value: int, bits: int) -> None:
+        prev = last.get(cell)
+        if prev is None:
+            # A new IRQ (or CPU) counts from its registration, after the last reading.
+            delta = value
+        elif value == prev:
+            return
+        else:
+            delta, how = counter_delta(prev, value, bits)
+            self.wraps += how is Change.WRAP
+            self.resets += how is Change.RESET
+        if value != (prev or 0):
+            last[cell] = value
+            self.changed.append((cell, value))
+        if delta:
+            self.deltas.append((cell, delta))
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT gave its row."""
+    rowid = cursor.lastrowid
+    if rowid is None:  # only after a statement that inserted nothing
+        raise sqlite3.DatabaseError("INSERT gave no rowid")
+    return rowid
 
 
 class HistoryStore:
@@ -268,7 +306,8 @@ class HistoryStore:
                 )
         except sqlite3.DatabaseError as err:
             self._db.close()
-            raise HistoryError(f"history store {path}: not a usable SQLite database: {err}") from err
+            raise HistoryError(
+                f"history store {path}: not a usable SQLite database: {err}") from err
         except HistoryError:
             self._db.close()
             raise
@@ -340,9 +379,8 @@ class HistoryStore:
             row = self._db.execute("SELECT series FROM series WHERE label = ?", (label,)).fetchone()
             if row is None:
                 irq = int(label) if label.isdigit() else None
-                sid = self._db.execute(
-                    "INSERT INTO series (label, irq) VALUES (?, ?)", (label, irq)
-                ).lastrowid
+                sid = _rowid(self._db.execute(
+                    "INSERT INTO series (label, irq) VALUES (?, ?)", (label, irq)))
             else:
                 sid = row[0]
             self._series[label] = sid
@@ -376,62 +414,60 @@ class HistoryStore:
             raise HistoryError(f"history store {self.path}: cannot record: {err}") from err
 
     def _record(self, reading: Reading) -> Recorded:
-        db = self._db
         last, meta = self._load_state()
+        boot = self._boot(reading)
+        baseline, t0 = self._start_of(reading, last)
+        diff = self._diff(reading, last)
+        self._forget_vanished(last, diff.seen)
+        sample = self._write_sample(reading, boot, t0, baseline, diff)
+        self._write_meta(reading, meta, boot)
+        self._meta_set("boot_id", reading.boot_id)
+        self._meta_set("last_ts", repr(reading.ts))
+        return Recorded(sample, baseline, len(diff.deltas), diff.wraps, diff.resets)
+
+    def _boot(self, reading: Reading) -> int:
+        """The row of the reading's boot (created at its first reading), its last_ts moved on."""
+        db = self._db
         row = db.execute(
             "SELECT boot FROM boots WHERE boot_id = ?", (reading.boot_id,)
         ).fetchone()
         if row is None:
-            boot = db.execute(
+            return _rowid(db.execute(
                 "INSERT INTO boots (boot_id, btime, first_ts, last_ts) VALUES (?, ?, ?, ?)",
                 (reading.boot_id, reading.btime, reading.ts, reading.ts),
-            ).lastrowid
-        else:
-            boot = row[0]
-            db.execute("UPDATE boots SET last_ts = ? WHERE boot = ?", (reading.ts, boot))
-        previous_ts = self._meta_get("last_ts")
-        baseline = self._meta_get("boot_id") != reading.boot_id or previous_ts is None
-        if baseline:
-            # A new boot: every counter restarted at 0, the reading *is* the delta.
-            last.clear()
-            self._rows.clear()
-            self._known = set()
-            db.execute("DELETE FROM lastval")
-            t0 = reading.btime if reading.btime is not None else reading.ts
-        else:
-            t0 = float(previous_ts)
+            ))
+        db.execute("UPDATE boots SET last_ts = ? WHERE boot = ?", (reading.ts, row[0]))
+        return int(row[0])
 
-        deltas: list[tuple[int, int]] = []
-        changed: list[tuple[int, int]] = []
-        wraps = resets = 0
-        seen: set[int] = set()
+    def _start_of(self, reading: Reading, last: dict[int, int]) -> tuple[bool, float]:
+        """(is a baseline, start of the interval the reading covers)."""
+        previous_ts = self._meta_get("last_ts")
+        if self._meta_get("boot_id") == reading.boot_id and previous_ts is not None:
+            return False, float(previous_ts)
+        # A new boot: every counter restarted at 0, the reading *is* the delta.
+        last.clear()
+        self._rows.clear()
+        self._known = set()
+        self._db.execute("DELETE FROM lastval")
+        return True, reading.btime if reading.btime is not None else reading.ts
+
+    def _diff(self, reading: Reading, last: dict[int, int]) -> _Diff:
+        """Each cell's delta against the last values, which it updates."""
+        diff = _Diff()
         for series_row in reading.rows:
             sid = self._series_id(series_row.label)
-            seen.add(sid)
+            diff.seen.add(sid)
             key = (series_row.cpus, series_row.counts)
             if self._rows.get(series_row.label) == key:
                 continue  # the whole row is unchanged: nothing to compare cell by cell
             self._rows[series_row.label] = key
             base = sid << CPU_BITS
             for cpu, value in zip(series_row.cpus, series_row.counts):
-                cell = base | cpu
-                prev = last.get(cell)
-                if prev is None:
-                    # A new IRQ (or CPU) counts from its registration, after the last reading.
-                    delta = value
-                elif value == prev:
-                    continue
-                else:
-                    delta, how = counter_delta(prev, value, series_row.bits)
-                    wraps += how is Change.WRAP
-                    resets += how is Change.RESET
-                if value != (prev or 0):
-                    last[cell] = value
-                    changed.append((cell, value))
-                if delta:
-                    deltas.append((cell, delta))
+                diff.add(last, base | cpu, value, series_row.bits)
+        return diff
 
-        # An IRQ that vanished and comes back is a new registration counting from 0.
+    def _forget_vanished(self, last: dict[int, int], seen: set[int]) -> None:
+        """An IRQ that vanished and comes back is a new registration counting from 0."""
         if self._known is None:
             self._known = {cell >> CPU_BITS for cell in last}
         vanished = self._known - seen
@@ -439,17 +475,20 @@ class HistoryStore:
             gone = [cell for cell in last if cell >> CPU_BITS in vanished]
             for cell in gone:
                 del last[cell]
-            db.executemany("DELETE FROM lastval WHERE cell = ?", ((c,) for c in gone))
+            self._db.executemany("DELETE FROM lastval WHERE cell = ?", ((c,) for c in gone))
             self._rows = {k: v for k, v in self._rows.items() if self._series.get(k) in seen}
         self._known = seen
 
-        sample = db.execute(
+    def _write_sample(self, reading: Reading, boot: int, t0: float, baseline: bool,
+                      diff: _Diff) -> int:
+        db = self._db
+        sample = _rowid(db.execute(
             "INSERT INTO samples (boot, t0, ts, baseline, wraps, resets) VALUES (?, ?, ?, ?, ?, ?)",
-            (boot, t0, reading.ts, int(baseline), wraps, resets),
-        ).lastrowid
+            (boot, t0, reading.ts, int(baseline), diff.wraps, diff.resets),
+        ))
         db.executemany(
             "INSERT INTO cells (sample, cell, delta) VALUES (?, ?, ?)",
-            ((sample, c, d) for c, d in deltas),
+            ((sample, c, d) for c, d in diff.deltas),
         )
         if not baseline:
             # Baselines (counts since boot) are kept out of the rollups: they
@@ -459,23 +498,23 @@ class HistoryStore:
                 db.executemany(
                     f"INSERT INTO {table} (bucket, cell, delta) VALUES (?, ?, ?) "
                     "ON CONFLICT (bucket, cell) DO UPDATE SET delta = delta + excluded.delta",
-                    ((bucket, c, d) for c, d in deltas),
+                    ((bucket, c, d) for c, d in diff.deltas),
                 )
-        db.executemany("INSERT OR REPLACE INTO lastval (cell, value) VALUES (?, ?)", changed)
+        db.executemany("INSERT OR REPLACE INTO lastval (cell, value) VALUES (?, ?)", diff.changed)
+        return sample
 
+    def _write_meta(self, reading: Reading, meta: dict[int, tuple], boot: int) -> None:
+        """A row of IRQ metadata each time an IRQ's name, chip or affinity changes."""
         for m in reading.meta:
             sid = self._series_id(str(m.irq))
             values = (m.name, m.chip, m.hwirq, m.affinity, m.effective)
             if meta.get(sid) != values:
                 meta[sid] = values
-                db.execute(
-                    "INSERT INTO irqmeta (series, boot, ts, name, chip, hwirq, affinity, effective) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self._db.execute(
+                    "INSERT INTO irqmeta (series, boot, ts, name, chip, hwirq, affinity, "
+                    "effective) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (sid, boot, reading.ts, *values),
                 )
-        self._meta_set("boot_id", reading.boot_id)
-        self._meta_set("last_ts", repr(reading.ts))
-        return Recorded(sample, baseline, len(deltas), wraps, resets)
 
     def prune(self, now: float | None = None) -> int:
         """Drop what is older than the retention; returns the number of samples dropped."""
@@ -483,7 +522,8 @@ class HistoryStore:
         try:
             with self._transaction():
                 db = self._db
-                row = db.execute("SELECT MAX(sample) FROM samples WHERE ts < ?", (cutoff,)).fetchone()
+                row = db.execute("SELECT MAX(sample) FROM samples WHERE ts < ?",
+                                 (cutoff,)).fetchone()
                 if row[0] is None:
                     return 0
                 dropped = db.execute("DELETE FROM samples WHERE sample <= ?", (row[0],)).rowcount
@@ -590,10 +630,10 @@ class HistoryStore:
                 hours = [(h_lo, d_lo * 24), (d_hi * 24, h_hi)]
             else:
                 hours = [(h_lo, h_hi)]
-            for lo, hi in hours:
-                if lo < hi:
+            for h0, h1 in hours:
+                if h0 < h1:
                     parts.append("SELECT cell, delta FROM hour WHERE bucket >= ? AND bucket < ?")
-                    params += [lo, hi]
+                    params += [h0, h1]
             edges = [(start, h_lo * HOUR), (h_hi * HOUR, stop)]
         else:
             edges = [(start, stop)]
@@ -601,8 +641,8 @@ class HistoryStore:
             # (lo, hi] for the window's start edge, [lo, hi) inside, (.., stop] at its end.
             op_lo = ">" if lo == start else ">="
             op_hi = "<=" if hi == stop else "<"
-            span = q(f"SELECT MIN(sample), MAX(sample) FROM samples WHERE ts {op_lo} ? AND ts {op_hi} ?",
-                     (lo, hi))[0]
+            span = q("SELECT MIN(sample), MAX(sample) FROM samples "
+                     f"WHERE ts {op_lo} ? AND ts {op_hi} ?", (lo, hi))[0]
             if span[0] is not None:
                 parts.append(
                     "SELECT cell, delta FROM cells WHERE sample BETWEEN ? AND ? "
@@ -610,8 +650,8 @@ class HistoryStore:
                 )
                 params += [span[0], span[1], *skip]
         if baselines_in:
-            parts.append(
-                f"SELECT cell, delta FROM cells WHERE sample IN ({','.join('?' * len(baselines_in))})")
+            marks = ",".join("?" * len(baselines_in))
+            parts.append(f"SELECT cell, delta FROM cells WHERE sample IN ({marks})")
             params += baselines_in
 
         sums = q(
