@@ -194,11 +194,11 @@ def format_stats(nodes: Iterable[TopoObj]) -> bytes:
             f"TYPE {int(obj.obj_type)} NUMBER {obj.number} LOAD {obj.load & _ULONG_MAX} "
             f"SAVE_MODE {int(obj.powersave)} "
         )
-        for info in obj.interrupts:
-            parts.append(
-                f"IRQ {info.irq} LOAD {info.load & _ULONG_MAX} DIFF {info.diff & _ULONG_MAX} "
-                f"CLASS {int(info.irq_class)} "
-            )
+        parts.extend(
+            f"IRQ {info.irq} LOAD {info.load & _ULONG_MAX} DIFF {info.diff & _ULONG_MAX} "
+            f"CLASS {int(info.irq_class)} "
+            for info in obj.interrupts
+        )
         if obj.obj_type != _CPU:
             for child in obj.children:
                 visit(child)
@@ -464,7 +464,7 @@ class ControlSocket:
         command = parse_command(data)
         try:
             return self._run(command)
-        except Exception as err:  # the daemon's side failed: keep serving others
+        except Exception as err:  # noqa: BLE001 - the daemon's side failed: keep serving others
             self.log.error("control socket: %s failed: %s", type(command).__name__, err)
             return b""
 

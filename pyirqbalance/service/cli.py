@@ -165,9 +165,10 @@ def _getopt(args: Sequence[str]) -> list[tuple[_Opt, str | None]]:
         elif arg.startswith("-") and arg != "-":
             k = 1
             while k < len(arg):
-                opt = _BY_SHORT.get(arg[k])
-                if opt is None:
+                short = _BY_SHORT.get(arg[k])
+                if short is None:
                     raise UsageError(f"invalid option -- '{arg[k]}'")
+                opt = short
                 k += 1
                 if not opt.takes_arg:
                     out.append((opt, None))

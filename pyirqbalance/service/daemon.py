@@ -380,7 +380,7 @@ def run(opts: Options, *, reload: Callable[[], Options] | None = None,
     except StartError as err:
         return _fail(EXIT_RUNTIME, str(err))
     finally:
-        if pid_written:
+        if pid_written and opts.pidfile:
             remove_pidfile(opts.pidfile, os.getpid())
         lock.release()
 
@@ -405,7 +405,8 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     except Exception as err:  # noqa: BLE001
         log.error("cannot build the topology: %s: %s", type(err).__name__, err)
         return EXIT_RUNTIME
-    if balancer.topo.num_online <= 1:
+    topo = balancer.topo
+    if topo is not None and topo.num_online <= 1:
         log.warning("Balancing is ineffective on systems with a single cpu.  Shutting down")
         return EXIT_OK
     daemon.listeners.append(OriginalAffinities(opts.state_dir, balancer, log))

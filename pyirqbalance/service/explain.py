@@ -104,8 +104,7 @@ def format_text(report: dict[str, Any]) -> str:
             _short_reason(irq),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows)
     return "\n".join(lines) + "\n"
 
 

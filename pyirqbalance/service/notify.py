@@ -19,6 +19,7 @@ cheap no-op returning False.
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import os
 import sys
@@ -47,7 +48,7 @@ JOURNAL_SOCKET = "/run/systemd/journal/socket"
 def _systemd_journal():
     """systemd-python's ``journal`` module, or None (looked for only when the journal is used)."""
     try:  # systemd-python; PyPI's unrelated "systemd" package has no JournalHandler
-        from systemd import journal
+        journal = importlib.import_module("systemd.journal")
     except ImportError:
         return None
     return journal if hasattr(journal, "JournalHandler") else None
