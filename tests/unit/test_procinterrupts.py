@@ -509,10 +509,10 @@ def test_reading_a_big_file_through_a_fifo(tmp_path):
         with open(fifo, "wb") as f:
             f.write(payload)
 
-    t = threading.Thread(target=writer)
+    t = threading.Thread(target=writer, daemon=True)  # never keeps a failed run alive
     t.start()
     assert SysRoot.read_bytes(str(fifo)) == payload
-    t.join()
+    t.join(30)
 
 
 @pytest.mark.parametrize("start", [0, 1, 4096, 70_000, 1 << 20])
@@ -537,10 +537,10 @@ def test_read_into_through_a_fifo(tmp_path):
         with open(fifo, "wb") as f:
             f.write(payload)
 
-    t = threading.Thread(target=writer)
+    t = threading.Thread(target=writer, daemon=True)  # never keeps a failed run alive
     t.start()
     assert SysRoot.read_into(str(fifo), bytearray(1000)) == payload
-    t.join()
+    t.join(30)
 
 
 def test_scanner_buffers_are_never_seen_by_callers(make_tree):
