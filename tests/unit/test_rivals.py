@@ -17,6 +17,7 @@ from pyirqbalance.kernel.procpid import (
     parse_exe,
     read_process_names,
 )
+from pyirqbalance.kernel.sysroot import SysRoot
 from pyirqbalance.service.rivals import find_irqbalance, is_irqbalance
 from tests.conftest import Dir, Symlink
 
@@ -92,3 +93,32 @@ def test_find_skips_our_own_pid_and_reports_the_other(make_tree):
 
 def test_no_proc_directory_finds_nothing(make_tree):
     assert find_irqbalance(make_tree({"sys/devices": Dir()})) is None
+
+
+class _Recording(SysRoot):
+    """A SysRoot that notes every path read through it."""
+
+    def __init__(self, base) -> None:
+        super().__init__(base)
+        self.paths: list[str] = []
+
+    def read_bytes(self, path: str, size_hint: int = 0) -> bytes:  # type: ignore[override]
+        self.paths.append(path)
+        return SysRoot.read_bytes(path, size_hint)
+
+    def try_read_text(self, path: str, size_hint: int = 0) -> str | None:  # type: ignore[override]
+        self.paths.append(path)
+        return SysRoot.try_read_text(path, size_hint)
+
+    def readlink(self, path: str) -> str | None:  # type: ignore[override]
+        self.paths.append(path)
+        return SysRoot.readlink(path)
+
+
+def test_the_check_reads_only_process_files(make_tree):
+    """A harness counting /proc/stat opens as balancing passes sees none from the check."""
+    make_tree({"proc/stat": "cpu  1 2 3\n", **process(1, "init\n"), **process(77, "sshd\n")})
+    root = _Recording(make_tree({}).base)
+    assert find_irqbalance(root) is None
+    assert root.paths and all(
+        p.startswith((root.proc("1", ""), root.proc("77", ""))) for p in root.paths)
