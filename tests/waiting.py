@@ -41,15 +41,6 @@ def wait_until(predicate: Callable[[], T], timeout: float = DEFAULT_TIMEOUT_S,
         time.sleep(POLL_S)
 
 
-def eventually(predicate: Callable[[], object], timeout: float = DEFAULT_TIMEOUT_S) -> bool:
-    """Like :func:`wait_until` but returns False instead of raising (for cleanup paths)."""
-    try:
-        wait_until(predicate, timeout)
-    except AssertionError:
-        return False
-    return True
-
-
 def process_state(pid: int) -> str | None:
     """The state letter of ``pid`` from /proc/<pid>/stat (``Z`` for a zombie), None if gone."""
     try:
