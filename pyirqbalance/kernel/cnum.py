@@ -31,6 +31,8 @@ __all__ = [
     "CNumber",
     "atoi",
     "c_int",
+    "magnitude",
+    "number_pattern",
     "scan_number",
     "strtol",
     "strtoul",
@@ -67,7 +69,16 @@ class CNumber(NamedTuple):
     found: bool
 
 
-def _magnitude(digits: str | bytes, base: int) -> int:
+def number_pattern(kind: type[AnyStr], base: int = 10) -> re.Pattern[AnyStr]:
+    """The regular expression of one number (groups: sign, digits) for ``str`` or ``bytes``.
+
+    For hot loops that match in place and convert with :func:`magnitude` and
+    :func:`unsigned_value`; :func:`scan_number` is the same, returned as a record.
+    """
+    return _PATTERNS[kind, base]
+
+
+def magnitude(digits: str | bytes, base: int = 10) -> int:
     """int(digits, base), capped at ULONG_MAX + 1; cheap on absurdly long runs."""
     digits = digits.lstrip(b"0") if isinstance(digits, bytes) else digits.lstrip("0")
     if len(digits) > _MAX_DIGITS[base]:
@@ -81,7 +92,7 @@ def scan_number(text: AnyStr, pos: int = 0, base: int = 10) -> CNumber:
     if m is None:
         return CNumber(False, 0, pos, False)
     sign = m.group(1)
-    return CNumber(sign in ("-", b"-"), _magnitude(m.group(2), base), m.end(), True)
+    return CNumber(sign in ("-", b"-"), magnitude(m.group(2), base), m.end(), True)
 
 
 def unsigned_value(negative: bool, magnitude: int) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .cnum import ULONG_MAX, c_int, scan_number, strtoul, unsigned_value
+from .cnum import ULONG_MAX, c_int, magnitude, number_pattern, strtoul, unsigned_value
 
 __all__ = ["ROW_START", "IrqCount", "IrqCounts", "count_columns", "reference_irq_counts", "row_of"]
 
@@ -58,8 +58,14 @@ class IrqCounts(NamedTuple):
 ROW_START = re.compile(rb"[ \t]*([0-9]+)")
 
 
+#: One ``strtoull`` (C ``isspace``, a sign, digits), matched in place.
+_NUMBER = number_pattern(bytes)
+
+
 def irq_number(digits: bytes) -> int:
     """``int number = strtoul(line, NULL, 10)`` of a row's leading digits."""
+    if len(digits) < 10:
+        return int(digits)  # below 2**31: the int holds it as it is
     return c_int(strtoul(digits)[0])
 
 
@@ -68,13 +74,13 @@ def count_columns(line: bytes, pos: int) -> tuple[int, int, int]:
     total = ncols = 0
     end = len(line)
     while True:
-        number = scan_number(line, pos)
-        if not number.found:
+        m = _NUMBER.match(line, pos)
+        if m is None:
             break  # no number: end of the counts
-        pos = number.end
+        pos = m.end()
         if pos < end and line[pos] not in b" \t":
             break  # "123\n", "48059000.gpio": not a column
-        total = (total + unsigned_value(number.negative, number.magnitude)) & ULONG_MAX
+        total = (total + unsigned_value(m[1] == b"-", magnitude(m[2]))) & ULONG_MAX
         ncols += 1
     return total, ncols, pos
 

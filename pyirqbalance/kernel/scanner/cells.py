@@ -66,6 +66,10 @@ class Shape(NamedTuple):
     hot_count: int
 
 
+#: A Shape from a tuple of its fields (the C constructor: hot paths build many).
+_shape = Shape._make
+
+
 class Lanes:
     """Per-width constants: one byte per cell, as bytes and as little-endian ints."""
 
@@ -190,7 +194,7 @@ def _resum_hot(
     if data.startswith(old[a:a + c], pos) and data.startswith(old[a + after:b], pos + after):
         now = cell_at(data, pos + c)
         if now is not None:
-            return (total - shape.hot_count + now) & ULONG_MAX, shape._replace(hot_count=now)
+            return (total - shape.hot_count + now) & ULONG_MAX, _shape((*shape[:4], now))
     return None
 
 
@@ -236,7 +240,7 @@ def resum(
             now = cell_at(data, pos + first + CELL * hot)
         if now is None:
             hot = SEVERAL_CELLS
-    return (cells + shape.rest) & ULONG_MAX, Shape(first, last, shape.rest, hot, now or 0)
+    return (cells + shape.rest) & ULONG_MAX, _shape((first, last, shape.rest, hot, now or 0))
 
 
 def nonzero_cells(line: bytes, start: int, lanes: Lanes) -> dict[int, bytes] | None:
@@ -271,7 +275,7 @@ def one_cell_to_follow(
     now = cell_at(line, at) if hot >= 0 else None
     if now is None:
         return shape, cells, None
-    return shape._replace(hot=hot, hot_count=now), None, at
+    return _shape((*shape[:3], hot, now)), None, at
 
 
 def _one_changed_cell(old: dict[int, bytes], new: dict[int, bytes]) -> int:
@@ -318,7 +322,7 @@ def _fast_row(
         end = colon + 1 + CELL * lanes.n
         more, extra, stop = count_columns(line, end)
         total, ncols = (cells + more) & ULONG_MAX, lanes.n + extra
-        shape = Shape(colon + 1, end, more & ULONG_MAX, NO_CELL, 0)
+        shape = _shape((colon + 1, end, more & ULONG_MAX, NO_CELL, 0))
     msi = line.find(b"MSI", stop) >= 0 or line.find(b"MSI", 0, colon) >= 0
     return irq_number(label[1]), total, ncols, msi, shape
 

@@ -70,7 +70,8 @@ class KeptScan:
     def run(self) -> int:
         """Scan the file; returns the old line the comparison ended at."""
         data, old, offsets, n_old = self.data, self.old, self.offsets, self.n_old
-        hints = self.prev.fresh  # lines that changed last time
+        prev, memo, rows = self.prev, self.memo, self.rows
+        hints = prev.fresh  # lines that changed last time
         h, n_hints = 0, len(hints)
         pos, n, k, step = self.memo.head, len(data), 0, 1
         while pos < n:
@@ -84,7 +85,10 @@ class KeptScan:
                     limit = n_old if h == n_hints else max(hints[h], k + 1)
                     j = min(k + step, limit)
                     if data.startswith(old[offsets[k]:offsets[j]], pos):  # k..j-1 unchanged
-                        pos = self._take(k, j, pos)
+                        memo.take(prev, k, j)
+                        rows.extend(filter(None, prev.rows[k:j]))
+                        self.has_msi = self.has_msi or True in prev.msi[k:j]
+                        pos += offsets[j] - offsets[k]
                         k, step = j, (n_old if j == limit else step * 2)
                         continue
                     if j > k + 1:
@@ -103,16 +107,8 @@ class KeptScan:
         if k != n_old:
             self.same = False  # old lines left over: IRQs vanished
         if not n_old:
-            self.memo.fresh.clear()  # nothing was compared: no hint for the next scan
+            memo.fresh.clear()  # nothing was compared: no hint for the next scan
         return k
-
-    def _take(self, k: int, j: int, pos: int) -> int:
-        """Old lines k..j-1 as they were; returns where the next line starts."""
-        prev = self.prev
-        self.memo.take(prev, k, j)
-        self.rows.extend(filter(None, prev.rows[k:j]))
-        self.has_msi = self.has_msi or True in prev.msi[k:j]
-        return pos + self.offsets[j] - self.offsets[k]
 
     def _resum(self, k: int, pos: int, shape: Shape) -> int | None:
         """Old line k changed (or changed last time): if only its cells did, the

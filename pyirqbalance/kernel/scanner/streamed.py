@@ -132,8 +132,11 @@ class StreamScan:
     def lines(self, buf: bytes, pos: int, stop: int, k: int) -> tuple[int, bool]:
         """The lines of ``buf[pos:stop]`` from old line ``k``: (the old line
         reached, whether reading stopped at the stop row)."""
-        hash_of, n_old, old_lens = self.hash, self.n_old, self.prev.lens
+        hash_of, n_old, prev = self.hash, self.n_old, self.prev
+        old_lens, old_rows, old_msi = prev.lens, prev.rows, prev.msi
         old_hashes, old_shapes = self.old_hashes, self.old_shapes
+        memo, rows = self.memo, self.rows
+        hashes = memo.hashes if memo.hashes is not None else []  # used when hashed only
         view = memoryview(buf)
         h = 0
         while pos < stop:
@@ -149,8 +152,13 @@ class StreamScan:
                         if self._followed_cell(buf, view, pos, end, k, shape):
                             pos, k = end, k + 1
                             continue
-                    elif hash_of(view[pos:end]) == old_hashes[k]:
-                        self._as_before(k, end - pos, shape)
+                    elif hash_of(view[pos:end]) == old_hashes[k]:  # as before: its row as it was
+                        row = old_rows[k]
+                        if row is not None:
+                            rows.append(row)
+                        self.has_msi = self.has_msi or old_msi[k]
+                        memo.add(end - pos, row, old_msi[k], shape, fresh=False)
+                        hashes.append(old_hashes[k])
                         pos, k = end, k + 1
                         continue
                 end = buf.find(b"\n", pos, stop) + 1 or stop
@@ -180,22 +188,12 @@ class StreamScan:
         total = (old_row.total - shape.hot_count + now) & ULONG_MAX
         row = row_again(old_row, total, buf, pos, end, self.known)
         if row is not old_row:
-            shape = shape._replace(hot_count=now)
+            shape = Shape._make((*shape[:4], now))
             self.changed.append(row)
         self.rows.append(row)
         self.memo.add(end - pos, row, msi, shape, fresh=row is not old_row)
         self.memo.hashes.append(h)
         return True
-
-    def _as_before(self, k: int, size: int, shape: Shape | None) -> None:
-        """Old line k, hashed as last time: its row as it was."""
-        assert self.memo.hashes is not None
-        row, msi = self.prev.rows[k], self.prev.msi[k]
-        if row is not None:
-            self.rows.append(row)
-        self.has_msi = self.has_msi or msi
-        self.memo.add(size, row, msi, shape, fresh=False)
-        self.memo.hashes.append(self.old_hashes[k])
 
     def _parse(self, line: bytes, h: int, k: int) -> int | None:
         """A line parsed anew (``h``: its hash when hashed); returns the old line
