@@ -87,7 +87,8 @@ def activate_mappings(
         if current is None:
             # irqbalance 1.9.2 treats an unreadable file as "already right"
             # and keeps the IRQ pending, re-checking it every pass.
-            out.append(Activation(info.irq, target, None, None, "smp_affinity unreadable: left alone"))
+            out.append(Activation(info.irq, target, None, None,
+                                  "smp_affinity unreadable: left alone"))
             continue
         if current == target:
             out.append(Activation(info.irq, target, current, None, "already in place"))
@@ -134,10 +135,11 @@ def _apply_hint(info: IrqInfo, target: int, banned: int) -> tuple[int, str | Non
 
 
 def _describe(result: WriteResult) -> str:
-    if result.status is WriteStatus.OK:
+    status = result.status or errno_status(result.errno)
+    if status is WriteStatus.OK:
         return "written"
     return {
         WriteStatus.TRANSIENT: "kernel refused for now, retried next pass",
         WriteStatus.NO_VECTORS: "target CPU out of vectors, re-placed",
         WriteStatus.UNMANAGED: "kernel refused for good, IRQ unmanaged until rescan",
-    }[result.status] + f" ({result.reason})"
+    }[status] + f" ({result.reason})"

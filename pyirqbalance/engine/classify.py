@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .model import BalanceLevel, HintPolicy, IrqClass, IrqPolicy
 
@@ -119,8 +119,11 @@ def pci_irq_class(
     Any unreadable identification file (None) also means NODEF, as
     irqbalance's ``get_pci_info`` fails as a whole.
     """
+    if (class_code is None or vendor is None or device is None or subsystem_vendor is None
+            or subsystem_device is None):
+        return None
     ids = (vendor, device, subsystem_vendor, subsystem_device, class_code)
-    if any(v is None or v == _U32 for v in ids):
+    if _U32 in ids:
         return None
     major = (class_code >> 16) & _U32
     if major >= len(PCI_MAJOR_CLASS):
@@ -212,7 +215,9 @@ class IrqInfo:
         "unmanaged_reason",
     )
 
-    def __init__(self, irq: int, irq_class: IrqClass, irq_type: IrqType, level: BalanceLevel) -> None:
+    def __init__(
+        self, irq: int, irq_class: IrqClass, irq_type: IrqType, level: BalanceLevel
+    ) -> None:
         self.irq = irq
         self.irq_class = irq_class
         self.irq_type = irq_type
@@ -308,86 +313,118 @@ def plan_irq_db(
     device that claims an IRQ number wins. A policy hook runs for every IRQ,
     banned or not.
     """
-    banned_irqs = frozenset(banned_irqs)
-    banmod = tuple(banmod)
-    line_of = {r.irq: r.line for r in rows}
-    seen: set[int] = set()
-    plan: list[DbEntry] = []
-
-    def add(irq: int, dev, irq_type: IrqType) -> None:
-        if irq in seen:
-            return
-        seen.add(irq)
-        pol = None
-        if policy is not None:
-            pol = policy(device_path(dev.name if dev is not None else None), irq)
-        pol = pol or IrqPolicy()
-        if pol.numa_node is not None and not node_exists(pol.numa_node):
-            # irqbalance: "NUMA node %d doesn't exist", the key is ignored
-            pol = pol._replace(numa_node=None)
-        if dev is None:
-            line = line_of.get(irq, "")
-            if isinstance(line, bytes):
-                line = line.decode("utf-8", "surrogateescape")
-            irq_type, text_class, name = classify_line(line)
-            driver = None
-        else:
-            text_class, name, driver = IrqClass.OTHER, "", dev.driver
-        ban_why = None
-        if pol.ban:
-            ban_why = "banned: policy script said ban=true"
-        elif irq in banned_irqs:
-            ban_why = "banned: --banirq / control socket"
-        else:
-            ban_why = _banned_by_module(banmod, driver, name)
-        if ban_why is not None:
-            plan.append(
-                DbEntry(irq, True, IrqClass.OTHER, irq_type, BalanceLevel.NONE, -1,
-                        dev.name if dev else None, name.strip(), ban_why)
-            )
-            return
-
-        if dev is not None:
-            irq_class = pci_irq_class(
-                dev.class_code, dev.vendor, dev.device, dev.subsystem_vendor, dev.subsystem_device
-            )
-            if irq_class is None:
-                # Unknown class or unreadable ids: irqbalance skips the level
-                # assignment, leaving BALANCE_NONE (and class OTHER).
-                node = _node_of(pol, dev.numa_node if numa else None)
-                why = (
-                    f"PCI class 0x{dev.class_code:06x} is not one irqbalance knows: never balanced"
-                    if dev.class_code is not None
-                    else "PCI identification files unreadable: never balanced"
-                )
-                plan.append(DbEntry(irq, False, IrqClass.OTHER, irq_type, BalanceLevel.NONE,
-                                    node, dev.name, name, why))
-                return
-            why = f"PCI class 0x{dev.class_code:06x} ({dev.name})"
-            node = _node_of(pol, dev.numa_node if numa else None)
-        else:
-            irq_class = text_class
-            why = "no PCI device: classified from /proc/interrupts"
-            node = _node_of(pol, irq_node(irq) if numa else None)
-        level = pol.balance_level if pol.balance_level is not None else DEFAULT_LEVEL[irq_class]
-        if pol.balance_level is not None:
-            why += f"; policy balance_level={level.name.lower()}"
-        plan.append(
-            DbEntry(irq, False, irq_class, irq_type, level, node,
-                    dev.name if dev else None, name.strip(), why,
-                    pol.hintpolicy or hintpolicy)
-        )
-
+    planner = _DbPlanner(
+        {r.irq: r.line for r in rows}, frozenset(banned_irqs), tuple(banmod), policy,
+        device_path, irq_node, numa, hintpolicy, node_exists,
+    )
     for dev in devices:
         if dev.msi_irqs is not None:
             for irq in dev.msi_irqs:
                 if irq:
-                    add(irq, dev, IrqType.MSIX)
+                    planner.add(irq, dev, IrqType.MSIX)
         elif dev.legacy_irq and dev.legacy_irq != 255:  # x86: 255 = no line
-            add(dev.legacy_irq, dev, IrqType.LEGACY)
+            planner.add(dev.legacy_irq, dev, IrqType.LEGACY)
     for row in rows:
-        add(row.irq, None, IrqType.LEGACY)
-    return plan
+        planner.add(row.irq, None, IrqType.LEGACY)
+    return planner.plan
+
+
+class _DbPlanner:
+    """The state of one :func:`plan_irq_db`: the entries so far and how to make more."""
+
+    def __init__(
+        self,
+        line_of: dict[int, str | bytes],
+        banned_irqs: frozenset[int],
+        banmod: tuple[str, ...],
+        policy: PolicyHook | None,
+        device_path: Callable[[str | None], str],
+        irq_node: Callable[[int], int | None],
+        numa: bool,
+        hintpolicy: HintPolicy,
+        node_exists: Callable[[int], bool],
+    ) -> None:
+        self.line_of, self.banned_irqs, self.banmod = line_of, banned_irqs, banmod
+        self.policy, self.device_path, self.irq_node = policy, device_path, irq_node
+        self.numa, self.hintpolicy, self.node_exists = numa, hintpolicy, node_exists
+        self.seen: set[int] = set()
+        self.plan: list[DbEntry] = []
+
+    def add(self, irq: int, dev: Any, irq_type: IrqType) -> None:
+        """The entry of ``irq`` (from PCI device ``dev``, or None: from its text)."""
+        if irq in self.seen:
+            return
+        self.seen.add(irq)
+        pol = self._policy(irq, dev)
+        if dev is None:
+            irq_type, irq_class, name = classify_line(self._line(irq))
+            driver = None
+        else:
+            irq_class, name, driver = IrqClass.OTHER, "", dev.driver
+        ban_why = self._ban_reason(irq, pol, driver, name)
+        if ban_why is not None:
+            self.plan.append(
+                DbEntry(irq, True, IrqClass.OTHER, irq_type, BalanceLevel.NONE, -1,
+                        dev.name if dev else None, name.strip(), ban_why)
+            )
+        elif dev is not None:
+            self.plan.append(self._device_entry(irq, dev, irq_type, pol, name))
+        else:
+            why = "no PCI device: classified from /proc/interrupts"
+            node = _node_of(pol, self.irq_node(irq) if self.numa else None)
+            self.plan.append(self._entry(irq, irq_class, irq_type, pol, node, None, name, why))
+
+    def _policy(self, irq: int, dev: Any) -> IrqPolicy:
+        pol = None
+        if self.policy is not None:
+            pol = self.policy(self.device_path(dev.name if dev is not None else None), irq)
+        pol = pol or IrqPolicy()
+        if pol.numa_node is not None and not self.node_exists(pol.numa_node):
+            # irqbalance: "NUMA node %d doesn't exist", the key is ignored
+            pol = pol._replace(numa_node=None)
+        return pol
+
+    def _line(self, irq: int) -> str:
+        line = self.line_of.get(irq, "")
+        return line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
+
+    def _ban_reason(self, irq: int, pol: IrqPolicy, driver: str | None, name: str) -> str | None:
+        if pol.ban:
+            return "banned: policy script said ban=true"
+        if irq in self.banned_irqs:
+            return "banned: --banirq / control socket"
+        return _banned_by_module(self.banmod, driver, name)
+
+    def _device_entry(
+        self, irq: int, dev: Any, irq_type: IrqType, pol: IrqPolicy, name: str
+    ) -> DbEntry:
+        node = _node_of(pol, dev.numa_node if self.numa else None)
+        irq_class = pci_irq_class(
+            dev.class_code, dev.vendor, dev.device, dev.subsystem_vendor, dev.subsystem_device
+        )
+        if irq_class is None:
+            # Unknown class or unreadable ids: irqbalance skips the level
+            # assignment, leaving BALANCE_NONE (and class OTHER).
+            why = (
+                f"PCI class 0x{dev.class_code:06x} is not one irqbalance knows: never balanced"
+                if dev.class_code is not None
+                else "PCI identification files unreadable: never balanced"
+            )
+            return DbEntry(irq, False, IrqClass.OTHER, irq_type, BalanceLevel.NONE,
+                           node, dev.name, name, why)
+        why = f"PCI class 0x{dev.class_code:06x} ({dev.name})"
+        return self._entry(irq, irq_class, irq_type, pol, node, dev.name, name, why)
+
+    def _entry(
+        self, irq: int, irq_class: IrqClass, irq_type: IrqType, pol: IrqPolicy, node: int,
+        device: str | None, name: str, why: str,
+    ) -> DbEntry:
+        """A balanced IRQ's entry: the class's level unless the policy sets one."""
+        level = pol.balance_level if pol.balance_level is not None else DEFAULT_LEVEL[irq_class]
+        if pol.balance_level is not None:
+            why += f"; policy balance_level={level.name.lower()}"
+        return DbEntry(irq, False, irq_class, irq_type, level, node, device, name.strip(), why,
+                       pol.hintpolicy or self.hintpolicy)
 
 
 def _node_of(pol: IrqPolicy, value: int | None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..kernel.cpumask import format_mask
 from .classify import IrqInfo
-from .topology import Topology, TopoObj
+from .topology import NO_NODE, Topology, TopoObj
 
 __all__ = ["INDENT", "JOURNAL_INDENT", "dump_tree"]
 
@@ -24,7 +24,8 @@ def _nodes(objs: list[TopoObj]) -> str:
 
 def _irq_line(info: IrqInfo, spaces: int, indent: str) -> str:
     return (
-        f"{indent[0] * spaces}Interrupt {info.irq} node_num is {info.node.number} "
+        f"{indent[0] * spaces}Interrupt {info.irq} node_num is "
+        f"{info.node.number if info.node is not None else NO_NODE} "
         f"({info.irq_class.label}/{info.load}:{info.diff}) \n"
     )
 
@@ -46,7 +47,7 @@ def dump_tree(topo: Topology, indent: str = INDENT) -> str:
             for cpu in cache.children:
                 out.append(
                     f"{indent * 4}CPU number {cpu.number}  numa_node is "
-                    f"{_nodes(cpu.parent.numa_nodes)}(load {cpu.load})\n"
+                    f"{_nodes(cpu.parent.numa_nodes if cpu.parent else [])}(load {cpu.load})\n"
                 )
                 out.extend(_irq_line(i, 18, indent) for i in cpu.interrupts)
             out.extend(_irq_line(i, 10, indent) for i in cache.interrupts)

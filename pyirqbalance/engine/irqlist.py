@@ -56,6 +56,7 @@ class LevelStats:
 def release(info: IrqInfo, rebalance: list[IrqInfo]) -> None:
     """Move an IRQ from its object to the rebalance list (``migrate_irq_obj(obj, NULL)``)."""
     source = info.assigned
+    assert source is not None  # only placed IRQs are released
     source.interrupts.remove(info)
     if source.slots_left != SLOTS_UNKNOWN:
         source.slots_left += 1
@@ -76,7 +77,7 @@ def force_rebalance(info: IrqInfo, rebalance: list[IrqInfo]) -> None:
 
 def _select(info: IrqInfo, st: LevelStats, migrateval: int) -> bool:
     """``move_candidate_irqs``: may this IRQ leave its object?"""
-    if info.level == BalanceLevel.NONE:
+    if info.level == BalanceLevel.NONE or info.assigned is None:
         return False
     if len(info.assigned.interrupts) <= 1:  # never empty an object
         return False
@@ -150,8 +151,9 @@ def update_migration_status(
     log: Callable[[str], None] | None = None,
 ) -> None:
     """All four levels, with the power-save rule after the CPU level."""
-    kw = dict(migrateval=migrateval, powerthresh=powerthresh, log=log)
-    st = find_overloaded_objects(cpus, rebalance, **kw)
+    st = find_overloaded_objects(
+        cpus, rebalance, migrateval=migrateval, powerthresh=powerthresh, log=log
+    )
     if powerthresh is not None and cycle > 5:
         if not st.num_over and st.num_under >= powerthresh and st.powersave is not None:
             if log is not None:
@@ -165,4 +167,6 @@ def update_migration_status(
             for cpu in cpus:
                 cpu.powersave = False
     for objects in (caches, packages, nodes):
-        find_overloaded_objects(objects, rebalance, **kw)
+        find_overloaded_objects(
+            objects, rebalance, migrateval=migrateval, powerthresh=powerthresh, log=log
+        )

@@ -54,7 +54,9 @@ def find_best_object(
             continue
         if obj.slots_left <= 0:
             continue  # out of interrupt vectors (ENOSPC seen)
-        if best is None or obj.load < best.load or (obj.load == best.load and len(obj.interrupts) < len(best.interrupts)):
+        if best is None or obj.load < best.load or (
+            obj.load == best.load and len(obj.interrupts) < len(best.interrupts)
+        ):
             best = obj
     return best
 
@@ -73,6 +75,7 @@ def _place_in_node(info: IrqInfo, topo: Topology, rebalance: list[IrqInfo], warn
     if info.level == BalanceLevel.NONE and not topo.banned:
         return
     node = info.node
+    assert node is not None  # every IRQ of the database has one
     if node.number != NO_NODE or not topo.numa:
         if node.mask & topo.unbanned:
             # The device's own node, whatever its load.

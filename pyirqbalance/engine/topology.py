@@ -15,6 +15,7 @@ nothing here is global.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..kernel.cpumask import IRQBALANCE_NR_CPUS, irqbalance_parse_cpulist, irqbalance_parse_mask
@@ -267,6 +268,17 @@ def _cache_mask(cpu_dir, deepestcache: int) -> int:
     return 1 << cpu_dir.cpu
 
 
+def _cpu_node(topo: Topology, node_id: int | None, package_mask: int) -> tuple[int, int]:
+    """A CPU's NUMA node number and its package mask cut to that node's CPUs
+    when several nodes share one package (AMD NPS, Intel SNC)."""
+    if node_id is None:
+        node_id = NO_NODE
+    node = topo.node(node_id)
+    if node is not None and package_mask.bit_count() > node.mask.bit_count():
+        package_mask &= node.mask
+    return node_id, package_mask
+
+
 def build_topology(
     cpu_facts: CpuFacts,
     node_facts: NodeFacts | None,
@@ -274,18 +286,16 @@ def build_topology(
     *,
     deepestcache: int = 2,
     numa: bool = True,
-    warn=None,
+    warn: Callable[[str], None] | None = None,
 ) -> Topology:
     """Build the tree as irqbalance's ``build_numa_node_list`` + ``parse_cpu_tree``."""
     nodes = [TopoObj(ObjType.NODE, NO_NODE, ALL_CPUS)]
     if numa and node_facts is not None:
-        for nd in node_facts.nodes:
-            nodes.append(TopoObj(ObjType.NODE, nd.node, nd.cpumap))
+        nodes += [TopoObj(ObjType.NODE, nd.node, nd.cpumap) for nd in node_facts.nodes]
     topo = Topology(nodes=nodes, banned=banned, numa=numa)
     topo.index()
     unbanned = topo.unbanned
     online_list = cpu_facts.online or 0
-    cache_count = 0
 
     for cd in cpu_facts.dirs:
         n = cd.cpu
@@ -301,12 +311,7 @@ def build_topology(
 
         node_id = NO_NODE
         if numa:
-            if cd.node is not None:
-                node_id = cd.node
-            node = topo.node(node_id)
-            # Several nodes in one package (AMD NPS, Intel SNC): use the node's CPUs.
-            if node is not None and package_mask.bit_count() > node.mask.bit_count():
-                package_mask &= node.mask
+            node_id, package_mask = _cpu_node(topo, cd.node, package_mask)
         node_obj = topo.node(node_id)
 
         cache_mask &= unbanned
@@ -314,8 +319,7 @@ def build_topology(
 
         cache = next((c for c in topo.caches if c.mask == cache_mask), None)
         if cache is None:
-            cache = TopoObj(ObjType.CACHE, cache_count, cache_mask)
-            cache_count += 1
+            cache = TopoObj(ObjType.CACHE, len(topo.caches), cache_mask)
             topo.caches.append(cache)
         cache.children.append(cpu)
         cpu.parent = cache

@@ -102,7 +102,8 @@ def _cpus(text: str) -> int | None:
 def parse_cmdline(text: str) -> KernelCmdline:
     """Decode /proc/cmdline text. Never raises: bad values are ignored, as the kernel does."""
     params = split_params(text)
-    isolcpus, flags, nohz_full = 0, (), 0
+    flags: tuple[str, ...] = ()
+    isolcpus, nohz_full = 0, 0
     for name, value in params:
         key = name.replace("-", "_")  # the kernel treats - and _ in names alike
         if value is None:

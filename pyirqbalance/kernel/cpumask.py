@@ -181,7 +181,8 @@ def irqbalance_parse_mask(text: str, nbits: int = IRQBALANCE_NR_CPUS) -> int:
     if _GROUPS.fullmatch(body):
         groups = body.split(",")
         if len(body) == len(groups[0]) + 9 * (len(groups) - 1):
-            value = int(body.replace(",", ""), 16)  # every later group full: the digits are the mask
+            # every later group full: the digits are the mask
+            value = int(body.replace(",", ""), 16)
         else:
             value = _join_groups(groups)
         if value.bit_length() <= nbits:

@@ -82,7 +82,8 @@ class Interrupts(NamedTuple):
 #: Flow handler names the kernel appends as ``-name`` (``handle_edge_irq`` ...),
 #: and Xen's event-channel chips (``xen-dyn-event``, ``xen-percpu-virq``).
 _FLOWS = frozenset(
-    ["edge", "level", "fasteoi", "simple", "percpu", "percpu_devid", "untracked", "bad", "event", "virq", "ipi"]
+    ["edge", "level", "fasteoi", "simple", "percpu", "percpu_devid", "untracked", "bad",
+     "event", "virq", "ipi"]
 )
 _LEVELS = ("Level", "Edge")  # CONFIG_GENERIC_IRQ_SHOW_LEVEL (arm, arm64)
 

@@ -36,7 +36,7 @@ __all__ = [
 class Spurious(NamedTuple):
     """/proc/irq/N/spurious: how often the IRQ fired with no handler claiming it."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count on purpose
     unhandled: int
     last_unhandled_ms: int
 

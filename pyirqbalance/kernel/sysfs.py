@@ -239,7 +239,7 @@ class CacheIndex(NamedTuple):
     """One ``cpuN/cache/indexK`` directory."""
 
     #: K of ``indexK`` (irqbalance compares this, not ``level``).
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose
     level: int | None
     #: ``Data``, ``Instruction`` or ``Unified``.
     type: str | None

@@ -135,7 +135,7 @@ class SysRoot:
 
     @staticmethod
     def read_chunks(path: str, size: int = _CHUNK) -> Iterator[bytes]:
-        """The file as consecutive pieces of at most ``size`` bytes; raises :class:`KernelReadError`.
+        """The file as consecutive pieces of at most ``size`` bytes (or :class:`KernelReadError`).
 
         For big files read once per pass (/proc/interrupts: 93 MB at 1024
         CPUs), so they are never whole in memory. A generator: the file is
