@@ -25,10 +25,6 @@ CYCLES_MACHINES = ["a_desktop4", "b_2s64", "g_nvme_managed", "l_hot_queues"]
 #: Balancing passes per cycles run.
 CYCLES_PASSES = 6
 
-#: Share of IRQs (oneshot) and of each pass's decisions (cycles) that must be identical.
-ONESHOT_TARGET = 0.99
-CYCLES_TARGET = 0.95
-
 
 @dataclass(frozen=True, slots=True)
 class KnownDifference:
