@@ -51,6 +51,7 @@ __all__ = [
     "CommandLine",
     "UsageError",
     "main",
+    "option_table",
     "parse_command_line",
     "resolve",
 ]
@@ -84,37 +85,69 @@ class _Opt(NamedTuple):
     #: An irqbalance option (1.9 or legacy): wins prefix ties against ours.
     irqbalance: bool
     repeatable: bool = False
+    #: The argument's name and what the option does (manual page, completion).
+    arg: str = ""
+    help: str = ""
 
 
 _OPTIONS = (
-    _Opt("oneshot", "o", False, True),
-    _Opt("debug", "d", False, True),
-    _Opt("foreground", "f", False, True),
-    _Opt("journal", "j", False, True),
-    _Opt("version", "V", False, True),
-    _Opt("banirq", "i", True, True, repeatable=True),
-    _Opt("powerthresh", "p", True, True),
-    _Opt("banmod", "m", True, True, repeatable=True),
-    _Opt("deepestcache", "c", True, True),
-    _Opt("policyscript", "l", True, True),
-    _Opt("pid", "s", True, True),
-    _Opt("interval", "t", True, True),
-    _Opt("migrateval", "e", True, True),
+    _Opt("oneshot", "o", False, True,
+         help="wait --interval seconds, balance once, exit"),
+    _Opt("debug", "d", False, True,
+         help="debug messages and the topology dump after each pass, to stderr; "
+              "implies --foreground"),
+    _Opt("foreground", "f", False, True, help="do not detach from the terminal"),
+    _Opt("journal", "j", False, True,
+         help="log to the systemd journal; implies --foreground"),
+    _Opt("version", "V", False, True, help="print the version and exit"),
+    _Opt("banirq", "i", True, True, repeatable=True, arg="N",
+         help="never move IRQ N (repeatable)"),
+    _Opt("powerthresh", "p", True, True, arg="N|off",
+         help="idle CPUs needed before one is put into power save (default off)"),
+    _Opt("banmod", "m", True, True, repeatable=True, arg="NAME",
+         help="never move IRQs whose driver or name contains NAME (repeatable)"),
+    _Opt("deepestcache", "c", True, True, arg="N",
+         help="cache level that defines cache domains (at least 1, default 2)"),
+    _Opt("policyscript", "l", True, True, arg="PATH",
+         help='script, or directory of scripts, run as "PATH <sysfs path> <irq>" for every '
+              "IRQ; prints ban=, balance_level=, numa_node=, hintpolicy= lines"),
+    _Opt("pid", "s", True, True, arg="FILE",
+         help="write the process id to FILE (a file naming a live process is kept)"),
+    _Opt("interval", "t", True, True, arg="N",
+         help="seconds between passes (at least 1, default 10)"),
+    _Opt("migrateval", "e", True, True, arg="N",
+         help="move an IRQ only if that cuts the load gap by 1/N (default 0: off)"),
     # irqbalance 1.0-1.4 (spec §1.2)
-    _Opt("hintpolicy", None, True, True),
-    _Opt("banscript", "b", True, True),
+    _Opt("hintpolicy", None, True, True, arg="exact|subset|ignore",
+         help="legacy: use /proc/irq/N/affinity_hint (any prefix works, an empty value "
+              "means exact; default ignore)"),
+    _Opt("banscript", "b", True, True, arg="PATH",
+         help='legacy: run "PATH <sysfs path> <irq>" for PCI IRQs; a non-zero exit bans'),
     # pyirqbalance's own
-    _Opt("help", None, False, False),
-    _Opt("sysroot", None, True, False),
-    _Opt("dry-run", None, False, False),
-    _Opt("format", None, True, False),
-    _Opt("config", None, True, False),
-    _Opt("restore", None, False, False),
-    _Opt("force", None, False, False),
-    _Opt("api-listen", None, True, False),
+    _Opt("help", None, False, False, help="print the full help and exit"),
+    _Opt("sysroot", None, True, False, arg="DIR",
+         help="read DIR/proc and DIR/sys (a captured or fake machine); state and run "
+              "files go inside DIR too"),
+    _Opt("dry-run", None, False, False,
+         help="read everything, write nothing, do not wait; print what would be done"),
+    _Opt("format", None, True, False, arg="text|json",
+         help="output of --dry-run (json: one object on stdout)"),
+    _Opt("config", None, True, False, arg="FILE",
+         help=f"YAML configuration (default {DEFAULT_CONFIG_PATH}, optional)"),
+    _Opt("restore", None, False, False,
+         help="write back the affinities found before the first change, exit"),
+    _Opt("force", None, False, False,
+         help="start although an irqbalance process is running"),
+    _Opt("api-listen", None, True, False, arg="HOST:PORT",
+         help="serve the REST API and /metrics there (api.listen in the YAML)"),
 )
 _BY_LONG = {o.long: o for o in _OPTIONS}
 _BY_SHORT = {o.short: o for o in _OPTIONS if o.short}
+
+
+def option_table() -> tuple[_Opt, ...]:
+    """Every option with its argument name and description (manual page, completion)."""
+    return _OPTIONS
 
 
 class CommandLine(NamedTuple):

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_RUN_DIR",
     "DEFAULT_STATE_DIR",
+    "KEY_DESCRIPTIONS",
     "ApiConfig",
     "BalancingConfig",
     "Config",
@@ -31,11 +32,13 @@ __all__ = [
     "DaemonConfig",
     "HistorySection",
     "HooksConfig",
+    "KeyDoc",
     "MetricsConfig",
     "Options",
     "SocketConfig",
     "build_settings",
     "check_banned_cpus_env",
+    "key_docs",
     "load_config",
     "parse_config",
 ]
@@ -145,39 +148,67 @@ class Config(NamedTuple):
 Check = Callable[[str, Any], Any]
 
 
+class _Allowing:
+    """A value check that can say what it accepts (its error message, the manual page)."""
+
+    __slots__ = ("allowed", "check")
+
+    def __init__(self, allowed: str, check: Check) -> None:
+        self.allowed = allowed
+        self.check = check
+
+    def __call__(self, key: str, value: Any) -> Any:
+        return self.check(key, value)
+
+
+def _allows(allowed: str) -> Callable[[Check], Check]:
+    return lambda check: _Allowing(allowed, check)
+
+
+def allowed_values(check: Check) -> str:
+    """What a key's check accepts, in words ("" when it cannot say)."""
+    return check.allowed if isinstance(check, _Allowing) else ""
+
+
 def _bad(key: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"{key}: {value!r} is not allowed ({allowed})")
 
 
 def _int(lo: int, hi: int) -> Check:
+    allowed = f"an integer from {lo} to {hi}"
+
     def check(key: str, value: Any) -> int:
         # YAML booleans are ints in Python: "interval: yes" must not read as 1.
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(key, value, f"an integer from {lo} to {hi}")
+            raise _bad(key, value, allowed)
         if not lo <= value <= hi:
             raise ConfigError(f"{key}: {value} is out of range (allowed {lo} to {hi})")
         return value
 
-    return check
+    return _Allowing(allowed, check)
 
 
 def _number(lo: float, hi: float) -> Check:
+    allowed = f"a number from {lo:g} to {hi:g}"
+
     def check(key: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _bad(key, value, f"a number from {lo:g} to {hi:g}")
+            raise _bad(key, value, allowed)
         if not lo <= value <= hi:
             raise ConfigError(f"{key}: {value} is out of range (allowed {lo:g} to {hi:g})")
         return float(value)
 
-    return check
+    return _Allowing(allowed, check)
 
 
+@_allows("true or false")
 def _bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise _bad(key, value, "true or false")
     return value
 
 
+@_allows("a non-empty string")
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise _bad(key, value, "a non-empty string")
@@ -185,9 +216,13 @@ def _text(key: str, value: Any) -> str:
 
 
 def _optional(check: Check) -> Check:
-    return lambda key, value: None if value is None else check(key, value)
+    return _Allowing(
+        f"{allowed_values(check) or 'a value'}, or null",
+        lambda key, value: None if value is None else check(key, value),
+    )
 
 
+@_allows(f"off (or null), or an integer from 0 to {_ULONG_MAX - 1}")
 def _powerthresh(key: str, value: Any) -> int | None:
     # YAML 1.1 reads a bare "off" as false; both spellings mean "off".
     if value is None or value is False or value == "off":
@@ -195,6 +230,7 @@ def _powerthresh(key: str, value: Any) -> int | None:
     return _int(0, _ULONG_MAX - 1)(key, value)
 
 
+@_allows("exact, subset or ignore")
 def _hintpolicy(key: str, value: Any) -> HintPolicy:
     try:
         return HintPolicy(value)
@@ -202,6 +238,7 @@ def _hintpolicy(key: str, value: Any) -> HintPolicy:
         raise _bad(key, value, "exact, subset or ignore") from None
 
 
+@_allows(f"a list of IRQ numbers from 0 to {_INT_MAX}")
 def _irq_list(key: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, list):
         raise _bad(key, value, "a list of IRQ numbers")
@@ -209,12 +246,14 @@ def _irq_list(key: str, value: Any) -> tuple[int, ...]:
     return tuple(check(f"{key}[{i}]", v) for i, v in enumerate(value))
 
 
+@_allows("a list of non-empty strings")
 def _text_list(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _bad(key, value, "a list of strings")
     return tuple(_text(f"{key}[{i}]", v) for i, v in enumerate(value))
 
 
+@_allows('a CPU list such as "0-3,8", or "-" for none')
 def _cpulist(key: str, value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # "banned_cpulist: 3" is a YAML integer
@@ -228,6 +267,7 @@ def _cpulist(key: str, value: Any) -> str:
     return value
 
 
+@_allows("HOST:PORT with a port from 1 to 65535")
 def listen_address(key: str, value: Any) -> str:
     """``HOST:PORT`` check shared by the YAML and ``--api-listen``."""
     host, colon, port = str(value).rpartition(":")
@@ -238,7 +278,7 @@ def listen_address(key: str, value: Any) -> str:
     return value
 
 
-_SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
+_SCHEMA: dict[str, tuple[Any, dict[str, Check]]] = {
     "balancing": (BalancingConfig, {
         "interval": _int(1, _INT_MAX),
         "deepestcache": _int(1, _ULONG_MAX - 1),
@@ -343,6 +383,79 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 def config_keys() -> dict[str, tuple[str, ...]]:
     """Every section and its keys (documentation and tests)."""
     return {name: cls._fields for name, (cls, _) in _SCHEMA.items()}
+
+
+#: What each key does, for the manual page pyirqbalance.yaml(5).
+KEY_DESCRIPTIONS = {
+    "balancing.interval": "Seconds between balancing passes (--interval, -t).",
+    "balancing.deepestcache": "Cache level whose sharing defines a cache domain "
+                              "(--deepestcache, -c).",
+    "balancing.powerthresh": "Idle CPUs needed before one CPU is put into power save "
+                             "(--powerthresh, -p).",
+    "balancing.migrateval": "Move an IRQ only when that cuts the load gap by at least 1/N; "
+                            "0 is off (--migrateval, -e).",
+    "balancing.hintpolicy": "Use /proc/irq/N/affinity_hint (legacy --hintpolicy).",
+    "balancing.banned_irqs": "IRQ numbers never moved (--banirq, -i, adds to them).",
+    "balancing.banned_modules": "IRQs whose driver or /proc/interrupts name contains one of "
+                                "these are never moved (--banmod, -m, adds to them).",
+    "balancing.banned_cpulist": "CPUs that never get IRQs; null means the kernel's isolated "
+                                "and nohz_full CPUs. IRQBALANCE_BANNED_CPULIST and "
+                                "IRQBALANCE_BANNED_CPUS override it.",
+    "balancing.numa": "Use the NUMA nodes from sysfs; false gives one pseudo node.",
+    "daemon.oneshot": "One pass after interval seconds, then exit (--oneshot, "
+                      "IRQBALANCE_ONESHOT).",
+    "daemon.foreground": "Stay attached to the terminal (--foreground); under systemd "
+                         "always.",
+    "daemon.debug": "Debug messages and the topology dump after each pass (--debug, "
+                    "IRQBALANCE_DEBUG).",
+    "daemon.journal": "Log to the systemd journal (--journal; automatic under systemd).",
+    "daemon.pid_file": "Pid file (--pid, -s); null is none.",
+    "daemon.state_dir": "Where the affinities found before the first change are kept for "
+                        "--restore; null is /var/lib/pyirqbalance (inside the tree with "
+                        "--sysroot).",
+    "daemon.run_dir": "Control socket and instance lock; null is /run/irqbalance (inside "
+                      "the tree with --sysroot), where irqbalance-ui looks.",
+    "hooks.policyscript": "Script, or directory of scripts, run for every IRQ at each "
+                          "topology build (--policyscript, -l); null is none.",
+    "hooks.banscript": "Legacy: script run for PCI IRQs; a non-zero exit bans the IRQ "
+                       "(--banscript); null is none.",
+    "hooks.timeout_s": "Seconds a hook may run before its process group is killed.",
+    "history.enabled": "Record interrupt counts in SQLite.",
+    "history.path": "The history database.",
+    "history.retention_days": "Days of readings kept.",
+    "history.resolution_s": "Shortest spacing of recorded readings in seconds (passes in "
+                            "between are summed).",
+    "api.enabled": "Serve the HTTP API (read-only without a token).",
+    "api.listen": "Address the HTTP API listens on (--api-listen).",
+    "api.unix_socket": "Also (or instead) listen on this unix socket; null is none.",
+    "api.token_file": "File holding the bearer token that write requests must present; "
+                      "null allows no writes.",
+    "metrics.enabled": "Prometheus metrics at /metrics of the API (needs api.enabled).",
+    "metrics.per_irq_limit": "At most this many per-IRQ series, busiest first; 0 is none.",
+    "socket.enabled": "irqbalance's control socket (irqbalance-ui, settings and stats "
+                      "commands).",
+}
+
+
+class KeyDoc(NamedTuple):
+    """One configuration key as its manual page shows it."""
+
+    key: str
+    default: Any
+    allowed: str
+    description: str
+
+
+def key_docs() -> tuple[KeyDoc, ...]:
+    """Every key with its default, what its check accepts and what it does."""
+    return tuple(
+        KeyDoc(
+            f"{name}.{key}", getattr(cls(), key), allowed_values(check),
+            KEY_DESCRIPTIONS.get(f"{name}.{key}", ""),
+        )
+        for name, (cls, checks) in _SCHEMA.items()
+        for key, check in checks.items()
+    )
 
 
 # --------------------------------------------------------------------------
