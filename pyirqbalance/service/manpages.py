@@ -147,6 +147,18 @@ _DAEMON_EXIT = (
      "bound, or --restore was incomplete."),
 )
 
+_SWITCHING = (
+    "pyirqbalance --oneshot --dry-run shows what pyirqbalance would do on this machine and "
+    "writes nothing. Two balancers would fight over /proc/irq, so the unit declares "
+    "Conflicts=irqbalance.service, and the Debian package neither enables nor starts "
+    "pyirqbalance.service while irqbalance is enabled or running. To switch:",
+    "systemctl disable --now irqbalance",
+    "systemctl enable --now pyirqbalance",
+    "To go back: systemctl disable --now pyirqbalance, then pyirqbalance --restore (writes "
+    "back the affinities found before the first change), then systemctl enable --now "
+    "irqbalance.",
+)
+
 _DIFFERENCES = (
     "--oneshot stays in the foreground, so its exit status means something.",
     "Debug output goes to standard error (irqbalance: standard output).",
@@ -183,6 +195,10 @@ def daemon_page() -> str:
         + _section("FILES", _tagged(_DAEMON_FILES, bold=False))
         + _section("SIGNALS", _tagged(_SIGNALS))
         + _section("EXIT STATUS", _tagged(_DAEMON_EXIT))
+        + _section("SWITCHING FROM IRQBALANCE", _para(_SWITCHING[0]),
+                   _lines(".PP", ".nf", ".RS 4", *(roff_text(t) for t in _SWITCHING[1:3]),
+                          ".RE", ".fi"),
+                   _para(_SWITCHING[3]))
         + _section("DIFFERENCES FROM IRQBALANCE",
                    *(_lines(".IP \\(bu 2", roff_text(t)) for t in _DIFFERENCES))
         + _section("SEE ALSO", _see_also("irqbalance(1)", "irqbalance\\-ui(1)",

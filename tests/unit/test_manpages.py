@@ -45,7 +45,7 @@ def test_the_three_pages_have_their_sections(pages):
     assert pages["pyirqbalancectl.1"].startswith(".TH PYIRQBALANCECTL 1 ")
     assert pages["pyirqbalance.yaml.5"].startswith(".TH PYIRQBALANCE.YAML 5 ")
     for title in ("OPTIONS", "ENVIRONMENT", "FILES", "SIGNALS", "EXIT STATUS",
-                  "DIFFERENCES FROM IRQBALANCE", "SEE ALSO"):
+                  "SWITCHING FROM IRQBALANCE", "DIFFERENCES FROM IRQBALANCE", "SEE ALSO"):
         assert f"\n.SH {title}\n" in pages["pyirqbalance.8"], title
 
 
