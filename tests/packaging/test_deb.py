@@ -157,6 +157,16 @@ def test_conffiles_and_dependencies(deb, control):
     assert not re.search(r"python3-(flask|waitress|prometheus-client) \(", depends), depends
 
 
+def test_apt_can_install_it(deb):
+    """Every dependency resolves in this machine's archive (a simulation changes nothing)."""
+    if shutil.which("apt-get") is None or not list(Path("/var/lib/apt/lists").glob("*_Packages*")):
+        pytest.skip("no apt package lists")
+    out = run("apt-get", "-s", "-o", "Debug::NoLocking=1", "install", f"./{deb.name}",
+              cwd=deb.parent, env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(rf"^Inst pyirqbalance .*{re.escape(VERSION)}", out.stdout, re.M), out.stdout
+
+
 def test_unit_is_the_repository_unit(extracted):
     unit = (extracted / "lib/systemd/system/pyirqbalance.service").read_text()
     assert unit == (REPO / "systemd" / "pyirqbalance.service").read_text()

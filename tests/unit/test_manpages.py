@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -129,9 +130,9 @@ def test_ctl_page_has_every_command_and_option(pages):
     parser = argument_parser()
     names = {s for a in parser._actions for s in a.option_strings}
     for action in parser._actions:
-        for sub in getattr(action, "choices", None) or {}:
-            if isinstance(sub, str) and hasattr(action.choices[sub], "_actions"):
-                names |= {s for a in action.choices[sub]._actions for s in a.option_strings}
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= {s for a in sub._actions for s in a.option_strings}
     assert {"--url", "--local", "--json", "--cpus", "--mask", "--threshold", "--group"} <= names
     for name in names - {"-h", "--help"}:
         assert re.search(rf"(^|, ){re.escape(name)}(=\S+)?$", text, re.M), name
