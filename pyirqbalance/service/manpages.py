@@ -4,7 +4,7 @@ The option and key lists come from the tables the programs themselves use --
 ``cli.option_table()``, ``config.key_docs()`` and pyirqbalancectl's argument
 parser -- so a new option or key is in the pages the next time they are
 built; the prose around them (environment, files, signals, exit status,
-differences from irqbalance) is written here. ``python3 -m
+switching, differences from irqbalance) is written here. ``python3 -m
 pyirqbalance.service.manpages DIR`` writes the three pages into DIR (the
 Debian build does this).
 """
@@ -22,7 +22,7 @@ from .. import IRQBALANCE_COMPAT_VERSION, __version__
 from . import cli
 from .config import DEFAULT_CONFIG_PATH, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, KeyDoc, key_docs
 
-__all__ = ["ctl_page", "daemon_page", "main", "pages", "roff_text", "yaml_page"]
+__all__ = ["ctl_page", "daemon_page", "main", "pages", "roff_text", "yaml_page", "yaml_value"]
 
 
 def roff_text(text: str) -> str:
