@@ -8,6 +8,7 @@
   one balancing pass, applying the smp_affinity writes the balancer made.
 * an autouse session guard that fails the run if any test changed the real
   /proc/irq/*/smp_affinity.
+* a Hypothesis profile without deadlines or the too-slow health check (no timing asserts).
 * an autouse guard that thaws what an in-process daemon froze (``gc.freeze`` after
   each build), so the next test's garbage is collected as usual.
 
@@ -22,9 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from pyirqbalance.kernel.sysroot import KernelReadError, SysRoot
 from tests.oracle import mkfake
+
+# Hypothesis' per-example deadline (200 ms) and its "generation too slow" health check are
+# timing asserts: on a busy machine one slow example fails the run. Examples are bounded by
+# their size instead, never by the clock.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: Machine descriptions recorded with the irqbalance 1.9.2 runs (a_desktop4, b_2s64, ...).
