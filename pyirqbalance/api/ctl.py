@@ -38,14 +38,7 @@ from ..service.config import (
 )
 from .client import ApiClient, ApiResponse, ApiUnreachable
 from .overrides import OverrideRegistry
-from .report import (
-    IrqLoad,
-    Report,
-    build_report,
-    counts_from_interrupts,
-    dry_run_decisions,
-    format_report,
-)
+from .report import build_report, counts_from_interrupts, dry_run_decisions, format_report
 from .server import ApiContext, LiveState, create_app
 
 __all__ = [
@@ -59,8 +52,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DENIED, EXIT_REFUSED = range(6)
-_STATUS_EXIT = {400: EXIT_USAGE, 401: EXIT_DENIED, 403: EXIT_DENIED, 404: EXIT_NOT_FOUND,
-                409: EXIT_REFUSED, 422: EXIT_REFUSED, 503: EXIT_UNREACHABLE}
+_STATUS_EXIT = {400: EXIT_USAGE, 413: EXIT_USAGE, 401: EXIT_DENIED, 403: EXIT_DENIED,
+                404: EXIT_NOT_FOUND, 409: EXIT_REFUSED, 422: EXIT_REFUSED, 503: EXIT_UNREACHABLE}
 
 
 class CtlError(PyirqbalanceError):
@@ -141,8 +134,7 @@ def _call(backend: Any, method: str, path: str, params: dict[str, Any] | None = 
           body: Any = None) -> Any:
     resp = backend.request(method, path, params, body)
     if not resp.ok:
-        raise CtlError(resp.error, _STATUS_EXIT.get(resp.status, EXIT_NOT_FOUND if resp.status == 404
-                                                     else EXIT_UNREACHABLE))
+        raise CtlError(resp.error, _STATUS_EXIT.get(resp.status, EXIT_UNREACHABLE))
     return resp.data
 
 
@@ -203,10 +195,8 @@ def table(rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
     if not cells:
         return ""
     widths = [max(len(r[k]) for r in cells) for k in range(len(cells[0]))]
-    out = []
-    for r in cells:
-        out.append("  ".join(c.rjust(w) if k in right else c.ljust(w)
-                             for k, (c, w) in enumerate(zip(r, widths))).rstrip())
+    out = ["  ".join(c.rjust(w) if k in right else c.ljust(w)
+                     for k, (c, w) in enumerate(zip(r, widths))).rstrip() for r in cells]
     return "\n".join(out) + "\n"
 
 
@@ -225,15 +215,24 @@ def cmd_status(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     lines = [
         f"api:        {backend.url}",
         f"version:    {data['version']}",
-        f"cycle:      {data['cycle'] if data['cycle'] is not None else '- (no daemon in this process)'}",
+        "cycle:      " + (str(data["cycle"]) if data["cycle"] is not None
+                             else "- (no daemon in this process)"),
         f"last pass:  {data['last_pass'] or '-'}",
         f"history:    {'on, ' + hist['path'] if hist['enabled'] else 'off'}"
         + (f" ({hist['error']})" if hist["error"] else ""),
-        f"writes:     {'enabled (token)' if data['writes_enabled'] else 'disabled (no token file)'}",
-        "overrides:  " + (", ".join(f"IRQ {i} -> {c}" for i, c in data["overrides"].items()) or "none"),
+        f"writes:     {_writes(data)}",
+        "overrides:  " + (", ".join(f"IRQ {i} -> {c}" for i, c in data["overrides"].items())
+                          or "none"),
     ]
     _emit(args, data, "\n".join(lines) + "\n", out)
     return EXIT_OK
+
+
+def _writes(health: dict[str, Any]) -> str:
+    ways = health.get("writes") or {}
+    doors = [d for d, on in (("token", ways.get("token")), ("root on this host",
+                                                            ways.get("local_root"))) if on]
+    return "enabled (" + ", ".join(doors) + ")" if doors else "disabled"
 
 
 def _select_rows(data: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -260,7 +259,7 @@ def _cpu_filter(args: argparse.Namespace, cpus: list[int]) -> list[int]:
 
 
 def cmd_distribution(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
-    data = _call(backend, "GET", "/get_current_distribution", {"format": "json"})
+    data = _call(backend, "GET", "/api/v1/get_current_distribution", {"format": "json"})
     rows = _select_rows(data, args)
     cols = _cpu_filter(args, data["cpus"])
     if args.json:
@@ -277,11 +276,14 @@ def cmd_distribution(args: argparse.Namespace, backend: Any, out: TextIO) -> int
 
 
 def cmd_cpu_summary(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
-    dist = _call(backend, "GET", "/get_current_distribution", {"format": "json"})
+    dist = _call(backend, "GET", "/api/v1/get_current_distribution", {"format": "json"})
     cpus = [dist["cpus"][k] for k in _cpu_filter(args, dist["cpus"])]
+    if not cpus:
+        raise CtlError(f"--cpus {args.cpus}: none of these CPUs is in /proc/interrupts (CPUs "
+                       f"{', '.join(map(str, dist['cpus']))})", EXIT_NOT_FOUND)
     backend.wait(args.seconds)
-    results = [_call(backend, "GET", "/get_interrupt_by_cpu", {"cpu": c, "second": args.seconds})
-               for c in cpus]
+    results = [_call(backend, "GET", "/api/v1/get_interrupt_by_cpu",
+                     {"cpu": c, "second": args.seconds}) for c in cpus]
     rows = [["CPU", "INTERRUPTS", "PER SEC", "SECONDS", "TOP IRQS"]]
     for r in results:
         top = ", ".join(f"{i['irq']}:{i['count']}" for i in r["irqs"][:4])
@@ -292,8 +294,9 @@ def cmd_cpu_summary(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
-    data = _call(backend, "GET", "/irqsummary", {"start": args.start, "stop": args.stop})
-    lines = [f"window: {data['covered_from']} .. {data['covered_to']}  ({data['source']}; "
+    data = _call(backend, "GET", "/api/v1/irqsummary", {"start": args.start, "stop": args.stop})
+    lines = [f"window asked: {data['start']} .. {data['stop']}",
+             f"covered:      {data['covered_from']} .. {data['covered_to']}  ({data['source']}; "
              f"{data['reboots']} reboot(s), wraps {data['wraps']}, resets {data['resets']})"]
     if data["reboots"]:
         lines += [f"  boot {b['boot_id']} at {b['btime']}" for b in data["boots"]]
@@ -315,7 +318,7 @@ def cmd_summary(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
 
 def cmd_irq(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     backend.need_balancer()
-    data = _call(backend, "GET", f"/irqsummary/{args.irq}")
+    data = _call(backend, "GET", f"/api/v1/irqsummary/{args.irq}")
     d = data.get("decision") or {}
     o = data.get("override")
     lines = [
@@ -336,14 +339,14 @@ def cmd_irq(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
 
 def cmd_set(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     body = {"cpus": args.cpus} if args.cpus is not None else {"mask": args.mask}
-    data = _call(backend, "PUT", f"/irqsummary/{args.irq}", body=body)
+    data = _call(backend, "PUT", f"/api/v1/irqsummary/{args.irq}", body=body)
     _emit(args, data, f"IRQ {data['irq']} pinned to CPUs {data['cpus']} (mask {data['mask']}); "
                       "the balancer leaves it alone until released\n", out)
     return EXIT_OK
 
 
 def cmd_release(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
-    data = _call(backend, "DELETE", f"/irqsummary/{args.irq}")
+    data = _call(backend, "DELETE", f"/api/v1/irqsummary/{args.irq}")
     _emit(args, data, f"IRQ {args.irq} handed back to the balancer\n", out)
     return EXIT_OK
 
@@ -352,7 +355,7 @@ def cmd_restore(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     health = _call(backend, "GET", "/api/v1/health")
     released = []
     for irq in health["overrides"]:
-        _call(backend, "DELETE", f"/irqsummary/{irq}")
+        _call(backend, "DELETE", f"/api/v1/irqsummary/{irq}")
         released.append(int(irq))
     text = (f"released {len(released)} override(s): {', '.join(map(str, released))}\n"
             if released else "no overrides\n")
@@ -368,27 +371,21 @@ def cmd_report(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
         except (OSError, ParseError) as err:
             raise CtlError(f"{args.file}: {err}", EXIT_USAGE) from err
         counts, names = counts_from_interrupts(parsed)
-        rep = build_report(counts, names, threshold=args.threshold, source=f"file {args.file}")
-        _emit(args, rep.to_json(), format_report(rep, args.flagged), out)
+        data = build_report(counts, names, threshold=args.threshold, cpus=parsed.cpus,
+                            source=f"file {args.file}").to_json()
+        _emit(args, data, format_report(data, args.flagged), out)
         return EXIT_OK
     backend.need_balancer()
     data = _call(backend, "GET", "/api/v1/report",
                  {"threshold": args.threshold, "start": args.start, "stop": args.stop,
                   "group": args.group})
-    if args.json:
-        _emit(args, data, "", out)
-        return EXIT_OK
-    rep = Report(data["source"], data["threshold_pct"], data["group"], tuple(
-        IrqLoad(i["irq"], i["name"], i["total"], tuple(i["shares"].items()), i["flagged"],
-                i["current"], i["recommended"], i["action"], i["reason"])
-        for i in data["irqs"]), tuple(data["notes"]))
-    out.write(format_report(rep, args.flagged))
+    _emit(args, data, format_report(data, args.flagged), out)
     return EXIT_OK
 
 
 def cmd_top(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     live = isinstance(backend, LocalBackend)
-    prev = _call(backend, "GET", "/get_current_distribution", {"format": "json"})
+    prev = _call(backend, "GET", "/api/v1/get_current_distribution", {"format": "json"})
     prev_t = time.monotonic()
     frames = 0
     clear = "\x1b[H\x1b[2J" if out.isatty() else ""
@@ -396,7 +393,7 @@ def cmd_top(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
         time.sleep(args.interval)
         if live:
             backend.ctx.live.refresh()
-        cur = _call(backend, "GET", "/get_current_distribution", {"format": "json"})
+        cur = _call(backend, "GET", "/api/v1/get_current_distribution", {"format": "json"})
         now = time.monotonic()
         dt = max(now - prev_t, 1e-9)
         frame = _top_frame(prev, cur, dt, args.limit)
@@ -457,7 +454,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not use the API: read /proc and the history store directly")
     p.add_argument("--sysroot", default="/", help="local mode: machine tree to read (default /)")
     p.add_argument("--history", help="local mode: history store path")
-    p.add_argument("--config", help=f"YAML configuration (default {DEFAULT_CONFIG_PATH} if present)")
+    p.add_argument("--config",
+                   help=f"YAML configuration (default {DEFAULT_CONFIG_PATH} if present)")
     p.add_argument("--token-file", help="bearer token for changes (default $PYIRQBALANCE_TOKEN, "
                                         "then api.token_file of the YAML)")
     p.add_argument("--json", action="store_true", help="JSON output for scripts")
@@ -489,7 +487,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("irq", type=int)
     sub.add_parser("restore", help="release every pinned IRQ")
     rp = sub.add_parser("report", help="load report with the balancer's recommendations")
-    rp.add_argument("--threshold", type=float, default=80.0, help="flag above this share, %%")
+    rp.add_argument("--threshold", type=float, default=5.0,
+                    help="Balanced when an IRQ's largest and smallest CPU shares differ by at "
+                         "most this many percentage points (default 5)")
     rp.add_argument("--start", help="window start (history); default: since boot")
     rp.add_argument("--stop", help="window end")
     rp.add_argument("--group", choices=("auto", "cpu", "node", "package"), default="auto")

@@ -1,20 +1,26 @@
-"""Load report: where each IRQ's interrupts land, and where the balancer would put it.
+"""Load report: where each IRQ's interrupts land, a whole-IRQ plan, and the balancer's view.
 
 Per IRQ: the share of its interrupts on each CPU (or NUMA node / package on
-big machines), flagged when one share exceeds the threshold, and the
-recommended target with its reason. The recommendation is the balancer's own
-:class:`~pyirqbalance.engine.model.Decision` from a dry-run pass
-(:func:`dry_run_decisions`: ``Balancer(write=False)``, ``start``, one pass,
-exactly what ``pyirqbalance --dry-run`` runs), so the report and the daemon
-cannot disagree. A saved /proc/interrupts file has counts but no topology:
-its report gives shares only and says so.
+big machines) with two decimals, and a verdict: ``Balanced`` when the largest
+and the smallest share differ by at most ``threshold`` percentage points,
+else the CPU (or group) with the smallest share -- where more of it should go.
+Beside it, a plan that puts each IRQ whole on one CPU so that the busiest CPU
+handles as few interrupts as possible (:func:`plan_cpus`), and the balance
+metric: the busiest CPU's share of all interrupts now, under the plan, and
+the lower bound no plan can beat.
+
+With a topology, each IRQ also carries the balancer's own
+:class:`~pyirqbalance.engine.model.Decision` (from the daemon, or a dry-run
+pass: :func:`dry_run_decisions`, exactly what ``pyirqbalance --dry-run``
+runs), its affinity as smp_affinity holds it now, and the action that
+follows. A saved /proc/interrupts file has counts but no topology: its
+report gives shares, verdicts and the plan, and says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..engine.balancer import Balancer
 from ..engine.model import BalancerSettings, Decision
@@ -23,45 +29,68 @@ from ..kernel.procinterrupts import Interrupts
 from ..kernel.sysroot import SysRoot
 
 __all__ = [
+    "BALANCED",
     "NO_TOPOLOGY_NOTE",
+    "Balance",
     "IrqLoad",
     "Report",
+    "balance_of",
     "build_report",
     "counts_from_interrupts",
     "cpu_groups",
     "dry_run_decisions",
     "format_report",
+    "plan_cpus",
+    "verdict",
 ]
 
 NO_TOPOLOGY_NOTE = (
-    "recommendations need the machine's topology: run on the machine, or with --sysroot "
-    "of a captured tree, not on a saved /proc/interrupts file"
+    "the balancer's recommendations need the machine's topology: run on the machine, or with "
+    "--sysroot of a captured tree, not on a saved /proc/interrupts file"
 )
-#: Above this many CPUs, "auto" grouping reports shares per NUMA node (or package).
-AUTO_GROUP_CPUS = 32
+BALANCED = "Balanced"
+#: Share columns shown one by one in the text table; more are shown as the top three.
+TABLE_COLUMNS = 8
+#: Rounds of the plan's local search (each strictly lowers a CPU pair's maximum).
+PLAN_ROUNDS = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class IrqLoad:
+class IrqLoad(NamedTuple):
     irq: int
     name: str
     total: int
-    #: Share of the IRQ's interrupts per CPU (or group), in percent, biggest first.
-    shares: tuple[tuple[str, float], ...]
-    flagged: bool
+    #: Percent of the IRQ's interrupts per column (CPU or group), two decimals, column order.
+    shares: tuple[float, ...]
+    verdict: str
+    plan_cpu: int | None
     current: str | None = None
     recommended: str | None = None
     action: str | None = None
     reason: str | None = None
 
+    @property
+    def flagged(self) -> bool:
+        return self.verdict != BALANCED
 
-@dataclass(frozen=True, slots=True)
-class Report:
+
+class Balance(NamedTuple):
+    """The busiest CPU's share of all interrupts, in percent."""
+
+    now: float
+    plan: float
+    best: float
+
+
+class Report(NamedTuple):
     source: str
     threshold: float
     group: str
+    columns: tuple[str, ...]
+    cpus: tuple[int, ...]
     irqs: tuple[IrqLoad, ...]
-    notes: tuple[str, ...] = field(default=())
+    balance: Balance | None
+    notes: tuple[str, ...] = ()
+    has_decisions: bool = False
 
     @property
     def flagged(self) -> tuple[IrqLoad, ...]:
@@ -70,21 +99,35 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
-            "threshold_pct": self.threshold,
+            "threshold_pts": self.threshold,
             "group": self.group,
+            "columns": list(self.columns),
+            "cpus": list(self.cpus),
+            "balance": None if self.balance is None else self.balance._asdict(),
             "flagged": len(self.flagged),
-            "irqs": [
-                {"irq": i.irq, "name": i.name, "total": i.total,
-                 "shares": {k: round(v, 2) for k, v in i.shares}, "flagged": i.flagged,
-                 "current": i.current, "recommended": i.recommended, "action": i.action,
-                 "reason": i.reason}
-                for i in self.irqs
-            ],
+            "irqs": [_irq_json(i, self.has_decisions) for i in self.irqs],
             "notes": list(self.notes),
         }
 
 
-def counts_from_interrupts(interrupts: Interrupts) -> tuple[dict[int, dict[int, int]], dict[int, str]]:
+def _irq_json(i: IrqLoad, decisions: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"irq": i.irq, "name": i.name, "total": i.total,
+                           "shares": list(i.shares), "verdict": i.verdict,
+                           "plan_cpu": i.plan_cpu, "flagged": i.flagged}
+    if decisions:
+        out.update(current=i.current, recommended=i.recommended, action=i.action,
+                   reason=i.reason)
+    return out
+
+
+# --------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------
+
+
+def counts_from_interrupts(
+    interrupts: Interrupts,
+) -> tuple[dict[int, dict[int, int]], dict[int, str]]:
     """Per-IRQ per-CPU counts since boot, and names, from a parsed /proc/interrupts."""
     counts, names = {}, {}
     for row in interrupts.rows:
@@ -122,69 +165,207 @@ def dry_run_decisions(
     return balancer, balancer.decisions()
 
 
-def _group(per_cpu: Mapping[int, int], groups: Mapping[int, str] | None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for cpu, n in per_cpu.items():
-        key = groups.get(cpu, f"cpu {cpu}") if groups is not None else f"cpu {cpu}"
-        out[key] = out.get(key, 0) + n
+# --------------------------------------------------------------------------
+# shares and verdicts
+# --------------------------------------------------------------------------
+
+
+def _shares(values: Sequence[int]) -> tuple[float, ...]:
+    total = sum(values)
+    return tuple(round(100.0 * v / total, 2) if total else 0.0 for v in values)
+
+
+def verdict(shares: Sequence[float], columns: Sequence[str], threshold: float) -> str:
+    """``Balanced`` when max - min share <= threshold points, else the column with the least."""
+    if not shares:
+        return BALANCED
+    low = min(range(len(shares)), key=lambda k: (shares[k], k))
+    if round(max(shares) - shares[low], 2) <= threshold:
+        return BALANCED
+    return columns[low]
+
+
+def _columns(cpus: Sequence[int], groups: Mapping[int, str] | None) -> tuple[str, ...]:
+    if groups is None:
+        return tuple(f"CPU{c}" for c in cpus)
+    return tuple(dict.fromkeys(groups.get(c, f"CPU{c}") for c in cpus))
+
+
+def _per_column(per_cpu: Mapping[int, int], cpus: Sequence[int], columns: Sequence[str],
+                groups: Mapping[int, str] | None) -> list[int]:
+    if groups is None:
+        return [per_cpu.get(c, 0) for c in cpus]
+    index = {label: k for k, label in enumerate(columns)}
+    out = [0] * len(columns)
+    for c in cpus:
+        out[index[groups.get(c, f"CPU{c}")]] += per_cpu.get(c, 0)
     return out
+
+
+# --------------------------------------------------------------------------
+# the whole-IRQ plan
+# --------------------------------------------------------------------------
+
+
+def plan_cpus(weights: Mapping[int, int], cpus: Sequence[int]) -> dict[int, int]:
+    """Each IRQ on one CPU, the busiest CPU's sum as low as found.
+
+    Longest processing time first (heaviest IRQ to the least-loaded CPU, ties
+    to the lowest CPU number), then a local search: while moving one IRQ off
+    the busiest CPU, or swapping one of its IRQs with one of another CPU,
+    lowers the larger of the two CPUs' sums, do it. Exact minimisation is the
+    NP-hard partition problem; :func:`balance_of` gives the lower bound.
+    """
+    if not cpus:
+        return {}
+    load = dict.fromkeys(cpus, 0)
+    plan: dict[int, int] = {}
+    for irq in sorted(weights, key=lambda i: (-weights[i], i)):
+        cpu = min(cpus, key=lambda c: (load[c], c))
+        plan[irq] = cpu
+        load[cpu] += weights[irq]
+    for _ in range(PLAN_ROUNDS):
+        if not _improve(plan, load, weights, cpus):
+            break
+    return plan
+
+
+def _improve(plan: dict[int, int], load: dict[int, int], weights: Mapping[int, int],
+             cpus: Sequence[int]) -> bool:
+    busy = max(cpus, key=lambda c: (load[c], -c))
+    mine = sorted((i for i, c in plan.items() if c == busy), key=lambda i: (-weights[i], i))
+    for other in sorted(cpus, key=lambda c: (load[c], c)):
+        if other == busy:
+            continue
+        theirs: list[int | None] = [None, *sorted((i for i, c in plan.items() if c == other),
+                                                  key=lambda i: (weights[i], i))]
+        for a in mine:
+            for b in theirs:
+                wb = weights[b] if b is not None else 0
+                shift = weights[a] - wb
+                if shift > 0 and max(load[busy] - shift, load[other] + shift) < load[busy]:
+                    plan[a] = other
+                    if b is not None:
+                        plan[b] = busy
+                    load[busy] -= shift
+                    load[other] += shift
+                    return True
+    return False
+
+
+def balance_of(per_cpu_now: Mapping[int, int], weights: Mapping[int, int],
+               plan: Mapping[int, int], cpus: Sequence[int]) -> Balance | None:
+    """Busiest CPU's share now, under ``plan``, and the lower bound of any whole-IRQ plan."""
+    total = sum(weights.values())
+    if not total or not cpus:
+        return None
+    planned = dict.fromkeys(cpus, 0)
+    for irq, cpu in plan.items():
+        planned[cpu] += weights[irq]
+    best = max(total / len(cpus), max(weights.values()))
+    return Balance(round(100.0 * max(per_cpu_now.get(c, 0) for c in cpus) / total, 2),
+                   round(100.0 * max(planned.values()) / total, 2),
+                   round(100.0 * best / total, 2))
+
+
+# --------------------------------------------------------------------------
+# the report
+# --------------------------------------------------------------------------
+
+
+def _decided(d: Decision | None, current: int | None) -> tuple[str | None, ...]:
+    """(current, recommended, action, reason) from a decision and smp_affinity now."""
+    if d is None:
+        return (format_cpulist(current) if current is not None else None, None, None, None)
+    if d.target_mask is None:
+        return (format_cpulist(current) if current is not None else None, None, "leave", d.reason)
+    action = "keep" if d.target_mask == current else "move"
+    return (format_cpulist(current) if current is not None else None,
+            format_cpulist(d.target_mask), action, d.reason)
 
 
 def build_report(
     counts: Mapping[int, Mapping[int, int]],
     names: Mapping[int, str],
     *,
-    threshold: float = 80.0,
+    threshold: float = 5.0,
     decisions: Sequence[Decision] | None = None,
     groups: Mapping[int, str] | None = None,
     group: str = "cpu",
     source: str = "",
+    current: Mapping[int, int | None] | None = None,
+    cpus: Sequence[int] | None = None,
     include_idle: bool = False,
     notes: Iterable[str] = (),
 ) -> Report:
-    """Shares per IRQ from ``counts`` (irq -> cpu -> interrupts), with recommendations."""
-    by_irq = {d.irq: d for d in decisions} if decisions is not None else None
+    """The report from ``counts`` (irq -> cpu -> interrupts).
+
+    ``cpus``: the CPUs to report and plan on (default: every CPU in
+    ``counts``); ``current``: smp_affinity now per IRQ (default: the
+    decision's own view).
+    """
+    cpu_ids = tuple(sorted(cpus if cpus is not None else {c for per in counts.values()
+                                                          for c in per}))
+    columns = _columns(cpu_ids, groups)
+    by_irq = {d.irq: d for d in decisions} if decisions is not None else {}
+    weights = {irq: sum(per.get(c, 0) for c in cpu_ids) for irq, per in counts.items()}
+    active = sorted(irq for irq in counts if weights[irq] or include_idle)
+    plan = plan_cpus({i: weights[i] for i in active if weights[i]}, cpu_ids)
     loads = []
-    for irq in sorted(counts):
-        per = _group(counts[irq], groups)
-        total = sum(per.values())
-        if not total and not include_idle:
-            continue
-        shares = tuple(sorted(((k, 100.0 * n / total) for k, n in per.items() if n),
-                              key=lambda kv: (-kv[1], kv[0]))) if total else ()
-        flagged = bool(shares) and shares[0][1] > threshold
-        current = recommended = action = reason = None
-        d = by_irq.get(irq) if by_irq is not None else None
-        if d is not None:
-            current = None if d.current_mask is None else format_cpulist(d.current_mask)
-            reason = d.reason
-            if d.target_mask is not None:
-                recommended = format_cpulist(d.target_mask)
-                action = "keep" if d.target_mask == d.current_mask else "move"
-            else:
-                action = "leave"
-        loads.append(IrqLoad(irq, names.get(irq, ""), total, shares, flagged,
-                             current, recommended, action, reason))
+    for irq in active:
+        shares = _shares(_per_column(counts[irq], cpu_ids, columns, groups))
+        d = by_irq.get(irq)
+        now = current.get(irq) if current is not None else (d.current_mask if d else None)
+        extra = _decided(d, now) if decisions is not None else (None, None, None, None)
+        loads.append(IrqLoad(irq, names.get(irq, ""), weights[irq], shares,
+                             verdict(shares, columns, threshold), plan.get(irq), *extra))
+    per_cpu_now = {c: sum(counts[i].get(c, 0) for i in active) for c in cpu_ids}
     all_notes = list(notes)
     if decisions is None:
         all_notes.append(NO_TOPOLOGY_NOTE)
-    return Report(source, threshold, group, tuple(loads), tuple(all_notes))
+    return Report(source, threshold, group, columns, cpu_ids, tuple(loads),
+                  balance_of(per_cpu_now, {i: weights[i] for i in active}, plan, cpu_ids),
+                  tuple(all_notes), decisions is not None)
 
 
-def format_report(report: Report, flagged_only: bool = False) -> str:
-    """The report as an aligned table for people."""
-    lines = [f"load report: {report.source}  (flag when one {report.group} takes "
-             f"> {report.threshold:g}% of an IRQ)", ""]
-    rows = [("IRQ", "NAME", "TOTAL", "TOP SHARES", "FLAG", "CURRENT", "TARGET", "ACTION")]
-    for i in report.irqs:
-        if flagged_only and not i.flagged:
-            continue
-        top = ", ".join(f"{k} {v:.0f}%" for k, v in i.shares[:3])
-        rows.append((str(i.irq), i.name[:24], str(i.total), top, "!" if i.flagged else "",
-                     i.current or "-", i.recommended or "-", i.action or "-"))
+def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _share_cells(shares: Sequence[float], columns: Sequence[str], wide: bool) -> list[str]:
+    if not wide:
+        return [f"{s:.2f}" for s in shares]
+    top = sorted(range(len(shares)), key=lambda k: (-shares[k], k))[:3]
+    return [", ".join(f"{columns[k]} {shares[k]:.2f}" for k in top if shares[k])]
+
+
+def format_report(data: Mapping[str, Any], flagged_only: bool = False) -> str:
+    """A report's JSON (:meth:`Report.to_json`) as an aligned table for people."""
+    columns = data["columns"]
+    wide = len(columns) > TABLE_COLUMNS
+    decided = any("action" in i for i in data["irqs"])
+    head = ["IRQ", "NAME"] + (["TOP SHARES %"] if wide else [f"{c} %" for c in columns])
+    head += ["VERDICT", "PLAN"] + (["CURRENT", "TARGET", "ACTION"] if decided else [])
+    rows = [head]
+    for i in data["irqs"]:
+        if flagged_only and not i["flagged"]:
+            continue
+        plan = "-" if i["plan_cpu"] is None else f"CPU{i['plan_cpu']}"
+        row = [str(i["irq"]), i["name"] or "-"] + _share_cells(i["shares"], columns, wide)
+        row += [i["verdict"], plan]
+        if decided:
+            row += [i.get("current") or "-", i.get("recommended") or "-", i.get("action") or "-"]
+        rows.append(row)
+    lines = [f"load report: {data['source']}  (Balanced: the {data['group']} shares of an IRQ "
+             f"differ by at most {data['threshold_pts']:g} points)", ""]
+    lines += _table(rows)
     lines.append("")
-    lines.append(f"{len(report.flagged)} of {len(report.irqs)} IRQs flagged")
-    lines += [f"note: {n}" for n in report.notes]
+    lines.append(f"{data['flagged']} of {len(data['irqs'])} IRQs not balanced")
+    b = data["balance"]
+    if b is not None:
+        lines.append(f"busiest CPU's share of all interrupts: {b['now']:.2f}% now, "
+                     f"{b['plan']:.2f}% under the plan, {b['best']:.2f}% at best "
+                     f"({len(data['cpus'])} CPUs)")
+    lines += [f"note: {n}" for n in data["notes"]]
     return "\n".join(lines) + "\n"

@@ -3,13 +3,19 @@
 :func:`build_extras` turns the validated configuration into services (started
 and stopped with the daemon) and per-pass listeners, plus the
 :class:`OverrideRegistry` whose IRQs the balancer must treat as banned.
-Overrides change the balancer's ``banned_irqs`` (the configured bans plus the
-pinned IRQs) and ask for a rescan, as the control socket's ``ban irqs`` does.
+A pin or a release touches only that IRQ: the balancer bans it (or takes it
+back to place it at the next pass) without rebuilding anything.
+
+Turning the API on turns on the history store and the metrics too, unless
+the configuration sets ``history.enabled`` / ``metrics.enabled`` to false:
+windows are what the seed servers existed for. Under ``--sysroot`` the
+default history path lies inside the tree, as the daemon's other state does.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +23,7 @@ from ..history.recorder import HistoryRecorder
 from ..history.store import HistoryConfig
 from ..kernel.procirq import write_smp_affinity
 from ..kernel.sysroot import SysRoot
-from ..service.config import Config
+from ..service.config import Config, HistorySection
 from .metrics import Metrics
 from .overrides import OverrideRegistry
 from .server import ApiConfig, ApiContext, ApiService, LiveState, load_token
@@ -33,28 +39,46 @@ class DaemonExtras:
 
 
 class _PinnedIrqs:
-    """Service: at start, ban the pinned IRQs and write their masks again (after a restart)."""
+    """Service: keeps the balancer's bans in step with the pins, one IRQ at a time.
+
+    At start it writes the pinned masks again (after a restart) and bans those IRQs.
+    """
 
     def __init__(self, registry: OverrideRegistry, balancer: Any, root: SysRoot,
                  log: logging.Logger) -> None:
         self.registry, self.balancer, self.root, self.log = registry, balancer, root, log
-        self.configured = tuple(balancer.settings.banned_irqs)
+        self.configured = frozenset(balancer.settings.banned_irqs)
+        self.pinned: set[int] = set()
 
     def on_change(self, registry: OverrideRegistry) -> None:
-        banned = tuple(sorted(set(self.configured) | set(registry.irqs())))
-        self.balancer.update_settings(self.balancer.settings._replace(banned_irqs=banned))
-        self.balancer.force_rescan()
+        now = set(registry.irqs())
+        for irq in sorted(now - self.pinned):
+            self.balancer.pin_irq(irq)
+        for irq in sorted(self.pinned - now):
+            self.balancer.unpin_irq(irq, still_banned=irq in self.configured)
+        self.pinned = now
 
     def start(self) -> None:
         for irq, mask in self.registry.items().items():
             result = write_smp_affinity(self.root, irq, mask)
             if result.errno:
                 self.log.warning("API override of IRQ %d not restored: %s", irq, result.reason)
-        if self.registry.items():
-            self.on_change(self.registry)
+        self.on_change(self.registry)
 
     def stop(self) -> None:
         """Overrides stay in the store for the next start."""
+
+
+def _wanted(flag: bool | None, api_on: bool) -> bool:
+    """An ``enabled`` key left unset follows the API."""
+    return api_on if flag is None else flag
+
+
+def history_path(section: HistorySection, root: SysRoot) -> str:
+    """The configured path; the default one inside the tree under ``--sysroot``."""
+    if root.base in ("", "/") or section.path != HistorySection().path:
+        return section.path
+    return os.path.join(root.base, section.path.lstrip("/"))
 
 
 def build_extras(config: Config, root: SysRoot, balancer: Any,
@@ -69,14 +93,20 @@ def build_extras(config: Config, root: SysRoot, balancer: Any,
     balancer.keep_text = True
     history = None
     recorder = None
-    if config.history.enabled:
+    api_on = config.api.enabled
+    if _wanted(config.history.enabled, api_on):
         h = config.history
-        history = HistoryConfig(h.path, h.retention_days, h.resolution_s)
+        path = history_path(h, root)
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        except OSError:
+            pass  # the recorder reports the store it cannot open
+        history = HistoryConfig(path, h.retention_days, h.resolution_s)
         recorder = HistoryRecorder(root, history, log)
         extras.services.append(recorder)
         extras.listeners.append(recorder.on_pass)
     metrics = None
-    if config.metrics.enabled:
+    if _wanted(config.metrics.enabled, api_on):
         metrics = Metrics(balancer, per_irq_limit=config.metrics.per_irq_limit,
                           hz=balancer.settings.hz)
     if config.api.enabled:
@@ -90,6 +120,7 @@ def build_extras(config: Config, root: SysRoot, balancer: Any,
             history=history,
             history_error=(lambda: recorder.error) if recorder is not None else (lambda: None),
             token=load_token(a.token_file) if a.token_file else None, metrics=metrics, log=log,
+            local_root_writes=a.local_root_writes,
         )
         listen = (a.listen,) + ((f"unix:{a.unix_socket}",) if a.unix_socket else ())
         service = ApiService(ctx, ApiConfig(listen=listen,

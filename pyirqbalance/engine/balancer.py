@@ -353,6 +353,45 @@ class Balancer:
         """A settings change through the control socket or API: rescan next pass."""
         self.need_rescan = True
 
+    def pin_irq(self, irq: int) -> None:
+        """Leave ``irq`` alone from now on (banned), touching no other IRQ and no tree."""
+        with self.lock:
+            if irq not in self.settings.banned_irqs:
+                banned = tuple(sorted({*self.settings.banned_irqs, irq}))
+                self.settings = self.settings._replace(banned_irqs=banned)
+            info = self._by_irq.pop(irq, None)
+            if info is None:
+                return
+            self.irqs.remove(info)
+            if info in self.rebalance:
+                self.rebalance.remove(info)
+            if info.assigned is not None:
+                info.assigned.interrupts.remove(info)
+                info.assigned = None
+            self._activations.pop(irq, None)
+            self._banned[irq] = info
+
+    def unpin_irq(self, irq: int, still_banned: bool = False) -> None:
+        """Hand a pinned IRQ back: it is placed at the next pass like a new IRQ.
+
+        ``still_banned``: the configuration bans it too, so it stays banned.
+        """
+        with self.lock:
+            if still_banned:
+                return
+            banned = tuple(i for i in self.settings.banned_irqs if i != irq)
+            self.settings = self.settings._replace(banned_irqs=banned)
+            old = self._banned.get(irq)
+            entry = self._entries.get(irq)
+            if old is None or entry is None or entry.banned:
+                self.need_rescan = True  # banned since the database was built: classify it
+                return
+            del self._banned[irq]
+            info = self._add_entry(entry)
+            info.count, info.last_count, info.existing = old.count, old.last_count, old.existing
+            info.seq = old.seq
+            force_rebalance(info, self.rebalance)
+
     def update_settings(self, settings: BalancerSettings) -> None:
         """New settings, used from the next rebuild on."""
         with self.lock:

@@ -146,10 +146,18 @@ def _has_chip_column(samples: list[tuple[str, int]]) -> bool:
     prints the chip right-aligned (``" %8s"`` after the counts' blank, so
     1 or 2 blanks plus the padding), while ancient ARM kernels print only
     ``"  %s"`` action names (always 3 blanks). A majority vote over the rows
-    tells the two apart (``eth0`` after 3 blanks cannot be a chip).
+    tells the two apart (``eth0`` after 3 blanks cannot be a chip). A
+    pre-4.3 ``chip-flow`` token (``IR-PCI-MSI-edge``) is a chip at any spacing:
+    hand-aligned copies of the file keep it but not the kernel's blanks.
     """
-    fits = sum(1 for tok, gap in samples if gap - max(0, 8 - len(tok)) in (1, 2))
+    fits = sum(1 for tok, gap in samples
+               if gap - max(0, 8 - len(tok)) in (1, 2) or _chip_flow(tok))
     return 2 * fits >= len(samples)
+
+
+def _chip_flow(token: str) -> bool:
+    base, dash, flow = token.rpartition("-")
+    return bool(dash and base and flow in _FLOWS)
 
 
 def _parse_header(line: str) -> tuple[int, ...]:

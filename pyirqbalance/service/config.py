@@ -101,7 +101,8 @@ class HooksConfig(NamedTuple):
 class HistorySection(NamedTuple):
     """``history:`` -- the SQLite record of interrupt counts."""
 
-    enabled: bool = False
+    #: None: on when the API is on.
+    enabled: bool | None = None
     path: str = "/var/lib/pyirqbalance/history.sqlite"
     retention_days: float = 30
     resolution_s: float = 60
@@ -114,12 +115,15 @@ class ApiConfig(NamedTuple):
     listen: str = "127.0.0.1:9199"
     unix_socket: str | None = None
     token_file: str | None = None
+    #: Writes without a token from peers that are uid 0 on this host.
+    local_root_writes: bool = True
 
 
 class MetricsConfig(NamedTuple):
     """``metrics:`` -- Prometheus metrics, served by the API at /metrics."""
 
-    enabled: bool = False
+    #: None: on when the API is on.
+    enabled: bool | None = None
     per_irq_limit: int = 256
 
 
@@ -305,7 +309,7 @@ _SCHEMA: dict[str, tuple[Any, dict[str, Check]]] = {
         "timeout_s": _number(0.01, 3600),
     }),
     "history": (HistorySection, {
-        "enabled": _bool,
+        "enabled": _optional(_bool),
         "path": _text,
         "retention_days": _number(0.01, 36500),
         "resolution_s": _number(1, 86400),
@@ -315,9 +319,10 @@ _SCHEMA: dict[str, tuple[Any, dict[str, Check]]] = {
         "listen": listen_address,
         "unix_socket": _optional(_text),
         "token_file": _optional(_text),
+        "local_root_writes": _bool,
     }),
     "metrics": (MetricsConfig, {
-        "enabled": _bool,
+        "enabled": _optional(_bool),
         "per_irq_limit": _int(0, 1_000_000),
     }),
     "socket": (SocketConfig, {

@@ -57,7 +57,7 @@ class Rig:
     """Balancer + simulator + history + API on one fake machine."""
 
     def __init__(self, tmp_path: Path, fake_machine, counter_simulator, *, token: bool = True,
-                 per_irq_metrics: int = 256) -> None:
+                 per_irq_metrics: int = 256, local_root_writes: bool = False) -> None:
         base, self.machine = fake_machine("a_desktop4")
         self.root = RefusingRoot(base.base)
         self.set_boot("boot-1", 1_700_000_000)
@@ -85,6 +85,8 @@ class Rig:
             overrides=self.overrides, history=self.history,
             history_error=lambda: self.recorder.error,
             token=load_token(str(token_path)) if token_path else None, metrics=self.metrics,
+            # The suite runs as root: token-less root writes are tested in tests/seed/.
+            local_root_writes=local_root_writes,
         )
         self.sock = tmp_path / "api.sock"
         self.service = ApiService(self.ctx, ApiConfig(listen=("127.0.0.1:0", f"unix:{self.sock}"),
@@ -162,7 +164,7 @@ def test_window_sums_across_a_wrap_and_a_reboot(rig: Rig):
     rig.run_pass(advance=False)                       # baseline of boot-2: one pass since boot
     for _ in range(2):
         rig.run_pass()
-    r = rig.api.get("/irqsummary", start=str(start), stop=str(time.time() + 1))
+    r = rig.api.get("/api/v1/irqsummary", start=str(start), stop=str(time.time() + 1))
     assert r.status == 200, r.data
     data = r.data
     assert data["source"] == "history"
@@ -194,7 +196,7 @@ def test_history_store_is_readable_after_the_run(rig: Rig):
 
 def test_summary_without_parameters_is_since_boot(rig: Rig):
     rig.run_pass()
-    data = rig.api.get("/irqsummary").data
+    data = rig.api.get("/api/v1/irqsummary").data
     assert data["source"] == "live" and data["boots"][0]["boot_id"] == "boot-1"
     text = Path(rig.root.proc("interrupts")).read_text().splitlines()
     row = next(line for line in text if line.strip().startswith("131:"))
@@ -210,7 +212,7 @@ def test_summary_without_parameters_is_since_boot(rig: Rig):
 ])
 def test_summary_bad_times(rig: Rig, params, parameter):
     rig.run_pass()
-    r = rig.api.get("/irqsummary", **params)
+    r = rig.api.get("/api/v1/irqsummary", **params)
     assert r.status == 400 and r.data["parameter"] == parameter
 
 
@@ -221,19 +223,19 @@ def test_summary_bad_times(rig: Rig, params, parameter):
 
 def test_irq_view(rig: Rig):
     rig.run_pass()
-    data = rig.api.get("/irqsummary/128").data
+    data = rig.api.get("/api/v1/irqsummary/128").data
     assert data["name"] == "enp3s0-TxRx-0"
     aff = Path(rig.root.proc("irq", "128", "smp_affinity")).read_text().strip()
     assert data["smp_affinity"].lstrip("0") == aff.replace(",", "").lstrip("0")
     assert data["decision"]["class"] == "ethernet"
     assert data["decision"]["reason"]
-    assert rig.api.get("/irqsummary/130").data["decision"]["class"] == "banned"
+    assert rig.api.get("/api/v1/irqsummary/130").data["decision"]["class"] == "banned"
 
 
 @pytest.mark.parametrize("path, status, parameter", [
-    ("/irqsummary/abc", 400, "irq"),
-    ("/irqsummary/-1", 400, "irq"),
-    ("/irqsummary/4000", 404, "irq"),
+    ("/api/v1/irqsummary/abc", 400, "irq"),
+    ("/api/v1/irqsummary/-1", 400, "irq"),
+    ("/api/v1/irqsummary/4000", 404, "irq"),
     ("/api/v1/irqsummary/4000", 404, "irq"),
 ])
 def test_irq_view_bad(rig: Rig, path, status, parameter):
@@ -243,21 +245,21 @@ def test_irq_view_bad(rig: Rig, path, status, parameter):
 
 def test_set_and_release(rig: Rig):
     rig.run_pass()
-    r = rig.api.request("PUT", "/irqsummary/128", body={"cpus": "2-3"})
+    r = rig.api.request("PUT", "/api/v1/irqsummary/128", body={"cpus": "2-3"})
     assert r.status == 200, r.data
     assert Path(rig.root.proc("irq", "128", "smp_affinity")).read_text() == "0000000c"
     assert rig.overrides.items() == {128: 0xC}
     assert rig.api.get("/api/v1/health").data["overrides"] == {"128": "2-3"}
-    assert rig.api.get("/irqsummary/128").data["override"] == {"mask": "0000000c", "cpus": "2-3"}
+    assert rig.api.get("/api/v1/irqsummary/128").data["override"] == {"mask": "0000000c", "cpus": "2-3"}
     with HistoryStore(rig.history.path) as store:
         assert store.overrides() == {128: 0xC}        # survives a restart
-    r = rig.api.request("PUT", "/irqsummary/129", body={"mask": "1"})
+    r = rig.api.request("PUT", "/api/v1/irqsummary/129", body={"mask": "1"})
     assert r.status == 200 and r.data["cpus"] == "0"
-    r = rig.api.request("PUT", "/set_affinity/131?cpu=2")
+    r = rig.api.request("PUT", "/api/v1/set_affinity/131?cpu=2")
     assert r.status == 200 and r.data["cpus"] == "1"
-    assert rig.api.request("DELETE", "/irqsummary/128").status == 200
+    assert rig.api.request("DELETE", "/api/v1/irqsummary/128").status == 200
     assert rig.overrides.items() == {129: 0x1, 131: 0x2}
-    r = rig.api.request("DELETE", "/irqsummary/128")
+    r = rig.api.request("DELETE", "/api/v1/irqsummary/128")
     assert r.status == 404 and "no override" in r.data["error"]
 
 
@@ -272,29 +274,29 @@ def test_set_and_release(rig: Rig):
     (["cpus"], "body"),
 ])
 def test_set_bad_body(rig: Rig, body, parameter):
-    r = rig.api.request("PUT", "/irqsummary/128", body=body)
+    r = rig.api.request("PUT", "/api/v1/irqsummary/128", body=body)
     assert r.status == 400 and r.data["parameter"] == parameter, r.data
     assert rig.overrides.items() == {}
 
 
 def test_set_affinity_needs_cpu(rig: Rig):
     for query, status in (("", 400), ("?cpu=", 400), ("?cpu=g", 400), ("?cpu=10", 400)):
-        r = rig.api.request("PUT", f"/set_affinity/128{query}")
+        r = rig.api.request("PUT", f"/api/v1/set_affinity/128{query}")
         assert r.status == status and r.data["parameter"] == "cpu", (query, r.data)
 
 
 def test_kernel_refusals(rig: Rig):
-    r = rig.api.request("PUT", "/irqsummary/127", body={"cpus": "1"})
+    r = rig.api.request("PUT", "/api/v1/irqsummary/127", body={"cpus": "1"})
     assert r.status == 409 and "EIO" in r.data["error"]
-    r = rig.api.request("PUT", "/set_affinity/122?cpu=1")
+    r = rig.api.request("PUT", "/api/v1/set_affinity/122?cpu=1")
     assert r.status == 422 and "EINVAL" in r.data["error"]
     assert rig.overrides.items() == {}
 
 
 def test_writes_need_the_token(rig: Rig):
-    for method, path, body in (("PUT", "/irqsummary/128", {"cpus": "1"}),
-                               ("PUT", "/set_affinity/128?cpu=1", None),
-                               ("DELETE", "/irqsummary/128", None)):
+    for method, path, body in (("PUT", "/api/v1/irqsummary/128", {"cpus": "1"}),
+                               ("PUT", "/api/v1/set_affinity/128?cpu=1", None),
+                               ("DELETE", "/api/v1/irqsummary/128", None)):
         r = rig.anon.request(method, path, body=body)
         assert r.status == 401, (method, path)
         wrong = ApiClient(rig.url, token="nope").request(method, path, body=body)
@@ -305,7 +307,7 @@ def test_writes_need_the_token(rig: Rig):
 def test_writes_disabled_without_token_file(tmp_path, fake_machine, counter_simulator):
     rig = Rig(tmp_path, fake_machine, counter_simulator, token=False)
     try:
-        r = rig.api.request("PUT", "/irqsummary/128", body={"cpus": "1"})
+        r = rig.api.request("PUT", "/api/v1/irqsummary/128", body={"cpus": "1"})
         assert r.status == 403 and "token_file" in r.data["error"]
         assert rig.api.get("/api/v1/health").data["writes_enabled"] is False
     finally:
@@ -331,14 +333,14 @@ def test_token_file_must_be_root_only(tmp_path: Path):
 
 def test_current_distribution(rig: Rig):
     rig.run_pass()
-    raw = rig.api.get("/get_current_distribution", format="raw")
+    raw = rig.api.get("/api/v1/get_current_distribution", format="raw")
     assert raw.status == 200
     assert raw.data == Path(rig.root.proc("interrupts")).read_text()
-    data = rig.api.get("/get_current_distribution").data
+    data = rig.api.get("/api/v1/get_current_distribution").data
     assert data["cpus"] == [0, 1, 2, 3]
     row = next(r for r in data["rows"] if r["irq"] == 126)
     assert row["name"] == "ahci[0000:00:17.0]" and row["total"] == sum(row["counts"])
-    bad = rig.api.get("/get_current_distribution", format="xml")
+    bad = rig.api.get("/api/v1/get_current_distribution", format="xml")
     assert bad.status == 400 and bad.data["parameter"] == "format"
 
 
@@ -347,7 +349,7 @@ def test_interrupt_by_cpu(rig: Rig):
     time.sleep(0.05)
     rig.run_pass()
     eff = rig.sim.state.eff[WRAP_IRQ]
-    data = rig.api.get("/get_interrupt_by_cpu", cpu=eff, second=0.04).data
+    data = rig.api.get("/api/v1/get_interrupt_by_cpu", cpu=eff, second=0.04).data
     assert data["source"] == "live"
     got = {i["irq"]: i["count"] for i in data["irqs"]}
     assert got[WRAP_IRQ] == WRAP_RATE                 # one pass: IRQ 130 stays on its CPU
@@ -355,12 +357,14 @@ def test_interrupt_by_cpu(rig: Rig):
 
 
 @pytest.mark.parametrize("params, parameter", [
-    ({}, "cpu"), ({"cpu": "x"}, "cpu"), ({"cpu": 7}, "cpu"), ({"cpu": 0, "second": "-3"}, "second"),
+    ({}, "cpu"), ({"cpu": "x"}, "cpu"), ({"cpu": 0, "second": "-3"}, "second"),
     ({"cpu": 0, "second": "abc"}, "second"),
 ])
 def test_interrupt_by_cpu_bad(rig: Rig, params, parameter):
-    r = rig.api.get("/get_interrupt_by_cpu", **params)
+    r = rig.api.get("/api/v1/get_interrupt_by_cpu", **params)
     assert r.status == 400 and r.data["parameter"] == parameter
+    r = rig.api.get("/api/v1/get_interrupt_by_cpu", cpu=7)   # a_desktop4 has CPUs 0-3
+    assert r.status == 404 and r.data["parameter"] == "cpu"
 
 
 def test_topology_and_health(rig: Rig):
@@ -388,13 +392,13 @@ def test_report_endpoint(rig: Rig):
 def test_unknown_route_and_method_are_json(rig: Rig):
     r = rig.api.get("/nope")
     assert r.status == 404 and "error" in r.data
-    r = rig.api.request("POST", "/irqsummary")
+    r = rig.api.request("POST", "/api/v1/irqsummary")
     assert r.status == 405 and "error" in r.data
 
 
 def test_internal_error_has_no_traceback(rig: Rig, monkeypatch):
     monkeypatch.setattr(rig.balancer, "decisions", lambda: 1 / 0)
-    r = rig.api.get("/irqsummary/128")
+    r = rig.api.get("/api/v1/irqsummary/128")
     assert r.status == 500
     assert "ZeroDivisionError" in r.data["error"] and "Traceback" not in json.dumps(r.data)
 
@@ -403,7 +407,7 @@ def test_unix_socket_listener(rig: Rig):
     assert oct(os.stat(rig.sock).st_mode & 0o777) == "0o600"
     client = ApiClient(f"unix:{rig.sock}", token=TOKEN)
     assert client.get("/api/v1/health").data["status"] == "ok"
-    assert client.request("PUT", "/irqsummary/128", body={"cpus": "3"}).status == 200
+    assert client.request("PUT", "/api/v1/irqsummary/128", body={"cpus": "3"}).status == 200
 
 
 def test_stop_releases_the_listeners(tmp_path, fake_machine, counter_simulator):

@@ -1,0 +1,108 @@
+"""/proc/net/tcp and /proc/net/tcp6: which user owns a TCP socket on this host.
+
+The API lets a loopback peer write without a token when the peer's socket
+belongs to uid 0. The kernel's socket table gives that owner: the entry whose
+*local* address is the peer's address and port is the peer's own socket, and
+its ``uid`` column is the socket's owner (``sock_i_uid``).
+
+This table is always the **host's** (the daemon's network namespace), also
+under ``--sysroot``: a captured or fake machine tree has no network of its
+own, and the peer that connected to the daemon is a process on this host.
+:func:`read_tcp_owner` therefore reads through ``SysRoot("/")`` on purpose;
+nothing else in pyirqbalance reads the host's /proc while a sysroot is set.
+
+Row format (``net/ipv4/tcp_ipv4.c`` ``get_tcp4_sock``, ``tcp6_seq_show``)::
+
+    sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid ...
+     0: 0100007F:23E7 0100007F:9C4A 01 00000000:00000000 00:00000000 00000000     0 ...
+
+Addresses are the in-memory ``__be32`` words printed with ``%08X`` (so each
+32-bit word appears byte-swapped on a little-endian host), ports ``%04X``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from typing import NamedTuple
+
+from .sysroot import SysRoot
+
+__all__ = ["TCP_ESTABLISHED", "TcpSocket", "find_owner", "parse_tcp_table", "read_tcp_owner"]
+
+TCP_ESTABLISHED = 1
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TcpSocket(NamedTuple):
+    local: tuple[Address, int]
+    remote: tuple[Address, int]
+    state: int
+    uid: int
+
+
+def _address(text: str, byteorder: str) -> tuple[Address, int]:
+    host, _, port = text.partition(":")
+    if len(host) not in (8, 32) or len(port) != 4:
+        raise ValueError(f"not an address:port field: {text[:64]!r}")
+    raw = b"".join(int(host[k:k + 8], 16).to_bytes(4, byteorder)  # type: ignore[arg-type]
+                   for k in range(0, len(host), 8))
+    ip: Address = ipaddress.IPv4Address(raw) if len(raw) == 4 else ipaddress.IPv6Address(raw)
+    return ip, int(port, 16)
+
+
+def parse_tcp_table(text: str, byteorder: str = sys.byteorder) -> tuple[TcpSocket, ...]:
+    """Rows of /proc/net/tcp or /proc/net/tcp6; lines of another shape are skipped."""
+    out = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            out.append(TcpSocket(_address(fields[1], byteorder), _address(fields[2], byteorder),
+                                 int(fields[3], 16), int(fields[7], 10)))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def _plain(ip: Address) -> Address:
+    """``::ffff:127.0.0.1`` -> ``127.0.0.1`` (a v4 peer of a dual-stack listener)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def find_owner(tables: tuple[TcpSocket, ...], peer: tuple[str, int],
+               server_port: int) -> int | None:
+    """uid of the established socket at ``peer`` connected to our ``server_port``."""
+    want = _plain(ipaddress.ip_address(peer[0]))
+    for s in tables:
+        if (s.state == TCP_ESTABLISHED and s.local[1] == peer[1] and s.remote[1] == server_port
+                and _plain(s.local[0]) == want):
+            return s.uid
+    return None
+
+
+def read_tcp_owner(peer_host: str, peer_port: int, server_port: int) -> int | None:
+    """Owner uid of the peer's socket of a loopback connection, None if not found.
+
+    Reads the host's socket tables (see the module docstring for why not the
+    sysroot's). Non-loopback peers give None: their sockets are not on this host.
+    """
+    try:
+        ip = _plain(ipaddress.ip_address(peer_host.split("%", 1)[0]))
+    except ValueError:
+        return None
+    if not ip.is_loopback:
+        return None
+    host = SysRoot("/")
+    for name in ("tcp", "tcp6"):
+        text = host.try_read_text(host.proc("net", name))
+        if text is None:
+            continue
+        uid = find_owner(parse_tcp_table(text), (str(ip), peer_port), server_port)
+        if uid is not None:
+            return uid
+    return None
