@@ -1,9 +1,24 @@
-"""Load report: shares, flags, grouping and the balancer's recommendation, on hand-made input."""
+"""Load report: shares, verdicts, the whole-IRQ plan and the balance metric, by hand."""
 
 from __future__ import annotations
 
-from pyirqbalance.api.report import NO_TOPOLOGY_NOTE, build_report, format_report
+import io
+import json
+from pathlib import Path
+
+from pyirqbalance.api import ctl
+from pyirqbalance.api.report import (
+    NO_TOPOLOGY_NOTE,
+    build_report,
+    counts_from_interrupts,
+    format_report,
+    plan_cpus,
+    verdict,
+)
 from pyirqbalance.engine.model import Decision
+from pyirqbalance.kernel.procinterrupts import parse_interrupts
+
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "seed" / "interrupts_hand_spaced"
 
 
 def decision(irq: int, current: int | None, target: int | None, reason: str) -> Decision:
@@ -11,58 +26,93 @@ def decision(irq: int, current: int | None, target: int | None, reason: str) -> 
                     current_mask=current, target_mask=target, assigned=None, reason=reason)
 
 
-COUNTS = {
-    24: {0: 900, 1: 100, 2: 0, 3: 0},
-    25: {0: 10, 1: 10, 2: 10, 3: 10},
-    26: {0: 0, 1: 0, 2: 0, 3: 0},
-    27: {0: 0, 1: 0, 2: 0, 3: 50},
-}
-NAMES = {24: "eth0", 25: "nvme0q1", 26: "idle", 27: "ahci"}
+def sample_report(threshold: float = 5.0):
+    parsed = parse_interrupts(SAMPLE.read_text())
+    counts, names = counts_from_interrupts(parsed)
+    return build_report(counts, names, threshold=threshold, cpus=parsed.cpus)
 
 
-def test_shares_and_flags_without_topology():
-    rep = build_report(COUNTS, NAMES, threshold=80)
-    by = {i.irq: i for i in rep.irqs}
-    assert set(by) == {24, 25, 27}                   # idle IRQs are left out
-    assert by[24].shares == (("cpu 0", 90.0), ("cpu 1", 10.0)) and by[24].flagged
-    assert not by[25].flagged and by[25].shares[0] == ("cpu 0", 25.0)
-    assert by[27].flagged and by[27].shares == (("cpu 3", 100.0),)
-    assert by[24].recommended is None and rep.notes == (NO_TOPOLOGY_NOTE,)
-    assert [i.irq for i in rep.flagged] == [24, 27]
-
-
-def test_threshold_is_strict():
-    assert not build_report({1: {0: 80, 1: 20}}, {}, threshold=80).irqs[0].flagged
-    assert build_report({1: {0: 81, 1: 19}}, {}, threshold=80).irqs[0].flagged
-
-
-def test_recommendations_come_from_decisions():
-    decisions = [
-        decision(24, 0x1, 0x4, "placed on cpu 2"),
-        decision(25, 0xF, 0xF, "already in place"),
-        decision(27, 0x8, None, "banned by --banirq"),
+def test_hand_spaced_sample_names_shares_and_verdicts():
+    rep = sample_report()
+    rows = [(i.irq, i.name, i.shares, i.verdict) for i in rep.irqs]
+    # 30: 900/1000, 100/1000; 32: 1/3 = 33.333.., 2/3 = 66.666..; 35 never fired: left out.
+    assert rows == [
+        (30, "eth0-TxRx-0", (90.0, 10.0), "CPU1"),
+        (31, "eth0-TxRx-1", (48.0, 52.0), "Balanced"),   # 4 points apart, threshold 5
+        (32, "eth0", (33.33, 66.67), "CPU0"),
+        (33, "ahci, ehci_hcd:usb1", (50.0, 50.0), "Balanced"),
+        (34, "nvme0q1", (100.0, 0.0), "CPU1"),
     ]
-    rep = build_report(COUNTS, NAMES, threshold=80, decisions=decisions)
+    assert rep.notes == (NO_TOPOLOGY_NOTE,)
+
+
+def test_threshold_is_the_largest_allowed_gap_in_points():
+    assert sample_report(4.0).irqs[1].verdict == "Balanced"     # 52 - 48 = 4 <= 4
+    assert sample_report(3.99).irqs[1].verdict == "CPU0"         # CPU0 has the smaller share
+    assert verdict((25.0, 25.0, 25.0, 25.0), ("a", "b", "c", "d"), 0) == "Balanced"
+    assert verdict((60.0, 0.0, 40.0, 0.0), ("CPU0", "CPU1", "CPU2", "CPU3"), 5) == "CPU1"
+
+
+def test_plan_and_balance_metric_by_hand():
+    rep = sample_report()
+    # Totals: 30: 1000, 31: 1000, 32: 3, 33: 600, 34: 2000 (all 4603).
+    # Heaviest first to the least-loaded CPU (ties: lower CPU): 34 -> 0, 30 -> 1, 31 -> 1,
+    # 33 -> 0 (2000 each), 32 -> 1; sums 2600 / 2003. No move or swap lowers 2600, and no
+    # subset of {2000, 1000, 1000, 600, 3} sums to 2004..2599: 2600 is the optimum.
+    assert {i.irq: i.plan_cpu for i in rep.irqs} == {30: 1, 31: 1, 32: 1, 33: 0, 34: 0}
+    # Busiest CPU now: CPU0 900+480+1+300+2000 = 3681 -> 79.97 %; plan 2600 -> 56.48 %;
+    # best: max(4603 / 2, 2000) = 2301.5 -> 50.00 %.
+    assert rep.balance is not None
+    assert (rep.balance.now, rep.balance.plan, rep.balance.best) == (79.97, 56.48, 50.0)
+
+
+def test_plan_search_beats_greedy():
+    # Greedy alone: 3 -> 0, 3 -> 1, 2 -> 0, 2 -> 1, 2 -> 0 gives 7 / 5; swapping a 3 with a 2
+    # gives 6 / 6, the optimum.
+    plan = plan_cpus({1: 3, 2: 3, 3: 2, 4: 2, 5: 2}, [0, 1])
+    sums = [sum(w for i, w in {1: 3, 2: 3, 3: 2, 4: 2, 5: 2}.items() if plan[i] == c)
+            for c in (0, 1)]
+    assert sums == [6, 6]
+
+
+def test_decisions_with_affinity_as_it_is_now():
+    counts = {24: {0: 900, 1: 100}, 25: {0: 10, 1: 10}, 27: {0: 0, 1: 50}}
+    decisions = [decision(24, 0x1, 0x2, "placed on cpu 1"), decision(25, 0x3, 0x3, "in place"),
+                 decision(27, 0x2, None, "banned by --banirq")]
+    # The decision still says IRQ 24 is on CPU0, but smp_affinity already holds CPU1.
+    rep = build_report(counts, {}, decisions=decisions, current={24: 0x2, 25: 0x3, 27: 0x2})
     by = {i.irq: i for i in rep.irqs}
-    assert (by[24].current, by[24].recommended, by[24].action, by[24].reason) == (
-        "0", "2", "move", "placed on cpu 2")
-    assert (by[25].recommended, by[25].action) == ("0-3", "keep")
-    assert (by[27].recommended, by[27].action, by[27].reason) == (
-        None, "leave", "banned by --banirq")
+    assert (by[24].current, by[24].recommended, by[24].action) == ("1", "1", "keep")
+    assert (by[25].recommended, by[25].action) == ("0-1", "keep")
+    assert (by[27].recommended, by[27].action, by[27].reason) == (None, "leave", "banned by --banirq")
     assert rep.notes == ()
 
 
 def test_grouped_by_node():
+    counts = {24: {0: 900, 1: 100, 2: 0, 3: 0}, 25: {0: 10, 1: 10, 2: 10, 3: 10}}
     groups = {0: "node 0", 1: "node 0", 2: "node 1", 3: "node 1"}
-    rep = build_report(COUNTS, NAMES, threshold=95, groups=groups, group="node")
-    by = {i.irq: i for i in rep.irqs}
-    assert by[24].shares == (("node 0", 100.0),) and by[24].flagged
-    assert by[25].shares == (("node 0", 50.0), ("node 1", 50.0))
+    rep = build_report(counts, {}, threshold=5, groups=groups, group="node")
+    assert rep.columns == ("node 0", "node 1")
+    assert [(i.shares, i.verdict) for i in rep.irqs] == [((100.0, 0.0), "node 1"),
+                                                          ((50.0, 50.0), "Balanced")]
 
 
-def test_text_table():
-    text = format_report(build_report(COUNTS, NAMES, threshold=80), flagged_only=True)
-    lines = text.splitlines()
-    assert lines[2].split()[:4] == ["IRQ", "NAME", "TOTAL", "TOP"]
-    assert [line.split()[0] for line in lines[3:5]] == ["24", "27"]
-    assert "2 of 3 IRQs flagged" in text and NO_TOPOLOGY_NOTE in text
+def test_ctl_report_file_text_and_json(capsys):
+    out = io.StringIO()
+    assert ctl.main(["report", "--file", str(SAMPLE)], out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[2].split() == ["IRQ", "NAME", "CPU0", "%", "CPU1", "%", "VERDICT", "PLAN"]
+    assert lines[3].split() == ["30", "eth0-TxRx-0", "90.00", "10.00", "CPU1", "CPU1"]
+    assert lines[5].split() == ["32", "eth0", "33.33", "66.67", "CPU0", "CPU1"]
+    assert lines[6].split()[:3] == ["33", "ahci,", "ehci_hcd:usb1"]
+    assert "3 of 5 IRQs not balanced" in out.getvalue()
+    assert "79.97% now, 56.48% under the plan, 50.00% at best (2 CPUs)" in out.getvalue()
+    out = io.StringIO()
+    assert ctl.main(["--json", "report", "--file", str(SAMPLE), "--threshold", "3"], out=out) == 0
+    data = json.loads(out.getvalue())
+    assert data["irqs"][1] == {"irq": 31, "name": "eth0-TxRx-1", "total": 1000,
+                               "shares": [48.0, 52.0], "verdict": "CPU0", "plan_cpu": 1,
+                               "flagged": True}
+    assert data["balance"] == {"now": 79.97, "plan": 56.48, "best": 50.0}
+    text = format_report(data, flagged_only=True)
+    assert [line.split()[0] for line in text.splitlines()[3:7]] == ["30", "31", "32", "34"]

@@ -1,0 +1,176 @@
+"""A real ``python -m pyirqbalance --api-listen`` daemon on a fake 2-CPU machine, fed by the
+counter simulator, for the seed clients and the hostile-input tests.
+
+The simulator runs in a thread of the test process: every 0.25 s it takes what was written
+to smp_affinity (the kernel's rules, as tests/conftest.CounterSimulator applies them) and
+lets every IRQ fire its ``rate`` once. The daemon is stopped with SIGTERM at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyirqbalance.kernel.sysroot import SysRoot
+from tests.conftest import CounterSimulator
+from tests.oracle import mkfake
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINE = ROOT / "tests" / "machines" / "a_desktop4.json"
+CLIENTS = Path(__file__).resolve().parent / "clients"
+#: How often the simulator fires every IRQ's ``rate``.
+TICK_S = 0.25
+#: uid/gid of the unprivileged user the clients also run as.
+NOBODY = 65534
+
+
+def two_cpu_machine() -> mkfake.Machine:
+    desc = json.loads(MACHINE.read_text())
+    desc["name"] = "seed_2cpu"
+    desc["topology"]["cores_per_package"] = 2
+    return mkfake.Machine(desc)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
+    """Poll until ``predicate()`` is truthy; its value, or AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {predicate}")
+        time.sleep(every)
+
+
+class LiveDaemon:
+    """The daemon process, its tree, the simulator thread, and HTTP helpers."""
+
+    def __init__(self, base: Path, config: str = "history:\n  resolution_s: 1\n",
+                 *extra_args: str) -> None:
+        self.tree = base / "tree"
+        self.machine = two_cpu_machine()
+        mkfake.build_tree(self.machine, str(self.tree), force=True)
+        self.root = SysRoot(self.tree)
+        self.sim = CounterSimulator(self.root, self.machine)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cfg = base / "pyirqbalance.yaml"
+        cfg.write_text(config)
+        self.log_path = base / "daemon.log"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._simulate, daemon=True)
+        self._thread.start()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("IRQBALANCE_", "NOTIFY_", "PYIRQBALANCE_"))
+               and k != "INVOCATION_ID"}
+        env["PYTHONPATH"] = str(ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pyirqbalance", "--foreground", "--interval=1",
+             f"--sysroot={self.tree}", f"--config={cfg}",
+             f"--api-listen=127.0.0.1:{self.port}", *extra_args],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"))
+
+    def _simulate(self) -> None:
+        while not self._stop.wait(TICK_S):
+            try:
+                with self._lock:
+                    self.sim.advance(1.0)
+            except Exception as err:  # noqa: BLE001 - reported by check()
+                self.errors.append(err)
+
+    # -- observing -----------------------------------------------------------
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(self.url + "/api/v1/health", timeout=10) as r:
+                return json.loads(r.read())  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, passes: int = 2) -> None:
+        def ready() -> bool:
+            assert self.proc.poll() is None, self.log()
+            h = self.health()
+            return bool(h and h["cycle"] is not None and h["cycle"] >= passes)
+        wait_for(ready, timeout=60)
+
+    def cycle(self) -> int:
+        h = self.health()
+        assert h is not None, self.log()
+        return int(h["cycle"])
+
+    def wait_passes(self, n: int) -> None:
+        target = self.cycle() + n
+        wait_for(lambda: self.cycle() >= target, timeout=30 + 5 * n)
+
+    def mask(self, irq: int) -> int:
+        text = self.root.read_text(self.root.proc("irq", str(irq), "smp_affinity"))
+        return int(text.strip().replace(",", ""), 16)
+
+    def interrupts(self) -> str:
+        return self.root.read_text(self.root.proc("interrupts"))
+
+    def request(self, method: str, path: str, data: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def json(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        status, body = self.request(method, path, **kw)
+        return status, json.loads(body)
+
+    # -- clients ---------------------------------------------------------------
+
+    def client(self, script: str, *args: str, stdin: str = "", nobody: bool = False,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """A client script of tests/seed/clients (stdlib only), as root or as nobody."""
+        argv = [sys.executable, str(CLIENTS / script), *args]
+        return run(argv, stdin=stdin, nobody=nobody, timeout=timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def run(argv: list[str], stdin: str = "", nobody: bool = False,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    if nobody:
+        argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": "/"}
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd="/")
