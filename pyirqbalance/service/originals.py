@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..engine.model import PassReport
     from .config import Options
 
-__all__ = ["STATE_FILE", "OriginalAffinities", "restore"]
+__all__ = ["STATE_FILE", "OriginalAffinities", "irq_key", "restore"]
 
 STATE_FILE = "original-affinity.json"
 
@@ -64,6 +64,13 @@ class OriginalAffinities:
             self.log.warning("cannot record original affinities in %s: %s", self.path, err)
 
 
+def irq_key(text: str) -> int:
+    """An IRQ number of the state file: ASCII digits only (no sign, blank, ``_``, other scripts)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        raise ValueError(f"IRQ number {text[:64]!r}: expected ASCII digits")
+    return int(text)
+
+
 def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
     """``--restore``: write back every recorded affinity, then forget them.
 
@@ -76,7 +83,7 @@ def restore(opts: Options, root: SysRoot, log: logging.Logger) -> int:
     try:
         with open(path) as f:
             saved = json.loads(f.read())
-        masks = {int(irq): parse_mask(text) for irq, text in saved.items()}
+        masks = {irq_key(irq): parse_mask(text) for irq, text in saved.items()}
     except FileNotFoundError:
         sys.stderr.write(f"pyirqbalance: nothing to restore ({path} does not exist)\n")
         return EXIT_OK

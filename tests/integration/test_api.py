@@ -250,7 +250,8 @@ def test_set_and_release(rig: Rig):
     assert Path(rig.root.proc("irq", "128", "smp_affinity")).read_text() == "0000000c"
     assert rig.overrides.items() == {128: 0xC}
     assert rig.api.get("/api/v1/health").data["overrides"] == {"128": "2-3"}
-    assert rig.api.get("/api/v1/irqsummary/128").data["override"] == {"mask": "0000000c", "cpus": "2-3"}
+    assert rig.api.get("/api/v1/irqsummary/128").data["override"] == {"mask": "0000000c",
+                                                                      "cpus": "2-3"}
     with HistoryStore(rig.history.path) as store:
         assert store.overrides() == {128: 0xC}        # survives a restart
     r = rig.api.request("PUT", "/api/v1/irqsummary/129", body={"mask": "1"})

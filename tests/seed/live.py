@@ -75,6 +75,7 @@ class LiveDaemon:
         cfg = base / "pyirqbalance.yaml"
         cfg.write_text(config)
         self.log_path = base / "daemon.log"
+        self._log_file = open(self.log_path, "w")  # noqa: SIM115 - the daemon's stderr until close
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
@@ -88,14 +89,14 @@ class LiveDaemon:
             [sys.executable, "-m", "pyirqbalance", "--foreground", "--interval=1",
              f"--sysroot={self.tree}", f"--config={cfg}",
              f"--api-listen=127.0.0.1:{self.port}", *extra_args],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"))
+            env=env, stdout=subprocess.DEVNULL, stderr=self._log_file)
 
     def _simulate(self) -> None:
         while not self._stop.wait(TICK_S):
             try:
                 with self._lock:
                     self.sim.advance(1.0)
-            except Exception as err:  # noqa: BLE001 - reported by check()
+            except Exception as err:
                 self.errors.append(err)
 
     # -- observing -----------------------------------------------------------
@@ -165,6 +166,7 @@ class LiveDaemon:
                 self.proc.wait()
         self._stop.set()
         self._thread.join(timeout=10)
+        self._log_file.close()
 
 
 def run(argv: list[str], stdin: str = "", nobody: bool = False,

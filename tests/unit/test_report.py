@@ -84,7 +84,8 @@ def test_decisions_with_affinity_as_it_is_now():
     by = {i.irq: i for i in rep.irqs}
     assert (by[24].current, by[24].recommended, by[24].action) == ("1", "1", "keep")
     assert (by[25].recommended, by[25].action) == ("0-1", "keep")
-    assert (by[27].recommended, by[27].action, by[27].reason) == (None, "leave", "banned by --banirq")
+    assert (by[27].recommended, by[27].action, by[27].reason) == (None, "leave",
+                                                                  "banned by --banirq")
     assert rep.notes == ()
 
 

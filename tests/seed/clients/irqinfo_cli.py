@@ -31,22 +31,21 @@ def main():
     p.add_argument("--irq")
     p.add_argument("--cpu", default=1)
     args = p.parse_args()
-    base = "{}:{}".format(args.url, args.port)
+    base = f"{args.url}:{args.port}"
     if args.view == "distribution":
         print(fetch("GET", base + "/get_current_distribution")[1], end="")
     elif args.view == "cpu-summary":
-        status, body = fetch("GET", "{}/get_interrupt_by_cpu?second={}".format(base, args.second))
+        status, body = fetch("GET", f"{base}/get_interrupt_by_cpu?second={args.second}")
         content = json.loads(body)
-        print("Interrupt handled by CPU in last {} seconds".format(args.second))
+        print(f"Interrupt handled by CPU in last {args.second} seconds")
         for key in content:
-            print("{}: {}".format(key, content[key]))
+            print(f"{key}: {content[key]}")
     if args.irq:
-        status, _ = fetch("PUT", "{}/set_affinity/{}?cpu={}".format(base, args.irq, args.cpu))
+        status, _ = fetch("PUT", f"{base}/set_affinity/{args.irq}?cpu={args.cpu}")
         if status >= 300:
-            print("Unable to set affinity for IRQ {}. Received status code: {}".format(
-                args.irq, status))
+            print(f"Unable to set affinity for IRQ {args.irq}. Received status code: {status}")
         else:
-            print("Successfully set affinity for IRQ {}".format(args.irq))
+            print(f"Successfully set affinity for IRQ {args.irq}")
 
 
 if __name__ == "__main__":

@@ -34,9 +34,9 @@ def call(method, path, params=None, form=None):
 def show_interrupts(start, stop):
     answer = call("GET", "/irqsummary", {"start": start, "stop": stop})
     if "irq_data" in answer:
-        print("{0:5} {1:>12} {2:>12}".format("IRQ", "CPU0", "CPU1"))
+        print("{:5} {:>12} {:>12}".format("IRQ", "CPU0", "CPU1"))
         for irq, counts in sorted(answer["irq_data"].items()):
-            print("{0:5} {1:12} {2:12}".format(irq, counts[0], counts[1]))
+            print(f"{irq:5} {counts[0]:12} {counts[1]:12}")
     if "message" in answer:
         print(answer["message"])
 
