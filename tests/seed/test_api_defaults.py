@@ -49,6 +49,6 @@ def test_without_the_api_nothing_is_added(fake_machine):
 
 
 def test_local_root_writes_is_a_boolean():
-    with pytest.raises(ConfigError, match="api.local_root_writes"):
+    with pytest.raises(ConfigError, match=r"api\.local_root_writes"):
         parse_config({"api": {"local_root_writes": "yes"}})
     assert parse_config({"history": {"enabled": None}}).history.enabled is None
