@@ -47,7 +47,6 @@ class _PinnedIrqs:
     def __init__(self, registry: OverrideRegistry, balancer: Any, root: SysRoot,
                  log: logging.Logger) -> None:
         self.registry, self.balancer, self.root, self.log = registry, balancer, root, log
-        self.configured = frozenset(balancer.settings.banned_irqs)
         self.pinned: set[int] = set()
 
     def on_change(self, registry: OverrideRegistry) -> None:
@@ -55,7 +54,7 @@ class _PinnedIrqs:
         for irq in sorted(now - self.pinned):
             self.balancer.pin_irq(irq)
         for irq in sorted(self.pinned - now):
-            self.balancer.unpin_irq(irq, still_banned=irq in self.configured)
+            self.balancer.unpin_irq(irq)
         self.pinned = now
 
     def start(self) -> None:

@@ -79,6 +79,9 @@ class Balancer:
     ) -> None:
         self.root = root
         self.settings = settings or BalancerSettings()
+        #: IRQs pinned by hand (API): banned whatever later settings say.
+        self._pinned: set[int] = set()
+        self._configured_bans = self.settings.banned_irqs
         self.policy = policy
         self.write = write
         self.log = log or logging.getLogger("pyirqbalance")
@@ -353,12 +356,18 @@ class Balancer:
         """A settings change through the control socket or API: rescan next pass."""
         self.need_rescan = True
 
+    def _with_pins(self, settings: BalancerSettings) -> BalancerSettings:
+        return settings._replace(
+            banned_irqs=tuple(sorted({*self._configured_bans, *self._pinned})))
+
     def pin_irq(self, irq: int) -> None:
-        """Leave ``irq`` alone from now on (banned), touching no other IRQ and no tree."""
+        """Leave ``irq`` alone from now on (banned), touching no other IRQ and no tree.
+
+        The pin outlives new settings (a reload) until :meth:`unpin_irq`.
+        """
         with self.lock:
-            if irq not in self.settings.banned_irqs:
-                banned = tuple(sorted({*self.settings.banned_irqs, irq}))
-                self.settings = self.settings._replace(banned_irqs=banned)
+            self._pinned.add(irq)
+            self.settings = self._with_pins(self.settings)
             info = self._by_irq.pop(irq, None)
             if info is None:
                 return
@@ -371,16 +380,16 @@ class Balancer:
             self._activations.pop(irq, None)
             self._banned[irq] = info
 
-    def unpin_irq(self, irq: int, still_banned: bool = False) -> None:
+    def unpin_irq(self, irq: int) -> None:
         """Hand a pinned IRQ back: it is placed at the next pass like a new IRQ.
 
-        ``still_banned``: the configuration bans it too, so it stays banned.
+        An IRQ the settings ban too stays banned.
         """
         with self.lock:
-            if still_banned:
+            self._pinned.discard(irq)
+            self.settings = self._with_pins(self.settings)
+            if irq in self._configured_bans:
                 return
-            banned = tuple(i for i in self.settings.banned_irqs if i != irq)
-            self.settings = self.settings._replace(banned_irqs=banned)
             old = self._banned.get(irq)
             entry = self._entries.get(irq)
             if old is None or entry is None or entry.banned:
@@ -393,9 +402,10 @@ class Balancer:
             force_rebalance(info, self.rebalance)
 
     def update_settings(self, settings: BalancerSettings) -> None:
-        """New settings, used from the next rebuild on."""
+        """New settings, used from the next rebuild on (pinned IRQs stay banned)."""
         with self.lock:
-            self.settings = settings
+            self._configured_bans = settings.banned_irqs
+            self.settings = self._with_pins(settings)
 
     def run_pass(self) -> PassReport:
         """One whole balancing pass, a rescan's wait taking no time (dry runs, tests)."""

@@ -87,6 +87,24 @@ def test_a_pin_and_a_release_touch_only_that_irq(fake_machine, counter_simulator
     assert 127 in {d.irq for d in b.decisions() if d.target_mask is not None}
 
 
+def test_a_pin_outlives_new_settings(fake_machine, counter_simulator):
+    """A reload (SIGHUP, the control socket) replaces the settings; pins stay banned."""
+    sim, balancer = _twin(fake_machine, counter_simulator)
+    registry = OverrideRegistry()
+    pins = _PinnedIrqs(registry, balancer, balancer.root, logging.getLogger("test"))
+    registry.on_change = pins.on_change
+    registry.set(129, 0x1)
+    balancer.update_settings(balancer.settings._replace(banned_irqs=(4,)))
+    assert balancer.settings.banned_irqs == (4, 129)
+    balancer.force_rescan()
+    sim.advance()
+    report = balancer.run_pass()
+    assert report.rescanned and balancer.is_banned(129) and balancer.is_banned(4)
+    assert 129 not in {w.irq for w in report.writes}
+    registry.release(129)
+    assert balancer.settings.banned_irqs == (4,)
+
+
 def test_cpu_summary_of_a_missing_cpu_exits_1(tmp_path, fake_machine, counter_simulator,
                                               capsys):
     rig = Rig(tmp_path, fake_machine, counter_simulator)
