@@ -1,4 +1,5 @@
-"""HTTP client for the REST API, over TCP (``http://host:port``) or a unix socket (``unix:/path``)."""
+"""HTTP client for the REST API, over TCP (``http://host:port``) or a unix socket
+(``unix:/path``)."""
 
 from __future__ import annotations
 
