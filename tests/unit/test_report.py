@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyirqbalance.api import ctl
 from pyirqbalance.api.report import (
@@ -117,3 +121,19 @@ def test_ctl_report_file_text_and_json(capsys):
     assert data["balance"] == {"now": 79.97, "plan": 56.48, "best": 50.0}
     text = format_report(data, flagged_only=True)
     assert [line.split()[0] for line in text.splitlines()[3:7]] == ["30", "31", "32", "34"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 10**9), min_size=1, max_size=8), st.integers(2, 3))
+def test_plan_is_within_the_greedy_guarantee_of_the_optimum(weights, ncpu):
+    """Heaviest-first placement is within 4/3 of the optimum (Graham); the local search only
+    lowers it. The optimum is found by trying every assignment of these few IRQs."""
+    w = dict(enumerate(weights))
+    cpus = list(range(ncpu))
+    plan = plan_cpus(w, cpus)
+    assert set(plan) == set(w) and set(plan.values()) <= set(cpus)
+    got = max(sum(w[i] for i in w if plan[i] == c) for c in cpus)
+    best = min(max(sum(w[i] for i, c in enumerate(choice) if c == k) for k in cpus)
+               for choice in itertools.product(cpus, repeat=len(w)))
+    assert best <= got <= best * 4 / 3
+    assert got * ncpu >= sum(weights) and got >= max(weights)     # the metric's lower bound
