@@ -368,17 +368,7 @@ class Balancer:
         with self.lock:
             self._pinned.add(irq)
             self.settings = self._with_pins(self.settings)
-            info = self._by_irq.pop(irq, None)
-            if info is None:
-                return
-            self.irqs.remove(info)
-            if info in self.rebalance:
-                self.rebalance.remove(info)
-            if info.assigned is not None:
-                info.assigned.interrupts.remove(info)
-                info.assigned = None
-            self._activations.pop(irq, None)
-            self._banned[irq] = info
+            self.db.ban(irq, self.rebalance)
 
     def unpin_irq(self, irq: int) -> None:
         """Hand a pinned IRQ back: it is placed at the next pass like a new IRQ.
@@ -390,15 +380,10 @@ class Balancer:
             self.settings = self._with_pins(self.settings)
             if irq in self._configured_bans:
                 return
-            old = self._banned.get(irq)
-            entry = self._entries.get(irq)
-            if old is None or entry is None or entry.banned:
+            info = self.db.unban(irq, self._add_entry)
+            if info is None:
                 self.need_rescan = True  # banned since the database was built: classify it
                 return
-            del self._banned[irq]
-            info = self._add_entry(entry)
-            info.count, info.last_count, info.existing = old.count, old.last_count, old.existing
-            info.seq = old.seq
             force_rebalance(info, self.rebalance)
 
     def update_settings(self, settings: BalancerSettings) -> None:

@@ -63,6 +63,35 @@ class IrqDb:
         self.by_irq[entry.irq] = info
         self.log.debug("Adding IRQ %d to database", entry.irq)
 
+    def ban(self, irq: int, rebalance: list[IrqInfo]) -> None:
+        """Take a balanced IRQ out of the tree (its counts go on), touching no other IRQ."""
+        info = self.by_irq.pop(irq, None)
+        if info is None:
+            return
+        self.irqs.remove(info)
+        if info in rebalance:
+            rebalance.remove(info)
+        if info.assigned is not None:
+            info.assigned.interrupts.remove(info)
+            info.assigned = None
+        self.activations.pop(irq, None)
+        self.banned[irq] = info
+
+    def unban(self, irq: int, readd: Callable[[DbEntry], IrqInfo]) -> IrqInfo | None:
+        """Back among the balanced IRQs through ``readd`` (None: it has no balanced entry).
+
+        It keeps its counts, so its first load is not everything since boot.
+        """
+        old = self.banned.get(irq)
+        entry = self.entries.get(irq)
+        if old is None or entry is None or entry.banned:
+            return None
+        del self.banned[irq]
+        info = readd(entry)
+        info.count, info.last_count, info.existing = old.count, old.last_count, old.existing
+        info.seq = old.seq
+        return info
+
     # ------------------------------------------------------------------
     # taking a scan's counts
     # ------------------------------------------------------------------

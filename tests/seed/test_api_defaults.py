@@ -15,7 +15,7 @@ from pyirqbalance.service.config import ConfigError, parse_config
 
 def extras_for(fake_machine, sections: dict):
     root, _ = fake_machine("a_desktop4")
-    balancer = Balancer(root, sleep=lambda s: True)
+    balancer = Balancer(root)
     balancer.start()
     return root, build_extras(parse_config(sections), root, balancer, logging.getLogger("t"))
 

@@ -50,7 +50,7 @@ def test_report_current_is_smp_affinity_now(tmp_path, fake_machine, counter_simu
 def _twin(fake_machine, counter_simulator) -> tuple[object, Balancer]:
     root, machine = fake_machine("a_desktop4")
     sim = counter_simulator(root, machine)
-    balancer = Balancer(root, sleep=lambda s: True)
+    balancer = Balancer(root)
     balancer.start()
     return sim, balancer
 
