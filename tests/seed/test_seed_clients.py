@@ -161,7 +161,7 @@ def test_cli_cpu_summary_measures_the_window(daemon: LiveDaemon):
     # Every simulator tick adds every IRQ's rate once and 100 LOC per CPU: the sum over the
     # CPUs is a whole number of ticks (about 2 s / 0.25 s of them).
     per_tick = sum(RATES.values()) + 2 * LOC_PER_TICK
-    assert total % per_tick == 0 and 2 <= total // per_tick <= 16, (total, per_tick)
+    assert total % per_tick == 0 and 1 <= total // per_tick <= 16, (total, per_tick)
 
 
 def test_cli_set_affinity_as_root_and_as_nobody(daemon: LiveDaemon):
@@ -185,16 +185,23 @@ def test_cli_set_affinity_as_root_and_as_nobody(daemon: LiveDaemon):
 
 
 def test_curl_irq_and_put_form(daemon: LiveDaemon):
-    status, body = curl(daemon, "-H", "Accept: application/json", f"{daemon.url}/irqsummary/131")
-    data = json.loads(body)
-    raw = daemon.root.read_text(daemon.root.proc("irq", "131", "smp_affinity")).strip()
-    assert status == 200 and data["irq_id"] == 131 and data["current affinity"] == raw
+    def raw() -> str:
+        return daemon.root.read_text(daemon.root.proc("irq", "131", "smp_affinity")).strip()
+
+    def shown_as_the_file_holds_it() -> bool:
+        # The balancer may move IRQ 131 between the request and the read: ask again then.
+        status, body = curl(daemon, "-H", "Accept: application/json",
+                            f"{daemon.url}/irqsummary/131")
+        data = json.loads(body)
+        return status == 200 and data["irq_id"] == 131 and data["current affinity"] == raw()
+
+    wait_for(shown_as_the_file_holds_it)
     status, body = curl(daemon, f"{daemon.url}/irqsummary/4000")
     assert (status, json.loads(body)) == (404, {"message": "invalid irq-id"})
     status, body = curl(daemon, "-X", "PUT", "-d", "cpu=1", f"{daemon.url}/irqsummary/131")
     data = json.loads(body)
     assert status == 200 and data["message"] == "Affinity changed"
-    assert (data["old affinity"], data["new affinity"]) == (raw, "00000001")
+    assert int(data["old affinity"], 16) in (1, 2, 3) and data["new affinity"] == "00000001"
     wait_for(lambda: daemon.mask(131) == 1)
     status, body = curl(daemon, "-X", "PUT", "-d", "cpu=4", f"{daemon.url}/irqsummary/131")
     assert status == 400 and "not online" in json.loads(body)["message"]
