@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import CounterSimulator
 from tests.oracle import mkfake
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINE = ROOT / "tests" / "machines" / "a_desktop4.json"
@@ -48,16 +48,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
-    """Poll until ``predicate()`` is truthy; its value, or AssertionError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {predicate}")
-        time.sleep(every)
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll until ``predicate()`` is truthy (tests/waiting.py), naming it when it never is."""
+    return wait_until(predicate, timeout, what=getattr(predicate, "__name__", "the condition"))
 
 
 class LiveDaemon:
