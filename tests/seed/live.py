@@ -120,9 +120,14 @@ class LiveDaemon:
         target = self.cycle() + n
         wait_for(lambda: self.cycle() >= target, timeout=30 + 5 * n)
 
+    def affinity_text(self, irq: int) -> str:
+        """smp_affinity as the file holds it. The simulator rewrites the file in place
+        (truncate, write), so a read can fall between the two: read again then."""
+        path = self.root.proc("irq", str(irq), "smp_affinity")
+        return str(wait_for(lambda: self.root.read_text(path).strip(), timeout=10))
+
     def mask(self, irq: int) -> int:
-        text = self.root.read_text(self.root.proc("irq", str(irq), "smp_affinity"))
-        return int(text.strip().replace(",", ""), 16)
+        return int(self.affinity_text(irq).replace(",", ""), 16)
 
     def interrupts(self) -> str:
         return self.root.read_text(self.root.proc("interrupts"))

@@ -110,8 +110,11 @@ def test_menu_invalid_date_is_a_message(daemon: LiveDaemon, start: str):
 
 def test_menu_set_affinity_as_root_pins(daemon: LiveDaemon):
     text = menu(daemon, "3", str(ACPI), "1")
-    assert text.splitlines()[-2:] == ["Affinity for 9 changed from 3 to 00000001",
-                                      "Affinity changed"], text
+    changed, message = text.splitlines()[-2:]
+    # (The simulator re-renders a written file in the kernel's format: compare values.)
+    words = changed.split()
+    assert words[:5] == ["Affinity", "for", "9", "changed", "from"] and words[6] == "to", text
+    assert (int(words[5], 16), int(words[7], 16), message) == (3, 1, "Affinity changed")
     wait_for(lambda: daemon.mask(ACPI) == 1)
     daemon.wait_passes(3)
     assert daemon.mask(ACPI) == 1            # pinned: the balancer leaves it on CPU0
@@ -186,7 +189,7 @@ def test_cli_set_affinity_as_root_and_as_nobody(daemon: LiveDaemon):
 
 def test_curl_irq_and_put_form(daemon: LiveDaemon):
     def raw() -> str:
-        return daemon.root.read_text(daemon.root.proc("irq", "131", "smp_affinity")).strip()
+        return daemon.affinity_text(131)
 
     def shown_as_the_file_holds_it() -> bool:
         # The balancer may move IRQ 131 between the request and the read: ask again then.
@@ -201,7 +204,7 @@ def test_curl_irq_and_put_form(daemon: LiveDaemon):
     status, body = curl(daemon, "-X", "PUT", "-d", "cpu=1", f"{daemon.url}/irqsummary/131")
     data = json.loads(body)
     assert status == 200 and data["message"] == "Affinity changed"
-    assert int(data["old affinity"], 16) in (1, 2, 3) and data["new affinity"] == "00000001"
+    assert int(data["old affinity"], 16) in (1, 2, 3) and int(data["new affinity"], 16) == 1
     wait_for(lambda: daemon.mask(131) == 1)
     status, body = curl(daemon, "-X", "PUT", "-d", "cpu=4", f"{daemon.url}/irqsummary/131")
     assert status == 400 and "not online" in json.loads(body)["message"]
