@@ -425,17 +425,23 @@ KEY_DESCRIPTIONS = {
     "hooks.banscript": "Legacy: script run for PCI IRQs; a non-zero exit bans the IRQ "
                        "(--banscript); null is none.",
     "hooks.timeout_s": "Seconds a hook may run before its process group is killed.",
-    "history.enabled": "Record interrupt counts in SQLite.",
+    "history.enabled": "Record interrupt counts in SQLite; null is on whenever the API is "
+                       "on.",
     "history.path": "The history database.",
     "history.retention_days": "Days of readings kept.",
     "history.resolution_s": "Shortest spacing of recorded readings in seconds (passes in "
                             "between are summed).",
-    "api.enabled": "Serve the HTTP API (read-only without a token).",
+    "api.enabled": "Serve the HTTP API; it turns history and metrics on unless they are "
+                   "set to false.",
     "api.listen": "Address the HTTP API listens on (--api-listen).",
     "api.unix_socket": "Also (or instead) listen on this unix socket; null is none.",
     "api.token_file": "File holding the bearer token that write requests must present; "
-                      "null allows no writes.",
-    "metrics.enabled": "Prometheus metrics at /metrics of the API (needs api.enabled).",
+                      "null is none (then only root on this host may write).",
+    "api.local_root_writes": "Let a peer that is uid 0 on this host change affinities "
+                             "without the token (unix socket: SO_PEERCRED; loopback TCP: "
+                             "the owner of its socket in /proc/net/tcp and tcp6).",
+    "metrics.enabled": "Prometheus metrics at /metrics of the API; null is on whenever "
+                       "the API is on.",
     "metrics.per_irq_limit": "At most this many per-IRQ series, busiest first; 0 is none.",
     "socket.enabled": "irqbalance's control socket (irqbalance-ui, settings and stats "
                       "commands).",
