@@ -32,6 +32,7 @@ from ..kernel.cmdline import read_cmdline
 from ..kernel.cpumask import format_mask
 from ..kernel.sysroot import SysRoot
 from .activate import activate_mappings
+from .balanced import BalancedPlacement, Plan
 from .classify import DbEntry, IrqInfo, IrqType, PolicyHook, heap_ranks, plan_irq_db
 from .dump import INDENT, dump_tree
 from .irqdb import IrqDb
@@ -118,6 +119,8 @@ class Balancer:
         #: Fill PassReport.decisions for the IRQs each pass moved (for listeners
         #: such as the API or history); off by default, it costs per IRQ.
         self.record_decisions = False
+        #: ``--placement=balanced``: its state between passes (None: irqbalance's placement).
+        self.balanced: BalancedPlacement | None = None
 
     # ------------------------------------------------------------------
     # properties other components read
@@ -449,7 +452,9 @@ class Balancer:
         topo = self._tree
         stat = self._read_stat()
         self._parse_stat(stat)
-        if self.cycle:
+        if self.settings.placement == "balanced":
+            self._plan_balanced(stat)
+        elif self.cycle:
             update_migration_status(
                 topo.cpus, topo.caches, topo.packages, topo.nodes,
                 self.rebalance, cycle=self.cycle,
@@ -465,6 +470,8 @@ class Balancer:
             self.db.activations[act.irq] = act
             if act.write is not None and act.current is not None:
                 self._originals.setdefault(act.irq, act.current)
+        if self.balanced is not None:
+            self.balanced.activated(activations)
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("%s", dump_tree(topo, self.debug_indent).rstrip("\n"))
         cycle = self.cycle
@@ -488,6 +495,21 @@ class Balancer:
             duration_s=time.perf_counter() - clock.started,
             cpu_s=time.thread_time() - clock.cpu_started,
         )
+
+    # ------------------------------------------------------------------
+    # --placement=balanced (engine/balanced.py)
+    # ------------------------------------------------------------------
+
+    def _plan_balanced(self, stat: str | None) -> None:
+        """Load-aware placement of the heavy IRQs; the rest go through the default."""
+        if self.balanced is None:
+            self.balanced = BalancedPlacement(self.root, self.log)
+        self.balanced.plan_pass(self, stat, self.interval)
+
+    @property
+    def placement_plan(self) -> Plan | None:
+        """The last balanced pass's plan (None: irqbalance's placement, or no pass yet)."""
+        return self.balanced.last_plan if self.balanced is not None else None
 
     # ------------------------------------------------------------------
     # views

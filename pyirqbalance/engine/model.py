@@ -107,6 +107,12 @@ class BalancerSettings(NamedTuple):
     hz: int = 100
     #: Use NUMA nodes from sysfs (irqbalance built with libnuma on a NUMA kernel).
     numa: bool = True
+    #: ``--placement``: "irqbalance" (irqbalance 1.9.2's decisions) or "balanced".
+    placement: str = "irqbalance"
+    #: Balanced placement: a move must lower the busiest CPU's time by more than this share.
+    placement_min_gain: float = 0.05
+    #: Balanced placement: at most this many moves a pass (IRQs on CPUs they may not use aside).
+    placement_max_moves: int = 16
 
 
 class Decision(NamedTuple):

@@ -140,6 +140,9 @@ _OPTIONS = (
          help="start although an irqbalance process is running"),
     _Opt("api-listen", None, True, False, arg="HOST:PORT",
          help="serve the REST API and /metrics there (api.listen in the YAML)"),
+    _Opt("placement", None, True, False, arg="irqbalance|balanced",
+         help="irqbalance's placement (default), or one that lowers the busiest CPU's "
+              "interrupt time with few moves (docs/placement.md)"),
 )
 _BY_LONG = {o.long: o for o in _OPTIONS}
 _BY_SHORT = {o.short: o for o in _OPTIONS if o.short}
@@ -312,6 +315,12 @@ def _hintpolicy(text: str) -> HintPolicy:
     raise UsageError(f"invalid --hintpolicy value {text!r}: use exact, subset or ignore")
 
 
+def _placement(text: str) -> str:
+    if text not in ("irqbalance", "balanced"):
+        raise UsageError(f"invalid --placement value {text!r}: use irqbalance or balanced")
+    return text
+
+
 def _format(text: str) -> str:
     if text not in ("text", "json"):
         raise UsageError(f"invalid --format value {text!r}: use text or json")
@@ -326,6 +335,7 @@ _VALUE_CHECKS = {
     "migrateval": lambda text: _strtoul(text, "migrateval"),
     "hintpolicy": _hintpolicy,
     "format": _format,
+    "placement": _placement,
 }
 
 
@@ -367,6 +377,8 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str], config: Config) -> 
         bal = bal._replace(migrateval=_strtoul(str(v["migrateval"]), "migrateval"))
     if "hintpolicy" in v:
         bal = bal._replace(hintpolicy=_hintpolicy(str(v["hintpolicy"])))
+    if "placement" in v:
+        bal = bal._replace(placement=_placement(str(v["placement"])))
     bal = bal._replace(
         banned_irqs=bal.banned_irqs + tuple(_banirq(t) for t in cmd.lists.get("banirq", ())),
         banned_modules=bal.banned_modules + cmd.lists.get("banmod", ()),
@@ -455,6 +467,8 @@ pyirqbalance options:
       --dry-run          read everything, write nothing, do not wait; print what would
                          be done
       --format=text|json output of --dry-run (json: one object on stdout)
+      --placement=irqbalance|balanced  irqbalance's placement (default), or one that
+                         lowers the busiest CPU's interrupt time (docs/placement.md)
       --config=FILE      YAML configuration (default {DEFAULT_CONFIG_PATH})
       --restore          write back the affinities found before {PROG} changed them, exit
       --force            start although irqbalance is running

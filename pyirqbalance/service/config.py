@@ -74,6 +74,12 @@ class BalancingConfig(NamedTuple):
     #: Like IRQBALANCE_BANNED_CPULIST (the variable wins when both are set).
     banned_cpulist: str | None = None
     numa: bool = True
+    #: "irqbalance" (its decisions, bit for bit) or "balanced" (docs/placement.md).
+    placement: str = "irqbalance"
+    #: balanced: a move must lower the busiest CPU's interrupt time by more than this share.
+    placement_min_gain: float = 0.05
+    #: balanced: most IRQs moved in one pass.
+    placement_max_moves: int = 16
 
 
 class DaemonConfig(NamedTuple):
@@ -242,6 +248,13 @@ def _hintpolicy(key: str, value: Any) -> HintPolicy:
         raise _bad(key, value, "exact, subset or ignore") from None
 
 
+@_allows("irqbalance or balanced")
+def _placement(key: str, value: Any) -> str:
+    if value not in ("irqbalance", "balanced"):
+        raise _bad(key, value, "irqbalance or balanced")
+    return str(value)
+
+
 @_allows(f"a list of IRQ numbers from 0 to {_INT_MAX}")
 def _irq_list(key: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, list):
@@ -293,6 +306,9 @@ _SCHEMA: dict[str, tuple[Any, dict[str, Check]]] = {
         "banned_modules": _text_list,
         "banned_cpulist": _optional(_cpulist),
         "numa": _bool,
+        "placement": _placement,
+        "placement_min_gain": _number(0, 0.9),
+        "placement_max_moves": _int(1, 1_000_000),
     }),
     "daemon": (DaemonConfig, {
         "oneshot": _bool,
@@ -521,6 +537,9 @@ def build_settings(
         banned_cpulist_env=cpulist_env,
         hz=hz,
         numa=balancing.numa,
+        placement=balancing.placement,
+        placement_min_gain=balancing.placement_min_gain,
+        placement_max_moves=balancing.placement_max_moves,
     )
 
 

@@ -51,7 +51,8 @@ def test_irqbalance_prefixes_keep_their_meaning():
      "option '--ban' is ambiguous; possibilities: '--banirq' '--banmod' '--banscript'"),
     (["--d"], "option '--d' is ambiguous; possibilities: '--debug' '--deepestcache' '--dry-run'"),
     (["--p=1"],
-     "option '--p' is ambiguous; possibilities: '--powerthresh' '--policyscript' '--pid'"),
+     "option '--p' is ambiguous; possibilities: '--powerthresh' '--policyscript' '--pid' "
+     "'--placement'"),
     (["--oneshot=1"], "option '--oneshot' doesn't allow an argument"),
     (["--interval"], "option '--interval' requires an argument"),
     (["-t"], "option requires an argument -- 't'"),
