@@ -171,7 +171,7 @@ def machines() -> list[dict]:
     })
     shift_rng = random.Random(1608)
     first = rates(shift_rng, 32, 1200, 0.8)
-    second = list(reversed(sorted(first)))  # the hottest queues become the first ones
+    second = sorted(first, reverse=True)  # the hottest queues become the first ones
     out.append({
         "name": "p_shift",
         "comment": "2 sockets x 4 cores x 2 threads, 2 nodes (16 CPUs); a 32-queue NIC on node 1 "

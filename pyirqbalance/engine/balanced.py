@@ -190,7 +190,7 @@ def _best_move(st: _State, busy: int, limit: float) -> tuple[int, int] | None:
     best: tuple[int, int] | None = None
     best_peak = limit
     targets: dict[int, int | None] = {}
-    for irq in st.on.get(busy, ()):
+    for irq in sorted(st.on.get(busy, ())):  # ties: the lowest IRQ number
         mask = st.allowed[irq]
         if mask not in targets:
             targets[mask] = st.least(mask, skip=busy)
@@ -208,12 +208,12 @@ def _best_swap(st: _State, busy: int, limit: float) -> tuple[int, int, int] | No
     """A swap of an IRQ on ``busy`` with a cheaper one elsewhere, if both end under ``limit``."""
     best: tuple[int, int, int] | None = None
     best_peak = limit
-    for irq in st.on.get(busy, ()):
+    for irq in sorted(st.on.get(busy, ())):  # ties: the lowest IRQ numbers
         cost = st.cost[irq]
         mask = st.allowed[irq] & ~(1 << busy)
         others = sorted(cpus_of(mask), key=lambda c: st.load.get(c, 0.0))[:_SWAP_TARGETS]
         for dst in others:
-            for other in st.on.get(dst, ()):
+            for other in sorted(st.on.get(dst, ())):
                 delta = cost - st.cost[other]
                 if delta <= 0 or not st.allowed[other] >> busy & 1:
                     continue
@@ -246,7 +246,7 @@ def plan_placement(
     """
     items = list(items)
     background = dict(background or {})
-    before: dict[int, float] = {c: 0.0 for c in cpus_of(usable)}
+    before: dict[int, float] = dict.fromkeys(cpus_of(usable), 0.0)
     for cpu, ns in background.items():
         before[cpu] = before.get(cpu, 0.0) + ns
     for it in items:
@@ -272,10 +272,10 @@ def plan_placement(
                 st.load[it.cpu] -= it.cost
             stray.append(it)
     for it in sorted(stray, key=lambda i: (-i.cost, i.irq)):
-        cpu = st.least(st.allowed[it.irq])
-        if cpu is not None:
-            st.put(it.irq, cpu)
-            placed[it.irq] = cpu
+        dst = st.least(st.allowed[it.irq])
+        if dst is not None:
+            st.put(it.irq, dst)
+            placed[it.irq] = dst
     _improve(st, placed, max_moves, min_gain)
     moves = {irq: (start[irq], cpu) for irq, cpu in placed.items() if start[irq] != cpu}
     return Plan(placed, moves, before, st.load, floor_of(items, usable, background))
@@ -510,5 +510,5 @@ def _assign(info: IrqInfo, cpu: TopoObj, rebalance: list[IrqInfo] | None) -> Non
     elif info.assigned is not None and info in info.assigned.interrupts:
         info.assigned.interrupts.remove(info)
     cpu.interrupts.append(info)
-    info.assigned = cpu
+    info.assigned = cpu  # type: ignore[assignment]  # IrqInfo.assigned: TopoObj | None
     info.moved = True

@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -296,21 +296,27 @@ class Pass:
     written: dict[int, str]
     #: irq -> why the kernel refused the write (EIO: managed; EINVAL: no online CPU).
     rejected: dict[int, str]
+    #: irq -> the CPU it fires on once the kernel took the pass's writes.
+    effective: dict[int, int] = field(default_factory=dict)
 
     @property
     def masks(self) -> dict[int, int | None]:
         return {irq: mask_cpus(raw) for irq, raw in self.written.items()}
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "pass": self.index,
             "written": {str(k): v for k, v in sorted(self.written.items())},
             "rejected": {str(k): v for k, v in sorted(self.rejected.items())},
         }
+        if self.effective:
+            out["effective_cpu_after"] = {str(k): v for k, v in sorted(self.effective.items())}
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping) -> Pass:
-        return cls(d["pass"], _irq_keys(d["written"]), _irq_keys(d["rejected"]))
+        eff = {int(k): v for k, v in d.get("effective_cpu_after", {}).items()}
+        return cls(d["pass"], _irq_keys(d["written"]), _irq_keys(d["rejected"]), eff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -851,7 +857,7 @@ class _ProcServer:
             # the kernel shows its own state, in its own format
             mkfake.write_irq_dir(m, self.stage, irq, st)
         self.prev = _snapshot(self.stage, m)
-        self.passes.append(Pass(self.reads["stat"] - 1, writes, rejected))
+        self.passes.append(Pass(self.reads["stat"] - 1, writes, rejected, dict(st.eff)))
 
     def _on_open(self, kind: str) -> str:
         with self.lock:
@@ -865,10 +871,27 @@ class _ProcServer:
             elif self.new_pass:
                 self.new_pass = False
                 self.capture()
-                self.state.advance(self.job["interval"])
+                self._advance()
                 self.text["interrupts"] = mkfake.render_interrupts(self.m, self.state)
                 self.text["stat"] = mkfake.render_stat(self.m, self.state)
             return self.text[kind]
+
+    def _advance(self) -> None:
+        """Fire one interval's interrupts, with the machine's ``harness`` options:
+        ``rate_shift: {"pass": P, "rates": {irq: rate}}`` sets new rates for the
+        load pass P reads (and after), ``irq_time_accounting: false`` keeps the
+        irq/softirq columns of /proc/stat flat."""
+        opts = self.m.desc.get("harness", {})
+        shift = opts.get("rate_shift")
+        if shift and self.reads["stat"] == shift["pass"]:
+            for irq, rate in shift["rates"].items():
+                self.m.irqs[int(irq)]["rate"] = rate
+        st = self.state
+        flat = (dict(st.irq_ns), dict(st.softirq_ns))
+        st.advance(self.job["interval"])
+        if opts.get("irq_time_accounting", True) is False:
+            st.irq_ns.update(flat[0])
+            st.softirq_ns.update(flat[1])
 
     def _serve(self, kind: str) -> None:
         path, served = self.fifo[kind], 0

@@ -1,0 +1,199 @@
+"""Balanced placement (``--placement=balanced``) on hand-computed cases.
+
+Every expected CPU below is worked out in the comments from the rules of
+engine/balanced.py: the busiest CPU gives one IRQ to the CPU that ends lowest
+when that lowers it by more than ``min_gain``; when no single move does, a
+swap with a cheaper IRQ elsewhere may; IRQs that may not stay where they
+fire move first, costliest first, to the least-loaded CPU they may use.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pyirqbalance.engine.balanced import Item, floor_of, plan_placement
+from pyirqbalance.engine.balancer import Balancer
+from pyirqbalance.engine.model import BalancerSettings
+from pyirqbalance.kernel.cpumask import parse_mask
+
+CPU0, CPU1, CPU2, CPU3 = 1, 2, 4, 8
+
+
+def test_one_move_evens_two_cpus():
+    # cpu0: A 6 + B 4 = 10, cpu1: C 2. Off cpu0: B -> max(6, 6) = 6; A -> max(4, 8) = 8.
+    # B moves. Then cpu0 = cpu1 = 6; nothing lowers cpu0 below 6 * 0.95: stop.
+    items = [Item(1, 6, 0, CPU0 | CPU1), Item(2, 4, 0, CPU0 | CPU1), Item(3, 2, 1, CPU0 | CPU1)]
+    plan = plan_placement(items, CPU0 | CPU1)
+    assert plan.placed == {1: 0, 2: 1, 3: 1}
+    assert plan.moves == {2: (0, 1)}
+    assert plan.before == {0: 10, 1: 2}
+    assert plan.after == {0: 6, 1: 6}
+    # floor: max(costliest 6, no fixed load, total 12 / 2 CPUs = 6) = 6
+    assert plan.floor == 6
+
+
+def test_swap_when_no_single_move_helps():
+    # cpu0: A 3, B 2, C 2 = 7; cpu1: D 3, E 2 = 5. Moving a 2 gives max(5, 7) = 7, a 3
+    # gives max(4, 8) = 8: no single move lowers 7 (below 7 * 0.95).
+    # Swap A 3 <-> E 2 (delta 1): 6 / 6. (A with D: delta 0, nothing.)
+    items = [Item(1, 3, 0, CPU0 | CPU1), Item(2, 2, 0, CPU0 | CPU1), Item(3, 2, 0, CPU0 | CPU1),
+             Item(4, 3, 1, CPU0 | CPU1), Item(5, 2, 1, CPU0 | CPU1)]
+    plan = plan_placement(items, CPU0 | CPU1)
+    assert plan.moves == {1: (0, 1), 5: (1, 0)}
+    assert plan.after == {0: 6, 1: 6}
+
+
+def test_hysteresis_keeps_a_small_gain_from_moving():
+    # cpu0: 5.2 + 5.2 = 10.4, cpu1: 5 + 5 = 10. The best is a swap of 5.2 and 5: 10.2 / 10.2,
+    # 2 % lower: under the 5 % threshold nothing moves; with threshold 0 the swap is made.
+    items = [Item(1, 5.2, 0, CPU0 | CPU1), Item(2, 5.2, 0, CPU0 | CPU1),
+             Item(3, 5.0, 1, CPU0 | CPU1), Item(4, 5.0, 1, CPU0 | CPU1)]
+    assert plan_placement(items, CPU0 | CPU1, min_gain=0.05).moves == {}
+    assert plan_placement(items, CPU0 | CPU1, min_gain=0.0).moves == {1: (0, 1), 3: (1, 0)}
+
+
+def test_move_budget():
+    # four IRQs of 4 on cpu0 of 4 CPUs: one to cpu1, one to cpu2 (each the least loaded,
+    # lowest number first), then the budget of 2 is spent: cpu3 stays empty.
+    allowed = CPU0 | CPU1 | CPU2 | CPU3
+    items = [Item(n, 4, 0, allowed) for n in (1, 2, 3, 4)]
+    plan = plan_placement(items, allowed, max_moves=2)
+    assert plan.moves == {1: (0, 1), 2: (0, 2)}
+    assert plan.after == {0: 8, 1: 4, 2: 4, 3: 0}
+    assert plan_placement(items, allowed, max_moves=3).after == {0: 4, 1: 4, 2: 4, 3: 4}
+
+
+def test_an_irq_off_its_node_moves_first_and_outside_the_budget():
+    # node 0 = cpus 0-1, node 1 = cpus 2-3. X (10) fires on cpu2 but belongs to node 0;
+    # Y (3) is fixed on cpu0 (allowed 0). X goes to the least-loaded CPU of node 0: cpu1.
+    items = [Item(1, 10, 2, CPU0 | CPU1, node=0), Item(2, 3, 0, 0)]
+    plan = plan_placement(items, CPU0 | CPU1 | CPU2 | CPU3, max_moves=1)
+    assert plan.moves == {1: (2, 1)}
+    assert plan.after == {0: 3, 1: 10, 2: 0, 3: 0}
+
+
+def test_a_banned_cpu_is_left_even_by_a_light_irq_placed_here():
+    # cpu3 is not usable. Z (4) fires there, may go anywhere usable: to cpu1 (cpu0 has 5,
+    # cpu1 and cpu2 none: the lowest number of the least loaded).
+    items = [Item(1, 5, 0, CPU0 | CPU1 | CPU2), Item(2, 4, 3, CPU0 | CPU1 | CPU2)]
+    plan = plan_placement(items, CPU0 | CPU1 | CPU2)
+    assert plan.placed[2] == 1
+    assert plan.after[3] == 0
+
+
+def test_light_irqs_stay_where_they_fire():
+    # mean over 2 CPUs = (10 + 0.2) / 2 = 5.1; 5 % of it is 0.255: the 0.2 IRQ is light and
+    # is not placed although cpu1 is empty. Moving the 10 to cpu1 leaves max(0.2, 10) = 10,
+    # not below 10.2 * 0.95 = 9.69: nothing moves.
+    items = [Item(1, 10, 0, CPU0 | CPU1), Item(2, 0.2, 0, CPU0 | CPU1)]
+    plan = plan_placement(items, CPU0 | CPU1)
+    assert plan.placed == {1: 0}
+    assert plan.moves == {}
+
+
+def test_floor():
+    # fixed 7 on cpu0; movable 5 and 4 of node 1 (cpus 2-3), 3 of no node; 4 usable CPUs.
+    # costliest movable 5; fixed 7; total 19 / 4 = 4.75; node 1: (5 + 4) / 2 = 4.5 -> 7.
+    items = [Item(1, 7, 0, 0), Item(2, 5, 2, CPU2 | CPU3, 1), Item(3, 4, 3, CPU2 | CPU3, 1),
+             Item(4, 3, 1, CPU0 | CPU1 | CPU2 | CPU3)]
+    assert floor_of(items, CPU0 | CPU1 | CPU2 | CPU3, {}) == 7
+    # with the fixed IRQ at 1 instead: max(5, 1, 13 / 4, 9 / 2) = 5
+    items[0] = Item(1, 1, 0, 0)
+    assert floor_of(items, CPU0 | CPU1 | CPU2 | CPU3, {}) == 5
+
+
+# --------------------------------------------------------------------------
+# through the balancer, on a fake machine
+# --------------------------------------------------------------------------
+
+TWO_CPU_NIC = {
+    "name": "two_cpu_nic",
+    "topology": {"packages": 1, "cores_per_package": 2},
+    "pci_devices": [{
+        "address": "0000:03:00.0", "class": "0x020000", "driver": "igb", "numa_node": -1,
+        # no counts yet; the default effective CPU goes round: 40 cpu0, 41 cpu1, 42 cpu0, 43 cpu1.
+        # Rates are multiples of 5000: 5000 x 2000 ns (irq) = one 10 ms jiffy exactly.
+        "irqs": [{"irq": 40, "rate": 20000}, {"irq": 41, "rate": 15000},
+                 {"irq": 42, "rate": 10000}, {"irq": 43, "rate": 5000}],
+    }],
+}
+
+
+def _run(fake_machine, counter_simulator, machine, settings, passes):
+    root, m = fake_machine(machine)
+    sim = counter_simulator(root, m)
+    b = Balancer(root, settings, sleep=lambda s: True, interval=1,
+                 log=logging.getLogger("test"))
+    b.start()
+    for _ in range(passes):
+        sim.advance(1)
+        b.run_pass()
+    sim.apply_writes()
+    return b, sim
+
+
+def test_first_pass_places_by_load(fake_machine, counter_simulator):
+    # network IRQs cost 2000 + 8000 ns each (mkfake): cpu0 = 40 + 42 = 30000 interrupts =
+    # 300 ms (6 + 24 jiffies), cpu1 = 41 + 43 = 20000 = 200 ms; split by counts: 40 = 200 ms,
+    # 42 = 100, 41 = 150, 43 = 50. A single move off cpu0 never ends below 300 (42 -> cpu1:
+    # 200 / 300). Swaps: 40 <-> 41 (delta 50) gives 250 / 250, 40 <-> 43 (150) 150 / 350,
+    # 42 <-> 43 (50) 250 / 250 too but is not lower: 40 <-> 41 is made.
+    settings = BalancerSettings(placement="balanced")
+    b, sim = _run(fake_machine, counter_simulator, TWO_CPU_NIC, settings, 1)
+    assert sim.state.eff == {40: 1, 41: 0, 42: 0, 43: 1}
+    plan = b.placement_plan
+    assert plan is not None and not plan.estimated
+    assert plan.before == pytest.approx({0: 300e6, 1: 200e6})
+    assert plan.after == pytest.approx({0: 250e6, 1: 250e6})
+    # every heavy IRQ is pinned to one CPU
+    for irq, cpu in {40: 1, 41: 0, 42: 0, 43: 1}.items():
+        text = b.root.read_first_line(b.root.irq_file(irq, "smp_affinity"))
+        assert text is not None and parse_mask(text.strip()) == 1 << cpu, irq
+
+
+def test_stable_load_no_moves_after_convergence(fake_machine, counter_simulator):
+    settings = BalancerSettings(placement="balanced")
+    root, m = fake_machine(TWO_CPU_NIC)
+    sim = counter_simulator(root, m)
+    b = Balancer(root, settings, sleep=lambda s: True, interval=1)
+    b.start()
+    sim.advance(1)
+    b.run_pass()
+    for _ in range(4):
+        sim.apply_writes()
+        sim.state.advance(1)
+        sim.render()
+        b.run_pass()
+        assert not b.placement_plan.moves
+    assert sim.apply_writes() == ({}, {})
+
+
+def test_no_irq_time_accounting_estimates_and_says_so(fake_machine, counter_simulator, caplog):
+    # /proc/stat's irq columns stay 0: costs are counts x 10 us (network class estimate),
+    # the same costs as measured above, so the same swap; the warning is logged once.
+    settings = BalancerSettings(placement="balanced")
+    root, m = fake_machine(TWO_CPU_NIC)
+    sim = counter_simulator(root, m)
+    b = Balancer(root, settings, sleep=lambda s: True, interval=1)
+    b.start()
+    with caplog.at_level(logging.WARNING, logger="pyirqbalance"):
+        for _ in range(3):
+            sim.apply_writes()
+            sim.state.advance(1)
+            for cpu in sim.state.irq_ns:
+                sim.state.irq_ns[cpu] = sim.state.softirq_ns[cpu] = 0
+            sim.render()
+            b.run_pass()
+    assert b.placement_plan.estimated
+    assert [r.message for r in caplog.records].count(
+        "interrupt time in /proc/stat is flat while interrupts are counted (no IRQ time "
+        "accounting): estimating each IRQ's cost as its count x a per-class cost") == 1
+    sim.apply_writes()
+    assert sim.state.eff == {40: 1, 41: 0, 42: 0, 43: 1}
+
+
+def test_default_placement_is_untouched(fake_machine, counter_simulator):
+    b, _ = _run(fake_machine, counter_simulator, TWO_CPU_NIC, BalancerSettings(), 2)
+    assert b.placement_plan is None and b.balanced is None
