@@ -41,6 +41,18 @@ def rates(rng: random.Random, n: int, mean: float, sigma: float = 1.1) -> list[i
     return [max(1, int(r * scale)) for r in raw]
 
 
+def hot_cold(rng: random.Random, n: int, cpus: int, per_cpu: float, hot: int = 4) -> list[int]:
+    """n queue rates for a NIC meant to fill ``cpus`` CPUs at ``per_cpu`` each: ``hot``
+    queues of 0.6-0.9 of a CPU's share, the rest log-normal (sigma 1) -- a few hot
+    queues, many cold ones, the hot ones never alone enough to set the floor."""
+    total = cpus * per_cpu
+    hot_rates = [per_cpu * rng.uniform(0.6, 0.9) for _ in range(hot)]
+    cold = rates(rng, n - hot, (total - sum(hot_rates)) / (n - hot), 1.0)
+    out = [int(r) for r in hot_rates] + cold
+    rng.shuffle(out)
+    return out
+
+
 def nic(address: str, node: int, first_irq: int, queue_rates: list[int], name: str,
         driver: str = "ice") -> dict:
     irqs = [{"irq": first_irq, "type": "msix", "name": f"{driver}-{address}:misc", "rate": 1}]
@@ -101,7 +113,7 @@ def machines() -> list[dict]:
         "comment": "1 socket, 8 cores x 2 threads (siblings 8 apart), 1 node; a 32-queue NIC "
                    "with heavy-tailed rates, a 8-queue NVMe (movable), legacy IRQs.",
         "topology": {"packages": 1, "cores_per_package": 8, "threads_per_core": 2},
-        "pci_devices": [nic("0000:17:00.0", -1, 100, rates(rng, 32, 900, 0.8), "ens1f0"),
+        "pci_devices": [nic("0000:17:00.0", -1, 100, hot_cold(rng, 32, 16, 2000), "ens1f0"),
                         nvme("0000:5e:00.0", -1, 140, rates(rng, 8, 400, 0.6), False)],
         "irqs": legacy(0, 1, 8, 9, 12),
     })
@@ -111,8 +123,8 @@ def machines() -> list[dict]:
                    "16-queue NIC on node 1, a managed 12-queue NVMe on node 1.",
         "topology": {"packages": 2, "cores_per_package": 6, "threads_per_core": 2,
                      "numa_nodes": 2},
-        "pci_devices": [nic("0000:17:00.0", 0, 100, rates(rng, 32, 1500, 0.8), "ens1f0"),
-                        nic("0000:af:00.0", 1, 140, rates(rng, 16, 1200, 0.8), "ens2f0", "i40e"),
+        "pci_devices": [nic("0000:17:00.0", 0, 100, hot_cold(rng, 32, 12, 3000), "ens1f0"),
+                        nic("0000:af:00.0", 1, 140, hot_cold(rng, 16, 12, 1500, 2), "ens2f0", "i40e"),
                         nvme("0000:d8:00.0", 1, 160, rates(rng, 12, 150, 0.5), True)],
         "irqs": legacy(0, 1, 8, 9),
     })
@@ -122,8 +134,8 @@ def machines() -> list[dict]:
                    "node 1 (8 queues a node CPU), a 16-queue NIC on node 3.",
         "topology": {"packages": 2, "cores_per_package": 8, "threads_per_core": 2,
                      "numa_nodes": 4},
-        "pci_devices": [nic("0000:3b:00.0", 1, 200, rates(rng, 64, 700, 0.9), "ens3f0"),
-                        nic("0000:d8:00.0", 3, 300, rates(rng, 16, 1500, 0.8), "ens4f0", "i40e")],
+        "pci_devices": [nic("0000:3b:00.0", 1, 200, hot_cold(rng, 64, 8, 3000, 3), "ens3f0"),
+                        nic("0000:d8:00.0", 3, 300, hot_cold(rng, 16, 8, 2000, 2), "ens4f0", "i40e")],
         "irqs": legacy(0, 1, 8, 9),
     })
     out.append({
@@ -131,10 +143,10 @@ def machines() -> list[dict]:
         "comment": "8 sockets x 4 cores, no SMT, 8 nodes (32 CPUs); four NICs of 8-16 queues on "
                    "nodes 0, 2, 5, 7 and an NVMe with 16 queues on node 4.",
         "topology": {"packages": 8, "cores_per_package": 4, "numa_nodes": 8},
-        "pci_devices": [nic("0000:10:00.0", 0, 100, rates(rng, 16, 800), "ens1"),
-                        nic("0000:30:00.0", 2, 120, rates(rng, 8, 1400), "ens2", "i40e"),
-                        nic("0000:60:00.0", 5, 140, rates(rng, 12, 1000), "ens3"),
-                        nic("0000:80:00.0", 7, 160, rates(rng, 16, 600), "ens4", "mlx5_core"),
+        "pci_devices": [nic("0000:10:00.0", 0, 100, hot_cold(rng, 16, 4, 2500, 2), "ens1"),
+                        nic("0000:30:00.0", 2, 120, hot_cold(rng, 8, 4, 2500, 2), "ens2", "i40e"),
+                        nic("0000:60:00.0", 5, 140, hot_cold(rng, 12, 4, 2500, 2), "ens3"),
+                        nic("0000:80:00.0", 7, 160, hot_cold(rng, 16, 4, 2500, 2), "ens4", "mlx5_core"),
                         nvme("0000:a0:00.0", 4, 180, rates(rng, 16, 300, 0.7), False)],
         "irqs": legacy(0, 1, 8, 9),
     })
@@ -144,7 +156,7 @@ def machines() -> list[dict]:
                    "(isolcpus), 6-7 nohz_full; a 48-queue NIC, an 8-queue NVMe.",
         "topology": {"packages": 1, "cores_per_package": 16, "threads_per_core": 2,
                      "offline": "28-31", "isolated": "2-5", "nohz_full": "6-7"},
-        "pci_devices": [nic("0000:17:00.0", -1, 100, rates(rng, 48, 1000, 0.8), "ens1f0"),
+        "pci_devices": [nic("0000:17:00.0", -1, 100, hot_cold(rng, 48, 22, 2000, 5), "ens1f0"),
                         nvme("0000:5e:00.0", -1, 150, rates(rng, 8, 400, 0.6), False)],
         "irqs": legacy(0, 1, 8, 9),
     })
@@ -155,7 +167,7 @@ def machines() -> list[dict]:
         "topology": {"packages": 2, "cores_per_package": 4, "threads_per_core": 2,
                      "numa_nodes": 2},
         "pci_devices": [nvme("0000:5e:00.0", 0, 100, rates(rng, 16, 500, 1.0), True),
-                        nic("0000:17:00.0", 0, 140, rates(rng, 24, 1600, 0.8), "ens1f0")],
+                        nic("0000:17:00.0", 0, 140, hot_cold(rng, 24, 8, 2500, 3), "ens1f0")],
         "irqs": legacy(0, 1, 8, 9),
     })
     out.append({
@@ -164,13 +176,13 @@ def machines() -> list[dict]:
                    "accounting: /proc/stat irq and softirq stay 0; a 24-queue NIC, a 4-queue "
                    "NVMe.",
         "topology": {"packages": 1, "cores_per_package": 4, "threads_per_core": 2},
-        "pci_devices": [nic("0000:17:00.0", -1, 100, rates(rng, 24, 1500, 0.8), "ens1f0"),
+        "pci_devices": [nic("0000:17:00.0", -1, 100, hot_cold(rng, 24, 8, 3000, 3), "ens1f0"),
                         nvme("0000:5e:00.0", -1, 130, rates(rng, 4, 400, 0.5), False)],
         "irqs": legacy(0, 1, 8, 9),
         "harness": {"irq_time_accounting": False},
     })
     shift_rng = random.Random(1608)
-    first = rates(shift_rng, 32, 1200, 0.8)
+    first = hot_cold(shift_rng, 32, 8, 3000, 3)
     second = sorted(first, reverse=True)  # the hottest queues become the first ones
     out.append({
         "name": "p_shift",
@@ -180,7 +192,7 @@ def machines() -> list[dict]:
         "topology": {"packages": 2, "cores_per_package": 4, "threads_per_core": 2,
                      "numa_nodes": 2},
         "pci_devices": [nic("0000:af:00.0", 1, 100, first, "ens2f0"),
-                        nic("0000:17:00.0", 0, 140, rates(shift_rng, 8, 1000), "ens1f0", "i40e")],
+                        nic("0000:17:00.0", 0, 140, hot_cold(shift_rng, 8, 8, 1000, 2), "ens1f0", "i40e")],
         "irqs": legacy(0, 1, 8, 9),
         "harness": {"rate_shift": {"pass": 5, "rates": {
             str(101 + i): r for i, r in enumerate(second)}}},

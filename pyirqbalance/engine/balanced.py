@@ -32,7 +32,7 @@ from ..kernel import procstat
 from ..kernel.cpumask import cpus_of, irqbalance_parse_mask
 from ..kernel.sysroot import SysRoot
 from .model import BalanceLevel, HintPolicy, IrqClass
-from .topology import NO_NODE, Topology, TopoObj
+from .topology import NO_NODE, ObjType, Topology, TopoObj
 
 if TYPE_CHECKING:  # the balancer imports this module
     from .activate import Activation
@@ -391,6 +391,7 @@ class BalancedPlacement:
         )
         plan = plan._replace(estimated=estimated, window_s=None if since_boot else interval)
         self._hand_over(balancer, plan)
+        _keep_light(balancer, items, plan, usable)
         self.last_plan = plan
         if plan.moves:
             self.log.debug(
@@ -500,8 +501,35 @@ class BalancedPlacement:
                 continue  # refused: it fires where it did
             if act.target and act.target & (act.target - 1) == 0:
                 self._where[act.irq] = act.target.bit_length() - 1
-            elif act.write is not None:
-                self._where.pop(act.irq, None)  # a wider mask: the kernel picks
+            elif act.write is not None and not act.target >> self._where.get(act.irq, 0) & 1:
+                self._where.pop(act.irq, None)  # it left the CPU: the kernel picks another
+
+
+#: The balance level whose objects an IRQ of that level is placed on.
+_LEVEL_OF = {ObjType.CPU: BalanceLevel.CORE, ObjType.CACHE: BalanceLevel.CACHE,
+             ObjType.PACKAGE: BalanceLevel.PACKAGE}
+
+
+def _keep_light(balancer, items: Sequence[Item], plan: Plan, usable: int) -> None:
+    """Light firing IRQs waiting for placement stay on the CPU they fire on.
+
+    Each goes to the object of its class's level that holds that CPU (its
+    mask is what the default would write, and the kernel keeps the CPU), when
+    that object's usable CPUs are all ones the IRQ may use; otherwise the
+    default placement places it.
+    """
+    topo: Topology = balancer.topo
+    queued = {id(info): info for info in balancer.rebalance}
+    for it in items:
+        info = balancer.irq_info(it.irq)
+        if (info is None or id(info) not in queued or it.irq in plan.placed or it.cpu is None
+                or not it.allowed >> it.cpu & 1):
+            continue
+        obj = topo.cpu(it.cpu)
+        while obj is not None and _LEVEL_OF.get(obj.obj_type) != info.level:
+            obj = obj.parent
+        if obj is not None and not obj.mask & usable & ~it.allowed:
+            _assign(info, obj, balancer.rebalance)
 
 
 def _assign(info: IrqInfo, cpu: TopoObj, rebalance: list[IrqInfo] | None) -> None:
