@@ -16,7 +16,13 @@ from ..engine.topology import ObjType, TopoObj
 from ..kernel import procinterrupts
 from ..kernel.cpumask import format_cpulist, format_mask, parse_mask
 
-__all__ = ["format_text", "machine_report"]
+__all__ = ["format_placement_text", "format_text", "machine_report", "placement_report"]
+
+#: Said in --dry-run when the balanced placement estimated the IRQs' costs.
+ESTIMATED_NOTE = (
+    "no IRQ time accounting seen (/proc/stat irq and softirq flat while interrupts are "
+    "counted): costs estimated as count x a per-class cost"
+)
 
 
 def _mask(mask: int | None) -> str | None:
@@ -78,7 +84,39 @@ def machine_report(balancer) -> dict[str, Any]:
         },
         "topology": [_tree(n) for n in topo.nodes if n.children or n.number >= 0],
         "irqs": irqs,
+        **_placement_section(balancer),
     }
+
+
+def _placement_section(balancer) -> dict[str, Any]:
+    section = placement_report(balancer)
+    return {} if section is None else {"placement": section}
+
+
+def placement_report(balancer) -> dict[str, Any] | None:
+    """``--placement=balanced``: each CPU's predicted interrupt time now and after the
+    plan, the floor, the moves (None under irqbalance's placement)."""
+    plan = getattr(balancer, "placement_plan", None)
+    if plan is None:
+        return None
+    out = plan.to_json()
+    if plan.estimated:
+        out["note"] = ESTIMATED_NOTE
+    return out
+
+
+def format_placement_text(section: dict[str, Any]) -> str:
+    """The balanced placement's section of the text report."""
+    lines = [
+        f"balanced placement ({section['window']}): busiest CPU {section['busiest_now_us']} us "
+        f"now, {section['busiest_after_us']} us after {len(section['moves'])} moves; "
+        f"floor {section['floor_us']} us",
+    ]
+    if "note" in section:
+        lines.append(f"  note: {section['note']}")
+    lines.append("  CPU  NOW_US  AFTER_US")
+    lines.extend(f"  {c['cpu']:<4} {c['now_us']:<7} {c['after_us']}" for c in section["cpus"])
+    return "\n".join(lines) + "\n"
 
 
 def format_text(report: dict[str, Any]) -> str:
@@ -105,7 +143,10 @@ def format_text(report: dict[str, Any]) -> str:
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows)
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if "placement" in report:
+        text += "\n" + format_placement_text(report["placement"])
+    return text
 
 
 def _short_reason(irq: dict[str, Any]) -> str:
