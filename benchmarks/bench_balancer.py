@@ -17,7 +17,10 @@ harness's own pages from before the exec).
   start-up's run-to-run noise. "reading only": the same for ``read_floor.py``, which
   reads the two files each pass and does nothing else (what the harness's FIFOs cost).
 
-    sudo python3 benchmarks/bench_balancer.py [--reps 3] [--passes 6] [--big]
+    sudo python3 benchmarks/bench_balancer.py [--reps 3] [--passes 6] [--big] [--balanced]
+
+``--balanced``: also pyirqbalance ``--placement=balanced`` (load-aware placement), in two
+more columns: its CPU ms and its ratio to the default placement's.
 
 Needs root, util-linux unshare and Debian's irqbalance for the irqbalance column
 (otherwise that column is empty). Prints one markdown table.
@@ -132,6 +135,8 @@ def main() -> int:
     ap.add_argument("--passes", type=int, default=6)
     ap.add_argument("--big", action="store_true", help="also the 1024-CPU machine (minutes, ~1 GB)")
     ap.add_argument("--only", action="append", default=[], help="machine name(s) to run")
+    ap.add_argument("--balanced", action="store_true",
+                    help="also measure --placement=balanced (two more columns)")
     ap.add_argument("--by-difference", action="store_true",
                     help="per pass from whole-run CPU with K and 1 passes (the older method)")
     a = ap.parse_args()
@@ -154,10 +159,14 @@ def main() -> int:
                     json.dump(d, f)
                 work = os.path.join(tmp, f"{name}-{what.split(',')[0]}-{len(rows)}")
                 floor = None
+                bal: tuple[float | None, int | None] = (None, None)
                 if what == "oneshot":
                     irqb_argv = [IRQBALANCE_BIN, "--oneshot", "--foreground", "--interval=1"]
                     irqb = _oneshot(irqb_argv, path, work + "-irqb", a.reps) if ok else (None, None)
                     py = _oneshot(PY("--oneshot", "--interval=1"), path, work + "-py", a.reps)
+                    if a.balanced:
+                        bal = _oneshot(PY("--oneshot", "--interval=1", "--placement=balanced"),
+                                       path, work + "-bal", a.reps)
                 else:
                     irqb = (_per_pass(harness.IRQBALANCE, path, work + "-irqb", a.passes, a.reps,
                                       a.by_difference) if ok else (None, None))
@@ -165,20 +174,26 @@ def main() -> int:
                                    a.reps, a.by_difference)
                     floor = _per_pass(FLOOR, path, work + "-floor", a.passes, a.reps,
                                       a.by_difference)[0]
-                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py, floor))
-                print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py} reading {floor}",
-                      file=sys.stderr)
+                    if a.balanced:
+                        bal = _per_pass(PY("--foreground", "--interval=1", "--placement=balanced"),
+                                        path, work + "-bal", a.passes, a.reps, a.by_difference)
+                rows.append((name, _cpus(desc), _irq_count(desc), what, irqb, py, floor, bal))
+                print(f"  {name} {what}: irqbalance {irqb} pyirqbalance {py} reading {floor} "
+                      f"balanced {bal}", file=sys.stderr)
     print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPUs "
           f"({os.uname().release}); irqbalance {harness.irqbalance_version() if ok else '-'}.\n")
+    bal_head = " balanced CPU ms | balanced ÷ default |" if a.balanced else ""
     print("| machine | CPUs | IRQs | what | irqbalance CPU ms | pyirqbalance CPU ms | ratio "
-          "| reading only ms | peak RSS irqbalance MiB | peak RSS pyirqbalance MiB |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    for name, cpus, irqs, what, (ims, irss), (pms, prss), floor in rows:
+          "| reading only ms | peak RSS irqbalance MiB | peak RSS pyirqbalance MiB |" + bal_head)
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+          + ("---:|---:|" if a.balanced else ""))
+    for name, cpus, irqs, what, (ims, irss), (pms, prss), floor, (bms, _) in rows:
         ratio = f"{pms / ims:.2f}" if ims else "-"
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         mib = lambda kb: "-" if kb is None else f"{kb / 1024:.1f}"  # noqa: E731
+        bal_cells = f" {fmt(bms)} | {bms / pms:.2f} |" if a.balanced and bms and pms else ""
         print(f"| {name} | {cpus} | {irqs} | {what} | {fmt(ims)} | {fmt(pms)} | {ratio} "
-              f"| {fmt(floor)} | {mib(irss)} | {mib(prss)} |")
+              f"| {fmt(floor)} | {mib(irss)} | {mib(prss)} |" + bal_cells)
     return 0
 
 

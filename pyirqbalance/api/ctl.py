@@ -379,8 +379,17 @@ def cmd_report(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     data = _call(backend, "GET", "/api/v1/report",
                  {"threshold": args.threshold, "start": args.start, "stop": args.stop,
                   "group": args.group})
-    _emit(args, data, format_report(data, args.flagged), out)
+    _emit(args, data, format_report(data, args.flagged) + _placement_text(data), out)
     return EXIT_OK
+
+
+def _placement_text(data: dict) -> str:
+    """--placement=balanced: each CPU's predicted interrupt time now and after, the floor."""
+    if "placement" not in data:
+        return ""
+    from ..service.explain import format_placement_text  # deferred: balanced mode only
+
+    return "\n" + format_placement_text(data["placement"])
 
 
 def cmd_top(args: argparse.Namespace, backend: Any, out: TextIO) -> int:

@@ -13,7 +13,7 @@ from ..history.store import HistoryError, iso_time
 from ..kernel.cpumask import cpus_of, format_cpulist, format_mask
 from ..kernel.procirq import read_irq_affinity, read_smp_affinity
 from ..kernel.procstat import parse_stat
-from ..service.explain import machine_report
+from ..service.explain import machine_report, placement_section
 from .context import (
     ApiContext,
     ApiError,
@@ -308,7 +308,10 @@ def _report(ctx: ApiContext) -> dict[str, Any]:
     rep = build_report(counts, names, threshold=threshold, decisions=decisions, groups=groups,
                        group=group if groups is not None else "cpu", source=source,
                        current=current, cpus=cpus)
-    return rep.to_json()
+    body = rep.to_json()
+    if b is not None:  # --placement=balanced: each CPU's predicted time, the floor
+        body.update(placement_section(b))
+    return body
 
 
 def _topology(ctx: ApiContext) -> dict[str, Any]:

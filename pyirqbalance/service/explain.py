@@ -16,7 +16,13 @@ from ..engine.topology import ObjType, TopoObj
 from ..kernel import procinterrupts
 from ..kernel.cpumask import format_cpulist, format_mask, parse_mask
 
-__all__ = ["format_placement_text", "format_text", "machine_report", "placement_report"]
+__all__ = [
+    "format_placement_text",
+    "format_text",
+    "machine_report",
+    "placement_report",
+    "placement_section",
+]
 
 #: Said in --dry-run when the balanced placement estimated the IRQs' costs.
 ESTIMATED_NOTE = (
@@ -84,11 +90,12 @@ def machine_report(balancer) -> dict[str, Any]:
         },
         "topology": [_tree(n) for n in topo.nodes if n.children or n.number >= 0],
         "irqs": irqs,
-        **_placement_section(balancer),
+        **placement_section(balancer),
     }
 
 
-def _placement_section(balancer) -> dict[str, Any]:
+def placement_section(balancer) -> dict[str, Any]:
+    """``{"placement": ...}`` to merge into a report, or ``{}`` (irqbalance's placement)."""
     section = placement_report(balancer)
     return {} if section is None else {"placement": section}
 
