@@ -21,7 +21,8 @@ EXPECTED_DIR = TESTS / "fixtures" / "expected"
 ONESHOT_MACHINES = sorted(p.stem for p in MACHINES_DIR.glob("*.json"))
 
 #: Cycles (daemon, simulated load): machines whose later passes move IRQs.
-CYCLES_MACHINES = ["a_desktop4", "b_2s64", "g_nvme_managed", "l_hot_queues"]
+CYCLES_MACHINES = ["a_desktop4", "b_2s64", "g_nvme_managed", "l_hot_queues", "p_8node",
+                   "p_managed_nvme", "p_shift"]
 #: Balancing passes per cycles run.
 CYCLES_PASSES = 6
 
