@@ -197,3 +197,32 @@ def test_no_irq_time_accounting_estimates_and_says_so(fake_machine, counter_simu
 def test_default_placement_is_untouched(fake_machine, counter_simulator):
     b, _ = _run(fake_machine, counter_simulator, TWO_CPU_NIC, BalancerSettings(), 2)
     assert b.placement_plan is None and b.balanced is None
+
+
+# --------------------------------------------------------------------------
+# the option
+# --------------------------------------------------------------------------
+
+
+def test_option_and_yaml_keys():
+    from pyirqbalance.service.cli import UsageError, resolve
+    from pyirqbalance.service.config import Config, ConfigError, parse_config
+
+    assert resolve([], {}, Config()).settings.placement == "irqbalance"
+    assert resolve(["--placement=balanced"], {}, Config()).settings.placement == "balanced"
+    cfg = parse_config({"balancing": {"placement": "balanced", "placement_min_gain": 0.1,
+                                      "placement_max_moves": 4}})
+    s = resolve([], {}, cfg).settings
+    assert (s.placement, s.placement_min_gain, s.placement_max_moves) == ("balanced", 0.1, 4)
+    # the command line wins over the file
+    assert resolve(["--placement=irqbalance"], {}, cfg).settings.placement == "irqbalance"
+    with pytest.raises(UsageError, match="invalid --placement value 'fast': use irqbalance "
+                                         "or balanced"):
+        resolve(["--placement=fast"], {}, Config())
+    with pytest.raises(ConfigError, match=r"balancing\.placement: 'fast' is not allowed "
+                                          r"\(irqbalance or balanced\)"):
+        parse_config({"balancing": {"placement": "fast"}})
+    with pytest.raises(ConfigError, match=r"balancing\.placement_min_gain: 1\.5 is out of range"):
+        parse_config({"balancing": {"placement_min_gain": 1.5}})
+    with pytest.raises(ConfigError, match=r"balancing\.placement_max_moves: 0 is out of range"):
+        parse_config({"balancing": {"placement_max_moves": 0}})

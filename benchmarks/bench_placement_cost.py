@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""CPU of one balancing pass, --placement=balanced against the default, in process.
+
+    python3 benchmarks/bench_placement_cost.py [--passes 8] [--big] [--share 1.0]
+
+The bench_balancer machines (scale_256: 256 CPUs, 2048 IRQs; --big: also scale_1024, 1024
+CPUs, 8192 IRQs) are built with mkfake on /dev/shm; the tests' counter simulator fires
+every IRQ's rate between passes (``--share``: only that share of the IRQs fire) and
+applies the writes with the kernel's rules. Each placement runs in a fresh tree and
+balancer; a pass's cost is the thread CPU time of ``Balancer.run_pass`` (reading and
+parsing the two files included; the simulator outside). The figure is the median of the
+steady passes (the first, placing pass left out). No harness, no FIFOs: this isolates
+what the placement adds. bench_balancer.py --balanced measures the same through the
+oracle's harness, daemon process and all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from pyirqbalance.engine.balancer import Balancer  # noqa: E402
+from pyirqbalance.engine.model import BalancerSettings  # noqa: E402
+from pyirqbalance.kernel.sysroot import SysRoot  # noqa: E402
+from tests.conftest import CounterSimulator  # noqa: E402
+from tests.oracle import gen_machines, mkfake  # noqa: E402
+
+SIZES = {"scale_256": (2, 64, 2, 4, 2048, 256), "scale_1024": (4, 128, 2, 8, 8192, 1024)}
+
+
+def _quiet(desc: dict, share: float) -> dict:
+    firing = [q for d in desc.get("pci_devices", []) for q in d.get("irqs", [])
+              if isinstance(q, dict) and q.get("rate")]
+    for q in firing[max(1, int(len(firing) * share)):]:
+        q["rate"] = 0
+    return desc
+
+
+def passes_ms(desc: dict, placement: str, passes: int, where: str) -> list[float]:
+    m = mkfake.Machine(desc)
+    mkfake.build_tree(m, where, force=True)
+    root = SysRoot(where)
+    sim = CounterSimulator(root, m)
+    b = Balancer(root, BalancerSettings(placement=placement), sleep=lambda s: True, interval=1)
+    b.start()
+    out = []
+    for _ in range(passes):
+        sim.advance(1)
+        t = time.thread_time()
+        b.run_pass()
+        out.append((time.thread_time() - t) * 1000)
+    shutil.rmtree(where)
+    return out[1:]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--passes", type=int, default=8)
+    ap.add_argument("--big", action="store_true")
+    ap.add_argument("--share", type=float, default=1.0)
+    a = ap.parse_args()
+    names = ["scale_256", "scale_1024"] if a.big else ["scale_256"]
+    print("| machine | CPUs | IRQs | firing | default ms/pass | balanced ms/pass | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in names:
+        sockets, cores, threads, nodes, irqs, seed = SIZES[name]
+        medians = {}
+        for placement in ("irqbalance", "balanced"):
+            desc = gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)
+            ms = passes_ms(_quiet(desc, a.share), placement, a.passes, f"/dev/shm/placecost-{name}")
+            medians[placement] = statistics.median(ms)
+            print(f"  {name} {placement}: {' '.join(f'{x:.1f}' for x in ms)}", file=sys.stderr)
+        d, bal = medians["irqbalance"], medians["balanced"]
+        print(f"| {name} | {sockets * cores * threads} | {irqs} | {a.share:.0%} | {d:.1f} | "
+              f"{bal:.1f} | {bal / d:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
