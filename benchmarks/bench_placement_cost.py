@@ -48,7 +48,7 @@ def passes_ms(desc: dict, placement: str, passes: int, where: str) -> list[float
     mkfake.build_tree(m, where, force=True)
     root = SysRoot(where)
     sim = CounterSimulator(root, m)
-    b = Balancer(root, BalancerSettings(placement=placement), sleep=lambda s: True, interval=1)
+    b = Balancer(root, BalancerSettings(placement=placement))
     b.start()
     out = []
     for _ in range(passes):

@@ -25,6 +25,7 @@ as its count times a per-class cost (:data:`CLASS_COST_NS`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -360,9 +361,10 @@ class BalancedPlacement:
         #: irq -> (decayed ns, decayed interrupts) measured for it.
         self._per_interrupt: dict[int, tuple[float, float]] = {}
         self._estimate_said = False
+        self._planned_at = 0.0
         self.last_plan: Plan | None = None
 
-    def plan_pass(self, balancer, stat: str | None, interval: float | None) -> Plan | None:
+    def plan_pass(self, balancer, stat: str | None) -> Plan | None:
         """Plan this pass and hand the planned IRQs to activation."""
         topo: Topology = balancer.topo
         if topo is not self._topo:  # a (re)build: start from the counters since boot
@@ -373,6 +375,8 @@ class BalancedPlacement:
             return None
         hz = balancer.settings.hz
         since_boot = not self._jiffies
+        now = time.monotonic()
+        window, self._planned_at = now - self._planned_at, now
         cpu_ns = self._cpu_times(rows, hz)
         deltas = self._deltas(balancer.irqs)
         estimated = bool(deltas) and not any(cpu_ns.values())
@@ -389,7 +393,7 @@ class BalancedPlacement:
             items, usable, background,
             min_gain=s.placement_min_gain, max_moves=s.placement_max_moves,
         )
-        plan = plan._replace(estimated=estimated, window_s=None if since_boot else interval)
+        plan = plan._replace(estimated=estimated, window_s=None if since_boot else round(window, 1))
         self._hand_over(balancer, plan)
         _keep_light(balancer, items, plan, usable)
         self.last_plan = plan
@@ -538,5 +542,5 @@ def _assign(info: IrqInfo, cpu: TopoObj, rebalance: list[IrqInfo] | None) -> Non
     elif info.assigned is not None and info in info.assigned.interrupts:
         info.assigned.interrupts.remove(info)
     cpu.interrupts.append(info)
-    info.assigned = cpu  # type: ignore[assignment]  # IrqInfo.assigned: TopoObj | None
+    info.assigned = cpu
     info.moved = True

@@ -504,7 +504,7 @@ class Balancer:
         """Load-aware placement of the heavy IRQs; the rest go through the default."""
         if self.balanced is None:
             self.balanced = BalancedPlacement(self.root, self.log)
-        self.balanced.plan_pass(self, stat, self.interval)
+        self.balanced.plan_pass(self, stat)
 
     @property
     def placement_plan(self) -> Plan | None:

@@ -125,7 +125,7 @@ def _run(tmp_path, desc, placement, passes=6, min_gain=0.05):
     root = SysRoot(out)
     sim = CounterSimulator(root, m)
     settings = BalancerSettings(placement=placement, placement_min_gain=min_gain)
-    b = Balancer(root, settings, sleep=lambda s: True, interval=1, log=logging.getLogger("test"))
+    b = Balancer(root, settings, log=logging.getLogger("test"))
     b.start()
     for _ in range(passes):
         sim.advance(1)

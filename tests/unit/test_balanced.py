@@ -124,8 +124,7 @@ TWO_CPU_NIC = {
 def _run(fake_machine, counter_simulator, machine, settings, passes):
     root, m = fake_machine(machine)
     sim = counter_simulator(root, m)
-    b = Balancer(root, settings, sleep=lambda s: True, interval=1,
-                 log=logging.getLogger("test"))
+    b = Balancer(root, settings, log=logging.getLogger("test"))
     b.start()
     for _ in range(passes):
         sim.advance(1)
@@ -157,7 +156,7 @@ def test_stable_load_no_moves_after_convergence(fake_machine, counter_simulator)
     settings = BalancerSettings(placement="balanced")
     root, m = fake_machine(TWO_CPU_NIC)
     sim = counter_simulator(root, m)
-    b = Balancer(root, settings, sleep=lambda s: True, interval=1)
+    b = Balancer(root, settings)
     b.start()
     sim.advance(1)
     b.run_pass()
@@ -176,7 +175,7 @@ def test_no_irq_time_accounting_estimates_and_says_so(fake_machine, counter_simu
     settings = BalancerSettings(placement="balanced")
     root, m = fake_machine(TWO_CPU_NIC)
     sim = counter_simulator(root, m)
-    b = Balancer(root, settings, sleep=lambda s: True, interval=1)
+    b = Balancer(root, settings)
     b.start()
     with caplog.at_level(logging.WARNING, logger="pyirqbalance"):
         for _ in range(3):
