@@ -423,6 +423,13 @@ KEY_DESCRIPTIONS = {
                                 "and nohz_full CPUs. IRQBALANCE_BANNED_CPULIST and "
                                 "IRQBALANCE_BANNED_CPUS override it.",
     "balancing.numa": "Use the NUMA nodes from sysfs; false gives one pseudo node.",
+    "balancing.placement": "Where IRQs go (--placement): irqbalance = irqbalance 1.9.2's "
+                           "decisions; balanced = lower the busiest CPU's interrupt time with "
+                           "few moves.",
+    "balancing.placement_min_gain": "balanced: a move must lower the busiest CPU's interrupt "
+                                    "time by more than this share of it.",
+    "balancing.placement_max_moves": "balanced: at most this many IRQs moved in one pass "
+                                     "(IRQs on CPUs they may no longer use move anyway).",
     "daemon.oneshot": "One pass after interval seconds, then exit (--oneshot, "
                       "IRQBALANCE_ONESHOT).",
     "daemon.foreground": "Stay attached to the terminal (--foreground); under systemd "
