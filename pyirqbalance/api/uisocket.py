@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..errors import PyirqbalanceError
 from ..kernel.cnum import c_int, strtoul
 from ..kernel.cpumask import format_mask
+from ..supervise import ThreadHealth, supervise
 
 if TYPE_CHECKING:
     from ..engine.topology import TopoObj
@@ -65,8 +66,10 @@ ABSTRACT_ADDRESS = b"\0" * 108
 DEFAULT_RUN_DIR = "/run/irqbalance"
 #: Seconds a client may take from connecting to reading the whole reply.
 DEFAULT_TIMEOUT = 10.0
-#: Connections served at once; more wait in the listen backlog.
-MAX_CLIENTS = 64
+#: Connections held at once; a new one beyond this closes the oldest.
+MAX_CLIENTS = 256
+#: Listen backlog: connections the kernel queues before the thread accepts them.
+BACKLOG = 128
 
 _ULONG_MAX = 2**64 - 1  # also uint64_t: LP64
 _UCRED = struct.Struct("=iII")  # struct ucred: pid, uid, gid
@@ -309,6 +312,10 @@ class ControlSocket:
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        #: The serving thread's state (shown by /api/v1/health and the metrics).
+        self.health = ThreadHealth("control socket")
+        #: Connections closed to make room for newer ones.
+        self.dropped = 0
 
     # -- life cycle ------------------------------------------------------
 
@@ -330,14 +337,16 @@ class ControlSocket:
                 self.address = ABSTRACT_ADDRESS
             # The kernel then attaches the sender's credentials to every message.
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            listener.listen(MAX_CLIENTS)
+            listener.listen(BACKLOG)
             listener.setblocking(False)
         except BaseException:
             listener.close()
             self._unlink()
             raise
         self._listener = listener
-        self._thread = threading.Thread(target=self._serve, name="uisocket", daemon=True)
+        self._thread = threading.Thread(
+            target=supervise, args=(self._serve, self.health, self.log),
+            kwargs={"stopping": lambda: self._stopping}, name="uisocket", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -371,12 +380,13 @@ class ControlSocket:
     # -- the serving thread ----------------------------------------------
 
     def _serve(self) -> None:
+        """Serve until ``stop()``. The listener stays registered whatever the clients do:
+        when :data:`MAX_CLIENTS` connections are open, a new one closes the oldest."""
         assert self._listener is not None
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ)
         sel.register(self._listener, selectors.EVENT_READ)
-        clients: dict[socket.socket, _Client] = {}
-        accepting = True
+        clients: dict[socket.socket, _Client] = {}  # insertion order: oldest first
         try:
             while not self._stopping:
                 now = time.monotonic()
@@ -385,32 +395,30 @@ class ControlSocket:
                         "control socket: client timed out after %.1f s, closing", self.timeout
                     )
                     self._close(sel, clients, client)
-                wait = min((c.deadline for c in clients.values()), default=now + 3600) - now
+                wait = min((c.deadline for c in clients.values()), default=now + 60) - now
                 for key, _ in sel.select(max(wait, 0)):
                     if key.fileobj is self._wake_r:
-                        continue
-                    if key.fileobj is self._listener:
+                        self._wake_r.recv(64)
+                    elif key.fileobj is self._listener:
                         self._accept(sel, clients)
-                    else:
-                        client = clients[key.fileobj]  # type: ignore[index]
-                        if client.reply is None:
-                            self._receive(sel, clients, client)
-                        else:
-                            self._send(sel, clients, client)
-                full = len(clients) >= MAX_CLIENTS
-                if full and accepting:
-                    sel.unregister(self._listener)
-                elif not full and not accepting:
-                    sel.register(self._listener, selectors.EVENT_READ)
-                accepting = not full
+                    elif key.fileobj in clients:
+                        self._step(sel, clients, clients[key.fileobj])  # type: ignore[index]
         finally:
             for client in list(clients.values()):
                 self._close(sel, clients, client)
             sel.close()
 
+    def _step(
+        self, sel: selectors.BaseSelector, clients: dict[socket.socket, _Client], client: _Client
+    ) -> None:
+        if client.reply is None:
+            self._receive(sel, clients, client)
+        else:
+            self._send(sel, clients, client)
+
     def _accept(self, sel: selectors.BaseSelector, clients: dict[socket.socket, _Client]) -> None:
         assert self._listener is not None
-        while len(clients) < MAX_CLIENTS:
+        while True:
             try:
                 conn, _ = self._listener.accept()
             except BlockingIOError:
@@ -420,6 +428,12 @@ class ControlSocket:
                     continue
                 self.log.warning("Connection couldn't be accepted.")
                 return
+            if len(clients) >= MAX_CLIENTS:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    self.log.warning("control socket: %d connections open, closing the oldest "
+                                     "(%d closed so far)", len(clients), self.dropped)
+                self._close(sel, clients, next(iter(clients.values())))
             conn.setblocking(False)
             clients[conn] = _Client(conn, time.monotonic() + self.timeout)
             sel.register(conn, selectors.EVENT_READ)

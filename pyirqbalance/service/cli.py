@@ -36,6 +36,7 @@ from .config import (
     ConfigError,
     Options,
     build_settings,
+    check_api_exposure,
     check_banned_cpus_env,
     listen_address,
     load_config,
@@ -407,6 +408,7 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str], config: Config) -> 
         except ConfigError as err:
             raise UsageError(f"invalid --api-listen value {v['api-listen']!r}: {err}") from None
         config = config._replace(api=config.api._replace(enabled=True, listen=listen))
+    check_api_exposure(config.api)
     return Options(
         balancing=bal,
         settings=build_settings(bal, environ),

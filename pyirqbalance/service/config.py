@@ -37,6 +37,7 @@ __all__ = [
     "Options",
     "SocketConfig",
     "build_settings",
+    "check_api_exposure",
     "check_banned_cpus_env",
     "key_docs",
     "load_config",
@@ -50,6 +51,15 @@ DEFAULT_RUN_DIR = "/run/irqbalance"
 
 _INT_MAX = 2**31 - 1
 _ULONG_MAX = 2**64 - 1
+
+#: Largest configuration file read (bytes); the shipped one is 4 KiB.
+MAX_FILE_SIZE = 1 << 20
+#: Deepest nesting of lists and mappings (the schema needs 3).
+MAX_DEPTH = 32
+#: Most values a file may stand for once its aliases are expanded.
+MAX_NODES = 100_000
+#: Characters of a bad value shown in a message.
+SHOWN = 64
 
 
 class ConfigError(PyirqbalanceError):
@@ -123,6 +133,8 @@ class ApiConfig(NamedTuple):
     token_file: str | None = None
     #: Writes without a token from peers that are uid 0 on this host.
     local_root_writes: bool = True
+    #: Serve reads on an address other hosts can reach (refused otherwise).
+    allow_remote_reads: bool = False
 
 
 class MetricsConfig(NamedTuple):
@@ -180,8 +192,19 @@ def allowed_values(check: Check) -> str:
     return check.allowed if isinstance(check, _Allowing) else ""
 
 
+def _shown(value: Any) -> str:
+    """A short, escaped prefix of a value's repr (never the repr of a whole alias bomb)."""
+    import reprlib  # deferred: only a bad file needs it (start-up cost)
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother = 2, 4, 4, SHOWN, SHOWN
+    text = r.repr(value)
+    cut = text[:SHOWN].encode("ascii", "backslashreplace").decode("ascii")
+    return cut + ("..." if len(text) > SHOWN else "")
+
+
 def _bad(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{key}: {value!r} is not allowed ({allowed})")
+    return ConfigError(f"{key}: {_shown(value)} is not allowed ({allowed})")
 
 
 def _int(lo: int, hi: int) -> Check:
@@ -223,6 +246,15 @@ def _text(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise _bad(key, value, "a non-empty string")
     return value
+
+
+@_allows("a non-empty path without NUL bytes")
+def _path(key: str, value: Any) -> str:
+    """A file system path: a non-empty string without NUL bytes."""
+    text = _text(key, value)
+    if "\0" in text:
+        raise ConfigError(f"{key}: {_shown(text)} contains a NUL byte (not a usable path)")
+    return text
 
 
 def _optional(check: Check) -> Check:
@@ -280,7 +312,7 @@ def _cpulist(key: str, value: Any) -> str:
         try:
             parse_cpulist(value)
         except MaskError as err:
-            raise ConfigError(f"{key}: {value!r} is not a CPU list ({err})") from None
+            raise ConfigError(f"{key}: {_shown(value)} is not a CPU list ({err})") from None
     return value
 
 
@@ -293,6 +325,35 @@ def listen_address(key: str, value: Any) -> str:
     ):
         raise _bad(key, value, "HOST:PORT with a port from 1 to 65535")
     return value
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (``127.0.0.0/8``, ``::1``)."""
+    import ipaddress  # deferred: only the API needs it (start-up cost)
+
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_api_exposure(api: ApiConfig) -> None:
+    """Refuse an API listening beyond loopback unless ``api.allow_remote_reads`` says so.
+
+    Reads need no token: on a reachable address anyone on the network could
+    read the machine's interrupt figures and topology.
+    """
+    if not api.enabled or api.allow_remote_reads:
+        return
+    host = api.listen.rpartition(":")[0]
+    if not is_loopback(host):
+        raise ConfigError(
+            f"api.listen: {_shown(api.listen)} is reachable from other hosts and reads need no "
+            "token; listen on 127.0.0.1 or set api.allow_remote_reads: true"
+        )
 
 
 _SCHEMA: dict[str, tuple[Any, dict[str, Check]]] = {
@@ -315,27 +376,28 @@ _SCHEMA: dict[str, tuple[Any, dict[str, Check]]] = {
         "foreground": _bool,
         "debug": _bool,
         "journal": _bool,
-        "pid_file": _optional(_text),
-        "state_dir": _optional(_text),
-        "run_dir": _optional(_text),
+        "pid_file": _optional(_path),
+        "state_dir": _optional(_path),
+        "run_dir": _optional(_path),
     }),
     "hooks": (HooksConfig, {
-        "policyscript": _optional(_text),
-        "banscript": _optional(_text),
+        "policyscript": _optional(_path),
+        "banscript": _optional(_path),
         "timeout_s": _number(0.01, 3600),
     }),
     "history": (HistorySection, {
         "enabled": _optional(_bool),
-        "path": _text,
+        "path": _path,
         "retention_days": _number(0.01, 36500),
         "resolution_s": _number(1, 86400),
     }),
     "api": (ApiConfig, {
         "enabled": _bool,
         "listen": listen_address,
-        "unix_socket": _optional(_text),
-        "token_file": _optional(_text),
+        "unix_socket": _optional(_path),
+        "token_file": _optional(_path),
         "local_root_writes": _bool,
+        "allow_remote_reads": _bool,
     }),
     "metrics": (MetricsConfig, {
         "enabled": _optional(_bool),
@@ -352,7 +414,7 @@ def _unknown(key: str, known: list[str]) -> ConfigError:
 
     close = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
-    return ConfigError(f"unknown key {key!r}{hint}")
+    return ConfigError(f"unknown key {_shown(key)}{hint}")
 
 
 def parse_config(data: Any) -> Config:
@@ -364,37 +426,57 @@ def parse_config(data: Any) -> Config:
     sections: dict[str, Any] = {}
     for name, body in data.items():
         if name not in _SCHEMA:
-            raise _unknown(str(name), list(_SCHEMA))
+            raise _unknown(str(name)[:SHOWN * 2], list(_SCHEMA))
         cls, checks = _SCHEMA[name]
         if body is None:
             body = {}
         if not isinstance(body, dict):
-            raise ConfigError(f"{name}: must be a mapping of keys, not {body!r}")
+            raise ConfigError(f"{name}: must be a mapping of keys, not {_shown(body)}")
         values = {}
         for key, value in body.items():
             if key not in checks:
-                raise _unknown(f"{name}.{key}", list(checks))
+                raise _unknown(f"{name}.{str(key)[:SHOWN * 2]}", list(checks))
             values[key] = checks[key](f"{name}.{key}", value)
         sections[name] = cls(**values)
     return Config(**sections)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a config file; ConfigError (one line) on any problem."""
-    import yaml  # only when there is a file to read: it is the costliest import at start-up
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """The file's text: a regular file of at most :data:`MAX_FILE_SIZE` bytes, UTF-8."""
+    import stat  # deferred (start-up cost)
 
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
         raise ConfigError(f"{path}: {err.strerror or err}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        if st.st_size > MAX_FILE_SIZE:
+            raise ConfigError(f"{path}: {st.st_size} bytes, more than the {MAX_FILE_SIZE} allowed")
+        try:
+            data = f.read(MAX_FILE_SIZE + 1)
+        except OSError as err:
+            raise ConfigError(f"{path}: {err.strerror or err}") from None
+    if len(data) > MAX_FILE_SIZE:
+        raise ConfigError(f"{path}: more than the {MAX_FILE_SIZE} bytes allowed")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text ({err.reason})") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{path}: YAML error{where}: {problem}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; ConfigError (one line) on any problem."""
+    from .yamlload import YamlLimitError, safe_load_limited  # deferred: PyYAML is costly
+
+    text = read_config_text(path)
+    try:
+        data = safe_load_limited(text, max_depth=MAX_DEPTH, max_nodes=MAX_NODES)
+    except YamlLimitError as err:
+        raise ConfigError(f"{path}: {err}") from None
     try:
         return parse_config(data)
     except ConfigError as err:
@@ -463,6 +545,8 @@ KEY_DESCRIPTIONS = {
     "api.local_root_writes": "Let a peer that is uid 0 on this host change affinities "
                              "without the token (unix socket: SO_PEERCRED; loopback TCP: "
                              "the owner of its socket in /proc/net/tcp and tcp6).",
+    "api.allow_remote_reads": "Allow api.listen on an address other hosts reach (reads need "
+                              "no token); refused otherwise.",
     "metrics.enabled": "Prometheus metrics at /metrics of the API; null is on whenever "
                        "the API is on.",
     "metrics.per_irq_limit": "At most this many per-IRQ series, busiest first; 0 is none.",
