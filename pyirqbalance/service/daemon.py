@@ -409,7 +409,7 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     if topo is not None and topo.num_online <= 1:
         log.warning("Balancing is ineffective on systems with a single cpu.  Shutting down")
         return EXIT_OK
-    daemon.listeners.append(OriginalAffinities(opts.state_dir, balancer, log))
+    balancer.before_first_write = OriginalAffinities(opts.state_dir, log).record
     pinned: Callable[[], Iterable[int]] = tuple
     cfg = opts.config
     if not opts.oneshot and (cfg.history.enabled or cfg.api.enabled or cfg.metrics.enabled):
