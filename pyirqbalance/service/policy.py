@@ -42,6 +42,7 @@ import time
 from typing import NamedTuple
 
 from ..engine.model import BalanceLevel, HintPolicy, IrqPolicy
+from ..supervise import short
 
 __all__ = [
     "MAX_CONSECUTIVE_TIMEOUTS",
@@ -57,6 +58,12 @@ __all__ = [
 OUTPUT_LIMIT = 64 * 1024
 #: A script that timed out this many times in a row is skipped until reload.
 MAX_CONSECUTIVE_TIMEOUTS = 3
+#: Characters of a hook's output shown in a log line (escaped).
+SHOWN_OUTPUT = 200
+#: Seconds output is still read after the hook exited (its children may hold the pipes).
+_DRAIN_AFTER_EXIT = 0.1
+#: Longest sleep between checks of whether the hook exited.
+_POLL = 0.02
 
 _LEVELS = {level.name.lower(): level for level in BalanceLevel}
 _INT_MAX = 2**31 - 1
@@ -124,7 +131,12 @@ class HookResult(NamedTuple):
 
 
 def run_hook(argv: list[str], timeout: float, *, limit: int = OUTPUT_LIMIT) -> HookResult:
-    """Run ``argv`` (no shell) for at most ``timeout`` seconds; never raises."""
+    """Run ``argv`` (no shell) for at most ``timeout`` seconds; never raises.
+
+    The hook runs in its own process group. Once it has exited, whatever it
+    left behind in that group (``(sleep 1000 &)``) is killed too, so
+    a background child can neither hold its pipes open nor outlive it.
+    """
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -132,39 +144,19 @@ def run_hook(argv: list[str], timeout: float, *, limit: int = OUTPUT_LIMIT) -> H
         )
     except OSError as err:
         return HookResult(None, None, "", "", f"cannot run: {err.strerror or err}")
-    deadline = time.monotonic() + timeout
     out = {proc.stdout: bytearray(), proc.stderr: bytearray()}
-    timed_out = False
-    with selectors.DefaultSelector() as sel:
-        for pipe in out:
-            sel.register(pipe, selectors.EVENT_READ)
-        while sel.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            for key, _ in sel.select(left):
-                data = os.read(key.fd, 65536)
-                if not data:
-                    sel.unregister(key.fileobj)
-                    continue
-                buf = out[key.fileobj]
-                if len(buf) < limit:
-                    buf += data[: limit - len(buf)]
-    if not timed_out:
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-    if timed_out:
-        # The whole group: a shell script's children hold the pipes too.
+    try:
+        timed_out = _collect(proc, out, time.monotonic() + timeout, limit)
+    finally:
+        # The whole group, while the exited leader still holds its number
+        # (not reaped yet): its children may hold the pipes or linger.
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         proc.wait()
-    for pipe in out:
-        pipe.close()
+        for pipe in out:
+            pipe.close()
     stdout = out[proc.stdout].decode("utf-8", "replace")
     stderr = out[proc.stderr].decode("utf-8", "replace")
     if timed_out:
@@ -173,6 +165,73 @@ def run_hook(argv: list[str], timeout: float, *, limit: int = OUTPUT_LIMIT) -> H
     if code < 0:
         return HookResult(0, -code, stdout, stderr)
     return HookResult(code, None, stdout, stderr)
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` (our child) has exited, without reaping it."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None and info.si_pid == pid
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _collect(proc: subprocess.Popen, out: dict, deadline: float, limit: int) -> bool:
+    """Read both pipes until the hook has exited and they are drained; True on timeout.
+
+    After the exit, output still arriving (from children holding the pipes) is
+    read for at most :data:`_DRAIN_AFTER_EXIT` seconds.
+    """
+    pidfd = _pidfd(proc.pid)
+    delay = 0.0005
+    with selectors.DefaultSelector() as sel:
+        for pipe in out:
+            sel.register(pipe, selectors.EVENT_READ)
+        if pidfd is not None:
+            sel.register(pidfd, selectors.EVENT_READ)
+        try:
+            exited_at: float | None = None
+            while True:
+                now = time.monotonic()
+                if exited_at is None and _exited(proc.pid):
+                    exited_at = now
+                pipes_open = any(key.fileobj in out for key in sel.get_map().values())
+                if exited_at is not None and (not pipes_open or now - exited_at > _DRAIN_AFTER_EXIT):
+                    return False
+                if now >= deadline:
+                    return exited_at is None
+                wait = deadline - now
+                if exited_at is not None:
+                    wait = min(wait, exited_at + _DRAIN_AFTER_EXIT - now)
+                elif pidfd is None or not sel.get_map():
+                    wait, delay = min(wait, delay), min(delay * 2, _POLL)
+                for key, _ in sel.select(max(wait, 0)):
+                    if key.fileobj is pidfd:
+                        sel.unregister(pidfd)  # exited: _exited() says so next round
+                        continue
+                    _read_into(key, sel, out, limit)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+
+def _read_into(key: selectors.SelectorKey, sel: selectors.BaseSelector, out: dict,
+               limit: int) -> None:
+    data = os.read(key.fd, 65536)
+    if not data:
+        sel.unregister(key.fileobj)
+        return
+    buf = out[key.fileobj]
+    if len(buf) < limit:
+        buf += data[: limit - len(buf)]
 
 
 class PolicyRunner:
@@ -199,6 +258,10 @@ class PolicyRunner:
             log.warning("Please note that --banscript is deprecated, "
                         "please use --policyscript instead")
 
+    def begin_build(self) -> None:
+        """A database build (start-up, rescan) begins: each problem is logged once per build."""
+        self._logged.clear()
+
     def __call__(self, devpath: str, irq: int) -> IrqPolicy | None:
         policy = self._policy(devpath, irq) if self.policyscript else None
         if self.banscript and devpath != self.sysfs_root and self._banned(devpath, irq):
@@ -220,22 +283,22 @@ class PolicyRunner:
             return None
         result = run_hook([script, devpath, str(irq)], self.timeout)
         if result.stderr.strip():
-            text = result.stderr.strip()[:1000]
-            self._once(logging.WARNING, (script, irq, "stderr", text),
-                       "%s (IRQ %d) said on stderr: %s", script, irq, text)
+            self._once(logging.WARNING, (script, "stderr"),
+                       "%s (IRQ %d) said on stderr: %s", script, irq,
+                       short(result.stderr.strip(), SHOWN_OUTPUT))
         if result.status is None:
             if result.error and result.error.startswith("timed out"):
                 count = self._timeouts[script] = self._timeouts.get(script, 0) + 1
                 if count >= MAX_CONSECUTIVE_TIMEOUTS:
                     self.log.error("%s timed out %d times in a row: not run again until reload",
                                    script, count)
-            self._once(logging.ERROR, (script, irq, "error", result.error),
+            self._once(logging.ERROR, (script, "error", result.error),
                        "%s %s %d: %s; IRQ %d keeps its defaults",
                        script, devpath, irq, result.error, irq)
             return None
         self._timeouts[script] = 0
         if result.signal is not None:
-            self._once(logging.WARNING, (script, irq, "signal", result.signal),
+            self._once(logging.WARNING, (script, "signal", result.signal),
                        "%s (IRQ %d) was killed by signal %d; irqbalance reads that as exit 0",
                        script, irq, result.signal)
         return result
@@ -243,8 +306,8 @@ class PolicyRunner:
     def _parse(self, script: str, irq: int, text: str) -> IrqPolicy:
         policy, warnings = parse_policy_output(text)
         for warning in warnings:
-            self._once(logging.WARNING, (script, irq, "output", warning),
-                       "%s (IRQ %d): %s", script, irq, warning)
+            self._once(logging.WARNING, (script, "output"),
+                       "%s (IRQ %d): %s", script, irq, short(warning, SHOWN_OUTPUT))
         return policy
 
     # -- policy script ---------------------------------------------------
@@ -263,7 +326,7 @@ class PolicyRunner:
         if result is None:
             return None
         if result.status != 0:
-            self._once(logging.WARNING, (script, irq, "status", result.status),
+            self._once(logging.WARNING, (script, "status", result.status),
                        "policy script returned non-zero code!  skipping user policy "
                        "(%s, IRQ %d, exit %d)", script, irq, result.status)
             return None
@@ -295,7 +358,7 @@ class PolicyRunner:
             if result.status == 0:
                 break
             if result.status != 1:
-                self._once(logging.ERROR, (path, irq, "status", result.status),
+                self._once(logging.ERROR, (path, "status", result.status),
                            "Error executing policy script %s : %d", path, result.status)
         return self._overrides(irq, policy) if policy is not None else None
 
