@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["MAX_RESTARTS", "RESTART_PAUSE", "ThreadHealth", "short", "supervise"]
+__all__ = ["MAX_RESTARTS", "RESTART_PAUSE", "StatusBoard", "ThreadHealth", "short", "supervise"]
 
 #: Failures in a row after which a thread's feature is disabled.
 MAX_RESTARTS = 3
@@ -61,6 +61,36 @@ class ThreadHealth:
     def to_json(self) -> dict[str, object]:
         with self._lock:
             return {"state": self.state, "restarts": self.restarts, "error": self.error}
+
+
+class StatusBoard:
+    """The daemon's own condition, as ``/api/v1/health`` and the metrics show it.
+
+    ``threads``: every supervised thread's :class:`ThreadHealth`; ``flags``:
+    named conditions, each a callable returning None when all is well or a
+    one-line description of the problem.
+    """
+
+    def __init__(self) -> None:
+        self.threads: list[ThreadHealth] = []
+        self.flags: dict[str, Callable[[], str | None]] = {}
+        self.facts: dict[str, Callable[[], object]] = {}
+
+    def problems(self) -> list[str]:
+        out = [f"{t.name}: {t.state} ({t.error})" for t in self.threads if not t.ok]
+        for name, check in self.flags.items():
+            problem = check()
+            if problem is not None:
+                out.append(f"{name}: {problem}")
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "threads": {t.name: t.to_json() for t in self.threads},
+            "flags": {name: check() for name, check in self.flags.items()},
+            **{name: fact() for name, fact in self.facts.items()},
+            "problems": self.problems(),
+        }
 
 
 def supervise(

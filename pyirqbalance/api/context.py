@@ -253,6 +253,8 @@ class ApiContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("pyirqbalance"))
     #: Writes without a token from a peer that is uid 0 on this host.
     local_root_writes: bool = True
+    #: The daemon's own condition (threads, flags): supervise.StatusBoard.to_json.
+    daemon_status: Callable[[], dict[str, Any]] = dict
 
 
 # --------------------------------------------------------------------------

@@ -223,6 +223,9 @@ def cmd_status(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
         f"writes:     {_writes(data)}",
         "overrides:  " + (", ".join(f"IRQ {i} -> {c}" for i, c in data["overrides"].items())
                           or "none"),
+        "reads:      " + ("open to the network (api.allow_remote_reads)"
+                          if data.get("api_remote_reads") else "this host only"),
+        "problems:   " + ("; ".join(data.get("problems") or ()) or "none"),
     ]
     _emit(args, data, "\n".join(lines) + "\n", out)
     return EXIT_OK

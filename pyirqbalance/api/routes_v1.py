@@ -150,7 +150,7 @@ def irq_details(ctx: ApiContext, n: int) -> dict[str, Any]:
         "effective_affinity_list": _lst(aff.effective_affinity_list or aff.effective_affinity),
         "affinity_hint": _fmt(aff.affinity_hint),
         "node": aff.node,
-        "writable": aff.writable,
+        "writable": aff.writable and _refused(ctx, n) is None,
         "override": None if override is None else {"mask": format_mask(override),
                                                    "cpus": format_cpulist(override)},
         "decision": decision_json(ctx, n),
@@ -321,12 +321,19 @@ def _topology(ctx: ApiContext) -> dict[str, Any]:
     return {"cpus": rep["cpus"], "topology": rep["topology"]}
 
 
+def _refused(ctx: ApiContext, irq: int) -> str | None:
+    """Why the kernel refused the balancer's write to ``irq`` for good (None: it did not)."""
+    info = ctx.balancer.irq_info(irq) if ctx.balancer is not None else None
+    return getattr(info, "unmanaged_reason", None)
+
+
 def _health(ctx: ApiContext) -> dict[str, Any]:
     b = ctx.balancer
     last = ctx.live.last_report
     err = ctx.history_error()
+    daemon = ctx.daemon_status()
     return {
-        "status": "ok",
+        "status": "degraded" if daemon.get("problems") else "ok",
         "version": __version__,
         "cycle": b.cycle if b is not None else None,
         "last_pass": iso_time(last.snapshot.taken_at) if last and last.snapshot else None,
@@ -335,4 +342,5 @@ def _health(ctx: ApiContext) -> dict[str, Any]:
         "overrides": {str(i): format_cpulist(m) for i, m in ctx.overrides.items().items()},
         "writes_enabled": ctx.token is not None or ctx.local_root_writes,
         "writes": {"token": ctx.token is not None, "local_root": ctx.local_root_writes},
+        **daemon,
     }

@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..engine.model import PassReport
 from ..errors import PyirqbalanceError
+from ..supervise import ThreadHealth, supervise
 from .context import (
     MAX_BODY,
     PEER_KEY,
@@ -192,10 +193,59 @@ def _on_crash(ctx: ApiContext, err: Exception) -> Response:
 # --------------------------------------------------------------------------
 
 
+#: Connections the API holds at once (slow or idle ones included).
+CONNECTION_LIMIT = 512
+#: Near the limit, the oldest connections not being answered are closed to keep
+#: this many slots for new clients.
+RESERVED_SLOTS = 64
+#: Seconds a client may take to send one whole request (headers and body).
+REQUEST_READ_TIMEOUT = 10.0
+#: Seconds an idle keep-alive connection is kept.
+IDLE_TIMEOUT = 30.0
+
+
+def _guard_slow_clients(srv: Any, limit: int = CONNECTION_LIMIT) -> None:
+    """Bound the time a request may take to arrive, and keep slots free for new clients.
+
+    waitress closes connections idle for ``channel_timeout``, but a client
+    sending a byte a second is never idle; and at ``connection_limit`` it
+    stops accepting. Its periodic ``maintenance`` (every ``cleanup_interval``)
+    is extended: a request still arriving after :data:`REQUEST_READ_TIMEOUT`
+    is closed, and above ``limit - RESERVED_SLOTS`` connections the oldest
+    ones not being answered are closed.
+    """
+    base = srv.maintenance
+    reading_since: dict[int, float] = {}
+
+    def maintenance(now: float) -> None:
+        base(now)
+        channels = list(srv.active_channels.values())
+        reading = set()
+        for ch in channels:
+            if ch.requests or ch.request is None:
+                continue  # being answered, or between requests (channel_timeout's job)
+            reading.add(id(ch))
+            if now - reading_since.setdefault(id(ch), now) > REQUEST_READ_TIMEOUT:
+                ch.will_close = True
+        for key in [k for k in reading_since if k not in reading]:
+            del reading_since[key]
+        excess = len(channels) - (limit - RESERVED_SLOTS)
+        if excess > 0:
+            waiting = sorted((c for c in channels if not c.requests and not c.will_close),
+                             key=lambda c: c.creation_time)
+            for ch in waiting[:excess]:
+                ch.will_close = True
+
+    srv.maintenance = maintenance
+
+
 class ApiService:
     """Serves :func:`create_app` on every ``listen`` entry, each on its own thread.
 
     ``start``/``stop`` with the daemon; ``on_pass`` is the per-pass listener.
+    Each serving thread is supervised (restarted after a failure, disabled
+    after three in a row); slow and idle clients are bounded by
+    :func:`_guard_slow_clients`.
     """
 
     def __init__(self, ctx: ApiContext, config: ApiConfig) -> None:
@@ -205,6 +255,11 @@ class ApiService:
         self._servers: list[Any] = []
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        entries = list(config.listen)
+        if config.metrics_listen and ctx.metrics is not None:
+            entries.append(config.metrics_listen)
+        #: One per listener (shown by /api/v1/health and the metrics).
+        self.health = [ThreadHealth(f"api {entry}") for entry in entries]
 
     def on_pass(self, report: PassReport) -> None:
         self.ctx.live.on_pass(report)
@@ -224,7 +279,9 @@ class ApiService:
 
     def _server(self, app: Any, entry: str) -> Any:
         opts: dict[str, Any] = {"threads": self.config.threads, "ident": "pyirqbalance",
-                                "clear_untrusted_proxy_headers": True, "asyncore_loop_timeout": 0.2}
+                                "clear_untrusted_proxy_headers": True, "asyncore_loop_timeout": 0.2,
+                                "connection_limit": CONNECTION_LIMIT, "cleanup_interval": 1,
+                                "channel_timeout": IDLE_TIMEOUT}
         if entry.startswith("unix:"):
             opts.update(unix_socket=entry[5:], unix_socket_perms=self.config.unix_socket_perms)
         else:
@@ -238,6 +295,7 @@ class ApiService:
         except (OSError, ValueError) as err:
             raise ApiConfigError(f"api listen {entry}: {err}") from err
         srv.channel_class = PeerChannel
+        _guard_slow_clients(srv)
         return srv
 
     def start(self) -> None:
@@ -251,9 +309,12 @@ class ApiService:
             self.stop()
             raise
         self._stopping.clear()
-        for srv in self._servers:
-            t = threading.Thread(target=self._serve, args=(srv,), name="pyirqbalance-api",
-                                 daemon=True)
+        for srv, health in zip(self._servers, self.health):
+            t = threading.Thread(
+                target=supervise, args=(lambda srv=srv: self._serve(srv), health, self.ctx.log),
+                kwargs={"stopping": self._stopping.is_set,
+                        "on_disable": lambda why, srv=srv: self._close(srv)},
+                name="pyirqbalance-api", daemon=True)
             t.start()
             self._threads.append(t)
         self.ctx.log.info("API listening on %s", ", ".join(self.addresses))
@@ -261,22 +322,22 @@ class ApiService:
     def _serve(self, srv: Any) -> None:
         # waitress's own run() loops until its map is empty; closing the sockets
         # from another thread would pull them from under select(). Polling in
-        # short rounds lets stop() end the loop, and the sockets are closed here.
-        try:
-            while not self._stopping.is_set():
-                waitress.server.wasyncore.loop(timeout=0.2, map=srv._map, count=1,
-                                               use_poll=srv.adj.asyncore_use_poll)
-        finally:
-            srv.task_dispatcher.shutdown(timeout=5)
-            waitress.server.wasyncore.close_all(srv._map)
+        # short rounds lets stop() end the loop; the sockets are closed in stop().
+        while not self._stopping.is_set():
+            waitress.server.wasyncore.loop(timeout=0.2, map=srv._map, count=1,
+                                           use_poll=srv.adj.asyncore_use_poll)
+
+    @staticmethod
+    def _close(srv: Any) -> None:
+        srv.task_dispatcher.shutdown(timeout=5)
+        waitress.server.wasyncore.close_all(srv._map)
 
     def stop(self) -> None:
         self._stopping.set()
         for t in self._threads:
             t.join(timeout=10)
         for srv in self._servers:
-            if not self._threads:  # never started: close here
-                waitress.server.wasyncore.close_all(srv._map)
+            self._close(srv)
             path = getattr(srv.adj, "unix_socket", None)
             if path and os.path.exists(path):
                 os.unlink(path)

@@ -23,7 +23,9 @@ from ..history.recorder import HistoryRecorder
 from ..history.store import HistoryConfig
 from ..kernel.procirq import write_smp_affinity
 from ..kernel.sysroot import SysRoot
-from ..service.config import Config, HistorySection
+from ..service.config import Config, HistorySection, is_loopback
+from ..supervise import StatusBoard
+from .health import StatusCollector
 from .metrics import Metrics
 from .overrides import OverrideRegistry
 from .server import ApiConfig, ApiContext, ApiService, LiveState, load_token
@@ -81,12 +83,14 @@ def history_path(section: HistorySection, root: SysRoot) -> str:
 
 
 def build_extras(config: Config, root: SysRoot, balancer: Any,
-                 log: logging.Logger) -> DaemonExtras:
+                 log: logging.Logger, board: StatusBoard | None = None) -> DaemonExtras:
     """Services and listeners for the configured history, API and metrics.
 
     Raises :class:`~pyirqbalance.api.server.ApiConfigError` for an unusable
-    token file, and ValueError for history values out of range.
+    token file, and ValueError for history values out of range. The threads
+    started are added to ``board`` (health and metrics show it).
     """
+    board = board if board is not None else StatusBoard()
     extras = DaemonExtras()
     # History, API and metrics all read each pass's /proc/interrupts text.
     balancer.keep_text = True
@@ -104,10 +108,12 @@ def build_extras(config: Config, root: SysRoot, balancer: Any,
         recorder = HistoryRecorder(root, history, log)
         extras.services.append(recorder)
         extras.listeners.append(recorder.on_pass)
+        board.threads.append(recorder.health)
     metrics = None
     if _wanted(config.metrics.enabled, api_on):
         metrics = Metrics(balancer, per_irq_limit=config.metrics.per_irq_limit,
                           hz=balancer.settings.hz)
+        metrics.registry.register(StatusCollector(board))
     if config.api.enabled:
         a = config.api
         registry = OverrideRegistry(history.path if history else None, log=log)
@@ -120,10 +126,17 @@ def build_extras(config: Config, root: SysRoot, balancer: Any,
             history_error=(lambda: recorder.error) if recorder is not None else (lambda: None),
             token=load_token(a.token_file) if a.token_file else None, metrics=metrics, log=log,
             local_root_writes=a.local_root_writes,
+            daemon_status=board.to_json,
         )
         listen = (a.listen,) + ((f"unix:{a.unix_socket}",) if a.unix_socket else ())
         service = ApiService(ctx, ApiConfig(listen=listen,
                                             per_irq_metrics=config.metrics.per_irq_limit))
+        board.threads.extend(service.health)
+        remote = not is_loopback(a.listen.rpartition(":")[0])  # refused unless allowed
+        if remote:
+            log.warning("API reads are open to the network on %s (api.allow_remote_reads)",
+                        a.listen)
+        board.facts["api_remote_reads"] = lambda: remote
         extras.services += [pins, service]
         extras.listeners.append(service.on_pass)   # feeds the metrics too
     elif metrics is not None:

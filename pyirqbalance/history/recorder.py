@@ -6,6 +6,9 @@ writer thread (the latest one wins: deltas are taken against the last
 reading when ``resolution_s`` has passed, and reads /proc itself when no pass
 came for that long (``--interval`` longer than the resolution). Any store
 error disables history with one clear log line; the balancer never sees it.
+Any other failure of the writer is logged and the writer restarted
+(:func:`~pyirqbalance.supervise.supervise`); after three in a row history
+is disabled with the reason, shown by ``/api/v1/health``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..kernel.procstat import ParseError as StatParseError
 from ..kernel.procstat import parse_stat
 from ..kernel.sysfs import parse_strict_cpulist
 from ..kernel.sysroot import KernelReadError, SysRoot
+from ..supervise import ThreadHealth, supervise
 from .store import (
     DAY,
     JIFFIES_IRQ,
@@ -101,6 +105,10 @@ class HistoryRecorder:
         self._thread: threading.Thread | None = None
         self._last_ts: float | None = None
         self._last_prune = 0.0
+        #: The writer thread's state (shown by /api/v1/health and the metrics).
+        self.health = ThreadHealth("history writer")
+        #: Counters left out because their value was not a count (see Recorded.invalid).
+        self.invalid = 0
 
     @property
     def active(self) -> bool:
@@ -108,7 +116,10 @@ class HistoryRecorder:
 
     def start(self) -> None:
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="pyirqbalance-history", daemon=True)
+        self._thread = threading.Thread(
+            target=supervise, args=(self._run, self.health, self.log),
+            kwargs={"stopping": lambda: self._stopping, "on_disable": self._disable},
+            name="pyirqbalance-history", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -144,7 +155,13 @@ class HistoryRecorder:
 
     def _fail(self, err: Exception) -> None:
         self.error = str(err)
+        self.health.set("disabled", self.error)
         self.log.error("history disabled: %s (balancing continues)", err)
+
+    def _disable(self, why: str) -> None:
+        self.error = f"history writer {why}"
+        with self._wake:
+            self._pending, self._busy = None, False
 
     def _run(self) -> None:
         try:
@@ -153,24 +170,26 @@ class HistoryRecorder:
             self._fail(err)
             return
         try:
-            while True:
-                with self._wake:
-                    if self._pending is None and not self._stopping:
-                        self._wake.wait(max(self.config.resolution_s, _MIN_IDLE_READ))
-                    snapshot, self._pending = self._pending, None
-                    self._busy = snapshot is not None
-                    stopping = self._stopping
-                if snapshot is None and not stopping and self.read_when_idle:
-                    snapshot = self._read_snapshot()
-                if snapshot is not None and self._due(snapshot.taken_at, stopping):
-                    self._record(store, snapshot)
-                self._busy = False
-                if self.error is not None:
-                    return
-                if stopping:
-                    return
+            self._loop(store)
         finally:
+            self._busy = False
             store.close()
+
+    def _loop(self, store: HistoryStore) -> None:
+        while True:
+            with self._wake:
+                if self._pending is None and not self._stopping:
+                    self._wake.wait(max(self.config.resolution_s, _MIN_IDLE_READ))
+                snapshot, self._pending = self._pending, None
+                self._busy = snapshot is not None
+                stopping = self._stopping
+            if snapshot is None and not stopping and self.read_when_idle:
+                snapshot = self._read_snapshot()
+            if snapshot is not None and self._due(snapshot.taken_at, stopping):
+                self._record(store, snapshot)
+            self._busy = False
+            if self.error is not None or stopping:
+                return
 
     def _due(self, ts: float, stopping: bool) -> bool:
         if self._last_ts is None or stopping:
@@ -196,6 +215,12 @@ class HistoryRecorder:
             )
         return out
 
+    def _invalid(self, count: int, ts: float) -> None:
+        level = logging.WARNING if not self.invalid else logging.DEBUG
+        self.invalid += count
+        self.log.log(level, "history: %d counters at %.0f are not counts (beyond their width) and "
+                     "were left out; their next good value covers the gap", count, ts)
+
     def _record(self, store: HistoryStore, snapshot: Snapshot) -> None:
         try:
             reading = reading_from_snapshot(snapshot, read_boot_id(self.root))
@@ -208,9 +233,11 @@ class HistoryRecorder:
             for m in reading.meta
         ))
         try:
-            store.record(reading)
+            recorded = store.record(reading)
             self._last_ts = snapshot.taken_at
             self.recorded += 1
+            if recorded.invalid:
+                self._invalid(recorded.invalid, snapshot.taken_at)
             if snapshot.taken_at - self._last_prune > DAY / 24:
                 store.prune(snapshot.taken_at)
                 self._last_prune = snapshot.taken_at

@@ -36,6 +36,7 @@ from ..errors import StartError
 from ..kernel.cpumask import format_cpulist
 from ..kernel.procinterrupts import MEMO_LIMIT
 from ..kernel.sysroot import SysRoot
+from ..supervise import StatusBoard
 from .cli import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .config import ConfigError, Options
 from .control import ControlAdapter
@@ -243,7 +244,11 @@ class Daemon:
         started: list[Service] = []
         try:
             for service in self.services:
-                service.start()
+                try:
+                    service.start()
+                except Exception as err:  # noqa: BLE001 - a socket in use, a missing directory
+                    self.log.error("cannot start %s: %s", _name(service), err)
+                    return EXIT_RUNTIME
                 started.append(service)
             ready = False
             while self.sleep(self.interval):
@@ -266,6 +271,11 @@ class Daemon:
                     service.stop()
                 except Exception as err:  # noqa: BLE001
                     self.log.error("stopping %r failed: %s", service, err)
+
+
+def _name(service: Service) -> str:
+    """A service's name for a log line (its class, without the module)."""
+    return type(service).__name__
 
 
 def _settle_collector() -> None:
@@ -410,6 +420,8 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         log.warning("Balancing is ineffective on systems with a single cpu.  Shutting down")
         return EXIT_OK
     balancer.before_first_write = OriginalAffinities(opts.state_dir, log).record
+    board = StatusBoard()
+    board.flags["cpu_mismatch"] = lambda: balancer.cpu_mismatch
     pinned: Callable[[], Iterable[int]] = tuple
     cfg = opts.config
     if not opts.oneshot and (cfg.history.enabled or cfg.api.enabled or cfg.metrics.enabled):
@@ -418,7 +430,7 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         from ..api.wiring import build_extras
 
         try:
-            extras = build_extras(cfg, root, balancer, log)
+            extras = build_extras(cfg, root, balancer, log, board)
         except (ApiConfigError, ValueError) as err:
             log.error("%s", err)
             return EXIT_CONFIG
@@ -432,11 +444,10 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         control = ControlAdapter(daemon, pinned)
         daemon.services.append(control)
         daemon.listeners.append(control.refresh)
-        daemon.services.append(ControlSocket(control, run_dir=opts.run_dir, log=log))
+        sock = ControlSocket(control, run_dir=opts.run_dir, log=log)
+        board.threads.append(sock.health)
+        daemon.services.append(sock)
     try:
         return daemon.run()
-    except OSError as err:  # uisocket.ControlSocketError is an OSError
-        log.error("%s", err)
-        return EXIT_RUNTIME
     finally:
         notifier.close()
