@@ -28,9 +28,15 @@ _HEALTHY_RUN = 60.0
 def short(value: object, limit: int = 64) -> str:
     """A one-line, escaped prefix of ``value`` for log lines and error messages."""
     text = value if isinstance(value, str) else str(value)
-    cut = text[:limit].encode("ascii", "backslashreplace").decode("ascii")
-    cut = cut.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return cut + ("..." if len(text) > limit else "")
+    parts: list[str] = []
+    size = 0
+    for c in text:
+        piece = c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
+        if size + len(piece) > limit:
+            return "".join(parts) + "..."
+        parts.append(piece)
+        size += len(piece)
+    return "".join(parts)
 
 
 class ThreadHealth:

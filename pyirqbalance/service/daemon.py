@@ -184,6 +184,11 @@ class Daemon:
                 self.log.error("reload failed, keeping the running configuration: %s", err)
                 self.notifier.notify("READY=1", self._status())
                 return
+            except Exception as err:  # noqa: BLE001 - a reload never ends the daemon
+                self.log.error("reload failed, keeping the running configuration: %s: %s",
+                               type(err).__name__, str(err)[:200])
+                self.notifier.notify("READY=1", self._status())
+                return
             self.opts = opts
             # What the control socket set (irqbalance-ui "settings cpus") outlives a reload.
             self.balancer.update_settings(opts.settings._replace(

@@ -16,6 +16,8 @@ from ..errors import StartError
 __all__ = ["LOCK_FILE", "InstanceLock", "remove_pidfile", "write_pidfile"]
 
 LOCK_FILE = "pyirqbalance.lock"
+#: The lock's mode: root writes it, its group may read the holder's pid.
+LOCK_MODE = 0o640
 
 
 class InstanceLock:
@@ -30,9 +32,10 @@ class InstanceLock:
         import fcntl
 
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, LOCK_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.fchmod(fd, LOCK_MODE)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
             os.close(fd)

@@ -1,0 +1,280 @@
+"""A live ``python -m pyirqbalance`` on a fake machine, for attacking it from outside.
+
+:class:`LiveDaemon` builds the a_desktop4 machine with mkfake, starts a thread
+that plays the kernel (counters advance every 0.25 s, the daemon's
+smp_affinity writes are taken as the kernel takes them), writes a YAML
+configuration (history, API on an ephemeral loopback port, metrics) and
+starts the daemon in the foreground with its log in a file. Helpers read
+the pass counter from ``/metrics``, call the API and the control socket,
+and check the log for tracebacks. Everything is stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import MACHINES, CounterSimulator, load_machine
+from tests.oracle import mkfake
+
+from pyirqbalance.kernel.sysroot import SysRoot
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINE = MACHINES / "a_desktop4.json"
+#: Generous: a busy 2-core machine shared with other test runs.
+DEADLINE = 20.0
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = DEADLINE, step: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something true; that value, or None at the deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(step)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ, PYTHONPATH=str(ROOT))
+    for var in ("IRQBALANCE_ONESHOT", "IRQBALANCE_DEBUG", "IRQBALANCE_ARGS", "INVOCATION_ID",
+                "NOTIFY_SOCKET", "WATCHDOG_USEC"):
+        e.pop(var, None)
+    return e
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python -m pyirqbalance ARGS`` to completion."""
+    return subprocess.run([sys.executable, "-m", "pyirqbalance", *args], capture_output=True,
+                          text=True, env=env(), timeout=timeout)
+
+
+def one_line_error(out: subprocess.CompletedProcess | str) -> str:
+    """The single stderr line of a refused start (fails the test otherwise)."""
+    text = out if isinstance(out, str) else out.stderr
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text[:2000]
+    return lines[0]
+
+
+def affinities(root: SysRoot) -> dict[int, int]:
+    """Every IRQ's smp_affinity in the tree, as a mask."""
+    out = {}
+    for name in os.listdir(root.proc("irq")):
+        if name.isdigit():
+            text = root.try_read_text(root.proc("irq", name, "smp_affinity"))
+            if text is not None:
+                out[int(name)] = int(text.strip().replace(",", ""), 16)
+    return out
+
+
+class Kernel:
+    """Plays the kernel for the fake machine: counters move, writes are taken."""
+
+    def __init__(self, root: SysRoot, machine: mkfake.Machine) -> None:
+        self.sim = CounterSimulator(root, machine)
+        self.root = root
+        #: Edits of /proc/interrupts text after each render (fault injection).
+        self.edit: Callable[[str], str] | None = None
+        self.frozen = False
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fake-kernel", daemon=True)
+
+    def start(self) -> None:
+        self.step()
+        self._thread.start()
+
+    def step(self) -> None:
+        with self.lock:
+            self.sim.apply_writes()
+            if self.frozen:
+                return
+            self.sim.state.advance(0.25)
+            self.sim.render()
+            if self.edit is not None:
+                path = Path(self.root.proc("interrupts"))
+                tmp = path.with_suffix(".edit")
+                tmp.write_text(self.edit(path.read_text()))
+                os.replace(tmp, path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.step()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class LiveDaemon:
+    """The real daemon process on a fake machine, with history, API and metrics."""
+
+    def __init__(self, base: Path, *, config: str = "", args: tuple[str, ...] = (),
+                 api: bool = True) -> None:
+        self.base = base
+        self.tree = base / "tree"
+        self.machine = load_machine(MACHINE)
+        mkfake.build_tree(self.machine, str(self.tree), force=True)
+        self.root = SysRoot(str(self.tree))
+        self.kernel = Kernel(self.root, self.machine)
+        self.port = free_port() if api else None
+        self.history = base / "history.sqlite"
+        self.config = base / "pyirqbalance.yaml"
+        self.state_dir = self.tree / "var" / "lib" / "pyirqbalance"
+        self.run_dir = self.tree / "run" / "irqbalance"
+        sections = ""
+        if api:
+            sections = (
+                f"history:\n  enabled: true\n  path: {self.history}\n  resolution_s: 1\n"
+                f"api:\n  enabled: true\n  listen: 127.0.0.1:{self.port}\n"
+                "metrics:\n  enabled: true\n"
+            )
+        self.config.write_text(sections + config)
+        self.args = args
+        self.log_path = base / "daemon.log"
+        self.proc: subprocess.Popen | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    # -- life cycle ------------------------------------------------------
+
+    def start(self, *, wait: bool = True) -> LiveDaemon:
+        self.kernel.start()
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pyirqbalance", "--foreground", "--interval=1",
+             f"--config={self.config}", f"--sysroot={self.tree}", *self.args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env())
+        if wait:
+            assert wait_for(lambda: self.passes() >= 1 or self.proc.poll() is not None), self.log()
+            assert self.proc.poll() is None, self.log()
+        return self
+
+    def stop(self) -> int | None:
+        self.kernel.stop()
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    code = self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            code = self.proc.returncode
+            self._log.close()
+        return code
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    # -- looking at it ---------------------------------------------------
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def assert_clean_log(self) -> None:
+        text = self.log()
+        assert "Traceback" not in text, text[-4000:]
+
+    def get(self, path: str, timeout: float = DEADLINE) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
+                body = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            body, status = err.read(), err.code
+        ctype = ""
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode(errors="replace") + ctype
+
+    def health(self) -> dict[str, Any]:
+        status, body = self.get("/api/v1/health")
+        assert status == 200, body
+        return body
+
+    def metric(self, name: str, labels: str = "") -> float | None:
+        """One sample of /metrics (``labels`` as printed, e.g. ``condition="cpu_mismatch"``)."""
+        try:
+            status, text = self.get("/metrics", timeout=5)
+        except OSError:
+            return None
+        if status != 200:
+            return None
+        want = f"{name}{{{labels}}}" if labels else name
+        for line in str(text).splitlines():
+            key, _, value = line.rpartition(" ")
+            if key == want:
+                return float(value)
+        return None
+
+    def passes(self) -> int:
+        value = self.metric("pyirqbalance_passes_total")
+        return int(value) if value is not None else 0
+
+    def assert_balancing(self, more: int = 2) -> None:
+        """The pass count grows by ``more`` within the deadline."""
+        start = self.passes()
+        assert wait_for(lambda: self.passes() >= start + more), (start, self.log()[-3000:])
+
+    def socket_path(self) -> Path:
+        assert self.proc is not None
+        return self.run_dir / f"irqbalance{self.proc.pid}.sock"
+
+    def ask(self, command: bytes, timeout: float = DEADLINE) -> bytes:
+        """One control-socket command as root, with credentials; the whole reply."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.socket_path()))
+            creds = (os.getpid(), os.getuid(), os.getgid())
+            s.sendmsg([command], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS,
+                                   b"".join(x.to_bytes(4, "little") for x in creds))])
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return b"".join(chunks)
+                chunks.append(data)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Callable[..., LiveDaemon]]:
+    """``live(config=..., args=..., api=True) -> LiveDaemon`` (not started); stopped at teardown."""
+    made: list[LiveDaemon] = []
+
+    def make(**kw: Any) -> LiveDaemon:
+        d = LiveDaemon(tmp_path / f"d{len(made)}", **kw)
+        made.append(d)
+        return d
+
+    try:
+        yield make
+    finally:
+        for d in made:
+            d.stop()
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the control socket answers uid 0 only")
