@@ -92,13 +92,13 @@ class OriginalAffinities:
 
     def _load(self) -> dict[int, int]:
         try:
-            with open(self.path, encoding="utf-8") as f:
-                text = f.read()
+            with open(self.path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return {}
         try:
-            return parse_state(text)
-        except ValueError as err:
+            return parse_state(data.decode("utf-8"))
+        except ValueError as err:  # UnicodeDecodeError included
             self._set_aside(err)
             return {}
 
@@ -121,7 +121,7 @@ class OriginalAffinities:
             text = json.dumps({str(irq): format_mask(mask) for irq, mask in sorted(merged.items())},
                               indent=1) + "\n"
             write_durably(self.path, text)
-        except (OSError, UnicodeDecodeError) as err:
+        except OSError as err:
             if not self._warned:
                 self._warned = True
                 self.log.error("cannot record original affinities in %s: %s; --restore will not "
