@@ -142,4 +142,5 @@ def supervise(
                 time.sleep(0.05)
             continue
         break
-    health.set("stopped")
+    if health.state != "disabled":  # the body may have disabled its feature itself
+        health.set("stopped")
