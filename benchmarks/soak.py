@@ -63,7 +63,7 @@ def main() -> int:
         balancer.start()
         daemon = Daemon(opts, balancer, log=log, signals=_Signals(), notifier=Notifier({}))
         daemon.interval = 0  # a rescan pass's wait takes no time
-        daemon.listeners.append(OriginalAffinities(opts.state_dir, balancer, log))
+        balancer.before_first_write = OriginalAffinities(opts.state_dir, log).record
         print(f"machine {args.machine}: {len(machine.online)} CPUs, {len(machine.irqs)} IRQs; "
               f"{args.passes} passes")
         print(f"{'passes':>8} {'RSS MiB':>9} {'fds':>5} {'ms/pass':>9} {'moved':>7}")

@@ -14,8 +14,8 @@ def _idle(path: str, n: int) -> list[socket.socket]:
     out = []
     for _ in range(n):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)  # blocking: waits while the listen backlog is full
         s.settimeout(5)
-        s.connect(path)
         out.append(s)
     return out
 
