@@ -2,7 +2,8 @@
 
 Starts the real daemon (``python -m pyirqbalance --foreground --interval=1``)
 on the fake a_desktop4 machine of the test suite (counters moving, history,
-API on 127.0.0.1 and metrics on), then, for ``--phase`` seconds each (after three passes of warm-up):
+API on 127.0.0.1 and metrics on), then, after three passes of warm-up, for
+``--phase`` seconds each:
 
 1. no load;
 2. 200 slow HTTP clients, each sending one header byte a second (cut off by
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import socket
@@ -128,7 +130,7 @@ def measure(port: int, seconds: float) -> tuple[list[float], set[str], int]:
 
 def spacing(passes: set[str]) -> list[float]:
     times = sorted(datetime.fromisoformat(p.replace("Z", "+00:00")).timestamp() for p in passes)
-    return [b - a for a, b in zip(times, times[1:])]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def main() -> int:

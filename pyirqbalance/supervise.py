@@ -122,7 +122,7 @@ def supervise(
         started = time.monotonic()
         try:
             body()
-        except Exception as err:  # noqa: BLE001 - the point: nothing escapes unseen
+        except Exception as err:  # the point: nothing escapes unseen
             reason = f"{type(err).__name__}: {short(err, 200)}"
             health.failed(reason)
             log.debug("%s thread failure details", health.name, exc_info=True)

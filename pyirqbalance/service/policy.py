@@ -156,7 +156,8 @@ def run_hook(argv: list[str], timeout: float, *, limit: int = OUTPUT_LIMIT) -> H
             pass
         proc.wait()
         for pipe in out:
-            pipe.close()
+            if pipe is not None:
+                pipe.close()
     stdout = out[proc.stdout].decode("utf-8", "replace")
     stderr = out[proc.stderr].decode("utf-8", "replace")
     if timed_out:
@@ -204,7 +205,8 @@ def _collect(proc: subprocess.Popen, out: dict, deadline: float, limit: int) -> 
                 if exited_at is None and _exited(proc.pid):
                     exited_at = now
                 pipes_open = any(key.fileobj in out for key in sel.get_map().values())
-                if exited_at is not None and (not pipes_open or now - exited_at > _DRAIN_AFTER_EXIT):
+                drained = not pipes_open or now - (exited_at or now) > _DRAIN_AFTER_EXIT
+                if exited_at is not None and drained:
                     return False
                 if now >= deadline:
                     return exited_at is None
@@ -314,6 +316,8 @@ class PolicyRunner:
 
     def _policy(self, devpath: str, irq: int) -> IrqPolicy | None:
         script = self.policyscript
+        if script is None:
+            return None
         try:
             st = os.stat(script)
         except OSError as err:  # irqbalance skips the policy when stat() fails
@@ -374,6 +378,8 @@ class PolicyRunner:
     # -- banscript -------------------------------------------------------
 
     def _banned(self, devpath: str, irq: int) -> bool:
+        if self.banscript is None:
+            return False
         result = self._run(self.banscript, devpath, irq)
         if result is None or result.status == 0:
             return False

@@ -54,7 +54,7 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _where(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
+    mark: Any = getattr(err, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     return f"YAML error{where}: {str(problem)[:120]}"
@@ -66,7 +66,7 @@ def _check_depth(text: str, max_depth: int) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > max_depth:
-                mark = event.start_mark
+                mark: Any = event.start_mark
                 raise YamlLimitError(
                     f"YAML nested more than {max_depth} levels deep "
                     f"(line {mark.line + 1}, column {mark.column + 1})")

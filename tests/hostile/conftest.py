@@ -27,10 +27,9 @@ from typing import Any
 
 import pytest
 
+from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import MACHINES, CounterSimulator, load_machine
 from tests.oracle import mkfake
-
-from pyirqbalance.kernel.sysroot import SysRoot
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINE = MACHINES / "a_desktop4.json"
@@ -160,7 +159,7 @@ class LiveDaemon:
 
     def start(self, *, wait: bool = True) -> LiveDaemon:
         self.kernel.start()
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - the daemon's stderr until stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pyirqbalance", "--foreground", "--interval=1",
              f"--config={self.config}", f"--sysroot={self.tree}", *self.args],

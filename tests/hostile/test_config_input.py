@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
-from tests.hostile.conftest import one_line_error, run_cli, wait_for
-
 from pyirqbalance.api.wiring import build_extras
 from pyirqbalance.service.config import ApiConfig, Config, MetricsConfig
+from tests.hostile.conftest import one_line_error, run_cli, wait_for
 
 DEEP = "balancing: " + "[" * 100_000 + "]" * 100_000 + "\n"
 
@@ -92,9 +90,9 @@ def test_sighup_with_a_bad_file_keeps_the_running_configuration(live):
     text = d.config.read_text()
     for bad in (DEEP, _bomb(), "balancing:\n  interval: 1\n  interval: 2\n"):
         d.config.write_text(bad)
-        before = d.log().count("reload failed")
+        want = d.log().count("reload failed") + 1
         d.signal(signal.SIGHUP)
-        assert wait_for(lambda: d.log().count("reload failed") == before + 1), d.log()[-2000:]
+        assert wait_for(lambda n=want: d.log().count("reload failed") == n), d.log()[-2000:]
         d.assert_balancing()
     assert d.ask(b"setup").startswith(b"SLEEP 1 IRQ 9 ")
     d.config.write_text(text)

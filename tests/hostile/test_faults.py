@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.conftest import affinities, one_line_error, run_cli, wait_for
-
 from pyirqbalance.kernel.procinterrupts import parse_interrupts
 from pyirqbalance.kernel.sysroot import SysRoot
+from tests.hostile.conftest import affinities, one_line_error, run_cli, wait_for
 
 HUGE = "9" * 26
 
@@ -55,7 +54,8 @@ def test_a_26_digit_count_neither_kills_history_nor_loses_counts(live):
     if not wait_for(history_matches):
         body = d.get("/api/v1/irqsummary?start=1")[1]
         got = {row["irq"]: row["total"] for row in body["irqs"]}
-        raise AssertionError({k: (v, got.get(k)) for k, v in live_totals.items() if got.get(k) != v})
+        raise AssertionError({k: (v, got.get(k)) for k, v in live_totals.items()
+                              if got.get(k) != v})
     assert d.log().count("are not counts") == 1
     d.assert_clean_log()
 

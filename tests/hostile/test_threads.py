@@ -6,13 +6,12 @@ import logging
 import sqlite3
 import threading
 
-from tests.hostile.conftest import wait_for
-
 from pyirqbalance.api.uisocket import ControlSocket, SetupState
 from pyirqbalance.engine.model import PassReport, Snapshot
 from pyirqbalance.history import HistoryConfig, HistoryRecorder
 from pyirqbalance.history.store import HistoryStore
 from pyirqbalance.supervise import StatusBoard, ThreadHealth, supervise
+from tests.hostile.conftest import wait_for
 
 LOG = logging.getLogger("test-threads")
 
@@ -95,7 +94,8 @@ def test_history_writer_crash_is_restarted_and_shown(tmp_path, monkeypatch):
     try:
         text = b"           CPU0       CPU1\n  1:         10          5   IO-APIC   1-edge  i8042\n"
         for i in range(6):
-            rec.on_pass(PassReport(cycle=i, rescanned=False, snapshot=Snapshot(1000.0 + i, text, None)))
+            snap = Snapshot(1000.0 + i, text, None)
+            rec.on_pass(PassReport(cycle=i, rescanned=False, snapshot=snap))
             assert wait_for(lambda: rec._pending is None, 10)
             assert wait_for(lambda: rec.health.state == "running", 10)
         assert wait_for(lambda: rec.recorded >= 1, 10)
