@@ -22,16 +22,20 @@ sees the same sequence of opens from both programs.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from ..kernel import procinterrupts, procirq, procstat, sysfs
 from ..kernel.cmdline import read_cmdline
 from ..kernel.cpumask import format_mask
+from ..kernel.procirq import WriteResult, WriteStatus
 from ..kernel.sysroot import SysRoot
-from .activate import activate_mappings
+from .activate import activate_mappings, errno_status
 from .balanced import BalancedPlacement, Plan
 from .classify import DbEntry, IrqInfo, IrqType, PolicyHook, heap_ranks, plan_irq_db
 from .dump import INDENT, dump_tree
@@ -61,6 +65,10 @@ class _PassClock(NamedTuple):
 
     started: float
     cpu_started: float
+
+
+#: Shortest time between two warnings that sysfs and /proc/interrupts disagree.
+MISMATCH_LOG_INTERVAL = 30.0
 
 
 class Balancer:
@@ -121,6 +129,14 @@ class Balancer:
         self.record_decisions = False
         #: ``--placement=balanced``: its state between passes (None: irqbalance's placement).
         self.balanced: BalancedPlacement | None = None
+        #: Called with {IRQ: smp_affinity} of the IRQs about to be written for the
+        #: first time, before any of them is (the daemon stores them durably).
+        self.before_first_write: Callable[[dict[int, int]], None] | None = None
+        #: Set while rebuilds cannot make sysfs and /proc/interrupts agree on the
+        #: CPUs (no balancing meanwhile): what disagrees, in one line.
+        self.cpu_mismatch: str | None = None
+        self._rebuilds = 0  # rebuilds since the last pass that balanced
+        self._mismatch_logged = -MISMATCH_LOG_INTERVAL
 
     # ------------------------------------------------------------------
     # properties other components read
@@ -177,7 +193,6 @@ class Balancer:
         scan), and in a pass's 10 s window that is noise.
         """
         s = self.settings
-        self.db.clear()
         cpu_facts = sysfs.read_cpu_facts(self.root, deepestcache=s.deepestcache)
         node_facts = sysfs.read_node_facts(self.root) if s.numa else None
         cmdline = None
@@ -197,7 +212,6 @@ class Balancer:
             cpu_facts, node_facts, banned.mask,
             deepestcache=s.deepestcache, numa=s.numa, warn=self.log.warning,
         )
-        self.topo = topo
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("%s", dump_tree(topo, self.debug_indent).rstrip("\n"))
 
@@ -210,19 +224,26 @@ class Balancer:
             elif dev.legacy_irq is not None:
                 claimed.add(dev.legacy_irq)
         counts = self._scan_interrupts(known=claimed)
-        plan = plan_irq_db(
-            counts.rows if counts is not None else (),
-            devices,
-            banned_irqs=s.banned_irqs,
-            banmod=s.banmod,
-            policy=self.policy,
-            device_path=self._device_path,
-            irq_node=lambda irq: procirq.read_irq_node(self.root, irq),
-            numa=s.numa,
-            hintpolicy=s.hintpolicy,
-            node_exists=self._node_exists,
-        )
+        begin = getattr(self.policy, "begin_build", None)
+        if begin is not None:
+            begin()  # hooks report each problem once per build
+        # Policy hooks may take their timeout per IRQ: readers (API, control
+        # socket) keep the last complete database meanwhile, unlocked.
+        with self._unlocked(self.policy is not None):
+            plan = plan_irq_db(
+                counts.rows if counts is not None else (),
+                devices,
+                banned_irqs=s.banned_irqs,
+                banmod=s.banmod,
+                policy=self.policy,
+                device_path=self._device_path,
+                irq_node=lambda irq: procirq.read_irq_node(self.root, irq),
+                numa=s.numa,
+                hintpolicy=s.hintpolicy,
+                node_exists=lambda number: self._node_exists(topo, number),
+            )
         self.db.clear()
+        self.topo = topo
         self.rebalance = []
         for entry, rank in zip(plan, heap_ranks(plan)):
             self._add_entry(entry).seq = rank
@@ -231,8 +252,20 @@ class Balancer:
             self.log.debug("LOCAL CPU MASK: %s", _m(node.mask))
         return counts
 
-    def _node_exists(self, number: int) -> bool:
-        if self._tree.node(number) is not None:
+    @contextmanager
+    def _unlocked(self, release: bool) -> Iterator[None]:
+        """Let go of the pass's lock for a while (held once, by this thread)."""
+        if not release:
+            yield
+            return
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
+
+    def _node_exists(self, topo: Topology, number: int) -> bool:
+        if topo.node(number) is not None:
             return True
         self.log.warning("NUMA node %d doesn't exist", number)
         return False
@@ -272,13 +305,16 @@ class Balancer:
         ][:1]
         if not devices and row.raw is None:
             return None  # its line was not kept (it was known before): rebuild instead
-        plan = plan_irq_db(
-            [row], devices,
-            banned_irqs=s.banned_irqs, banmod=s.banmod, policy=self.policy,
-            device_path=self._device_path,
-            irq_node=lambda irq: procirq.read_irq_node(self.root, irq),
-            numa=s.numa, hintpolicy=s.hintpolicy, node_exists=self._node_exists,
-        )
+        topo = self._tree
+        with self._unlocked(self.policy is not None):  # the hook may take its timeout
+            plan = plan_irq_db(
+                [row], devices,
+                banned_irqs=s.banned_irqs, banmod=s.banmod, policy=self.policy,
+                device_path=self._device_path,
+                irq_node=lambda irq: procirq.read_irq_node(self.root, irq),
+                numa=s.numa, hintpolicy=s.hintpolicy,
+                node_exists=lambda number: self._node_exists(topo, number),
+            )
         entry = next((e for e in plan if e.irq == row.irq), None)
         if entry is None:
             return None
@@ -315,6 +351,7 @@ class Balancer:
         if counts is None:
             return  # unreadable: counts unchanged, like irqbalance
         online, db = self._tree.num_online, self.db
+        db.mismatch = None
         changed = self._scanner.changed
         rescan = None
         if changed is not None and not db.fresh:
@@ -433,7 +470,14 @@ class Balancer:
     ) -> PassReport | RescanWait:
         """Rebuild if a rescan is due (then wait for a baseline), else balance."""
         if not self.need_rescan:
+            if self.cpu_mismatch is not None:
+                self.log.warning("sysfs and /proc/interrupts agree on the CPUs again")
+                self.cpu_mismatch = None
+            self._rebuilds = 0
             return self._balance(counts)
+        if self._rebuilds and self.db.mismatch is not None:
+            self._columns_disagree(*self.db.mismatch)
+        self._rebuilds += 1
         self._rescanned = True
         self.need_rescan = False
         self.cycle = 0
@@ -462,12 +506,18 @@ class Balancer:
                 log=self.log.debug,
             )
         calculate_placement(topo, self.rebalance, warn=self.log.debug)
+        if self.write and self.before_first_write is not None:
+            self._hand_over_originals(topo.online)
         activations = activate_mappings(
             self.root, self.irqs, topo.online, self.rebalance,
             banned=topo.banned, write=self.write, log=self.log.debug,
         )
         for act in activations:
             self.db.activations[act.irq] = act
+            written = act.write
+            if written is not None and written.errno and (
+                    errno_status(written.errno) is WriteStatus.UNMANAGED):
+                self._refused(written)
             if act.write is not None and act.current is not None:
                 self._originals.setdefault(act.irq, act.current)
         if self.balanced is not None:
@@ -495,6 +545,43 @@ class Balancer:
             duration_s=time.perf_counter() - clock.started,
             cpu_s=time.thread_time() - clock.cpu_started,
         )
+
+    def _columns_disagree(self, irq: int, ncols: int, online: int) -> None:
+        """CPU columns still not the online CPUs after a rebuild: flag, warn (rate-limited).
+
+        Once is CPU hotplug, fixed by the rebuild; persisting, it is a
+        disagreement between sysfs and /proc/interrupts, and no pass balances
+        until it ends (``cpu_mismatch``, a warning at most every
+        :data:`MISMATCH_LOG_INTERVAL` seconds).
+        """
+        self.cpu_mismatch = (f"IRQ {irq} has {ncols} CPU columns in /proc/interrupts, "
+                             f"sysfs has {online} CPUs online")
+        now = time.monotonic()
+        if now - self._mismatch_logged >= MISMATCH_LOG_INTERVAL:
+            self._mismatch_logged = now
+            self.log.warning("%s: rescanning again (attempt %d); no balancing until they agree",
+                             self.cpu_mismatch, self._rebuilds + 1)
+
+    def _refused(self, result: WriteResult) -> None:
+        """A write the kernel refused for good, at the default level (EIO, a
+        kernel-managed IRQ, is expected: info)."""
+        level = logging.INFO if result.errno == errno.EIO else logging.WARNING
+        self.log.log(level, "IRQ %d: the kernel refused smp_affinity %s (%s); "
+                     "not managed until the next rescan", result.irq, result.text, result.reason)
+
+    def _hand_over_originals(self, online: int) -> None:
+        """Masks of IRQs this pass is about to write for the first time, before it does."""
+        found: dict[int, int] = {}
+        for info in self.irqs:
+            if not info.moved or info.assigned is None or info.irq in self._originals:
+                continue
+            current = procirq.read_smp_affinity(self.root, info.irq)
+            if current is not None and current != info.assigned.mask & online:
+                found[info.irq] = current
+        hook = self.before_first_write
+        if found and hook is not None:
+            hook(found)
+            self._originals.update(found)
 
     # ------------------------------------------------------------------
     # --placement=balanced (engine/balanced.py)

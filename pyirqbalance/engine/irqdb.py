@@ -39,6 +39,9 @@ class IrqDb:
         self.stepped: list[IrqInfo] = []
         #: Just built: every row must be looked at once.
         self.fresh = True
+        #: (IRQ, CPU columns, CPUs online) of the last row whose columns were not
+        #: the online CPUs (reset by the balancer before each parse).
+        self.mismatch: tuple[int, int, int] | None = None
 
     def clear(self) -> None:
         """Empty, before a build fills it again (activations are kept)."""
@@ -149,6 +152,7 @@ class IrqDb:
     def _count(self, info: IrqInfo, row: IrqCount, online: int) -> bool:
         """Take a row's total for an IRQ; False: a rescan is needed."""
         if row.ncols != online:
+            self.mismatch = (row.irq, row.ncols, online)
             self.log.debug(
                 "IRQ %d has %d CPU columns, %d CPUs online: rescanning", row.irq, row.ncols, online
             )
