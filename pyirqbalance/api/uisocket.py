@@ -402,7 +402,7 @@ class ControlSocket:
                     elif key.fileobj is self._listener:
                         self._accept(sel, clients)
                     elif key.fileobj in clients:
-                        self._step(sel, clients, clients[key.fileobj])  # type: ignore[index]
+                        self._step(sel, clients, clients[key.fileobj])
         finally:
             for client in list(clients.values()):
                 self._close(sel, clients, client)

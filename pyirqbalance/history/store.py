@@ -158,6 +158,10 @@ class Recorded:
     cells: int
     wraps: int
     resets: int
+    #: Counters left out: a value outside the counter's width (not a count the
+    #: kernel prints); the counter keeps its last good value, so the next good
+    #: reading's delta covers the gap.
+    invalid: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +247,12 @@ class _Diff:
     seen: set[int] = field(default_factory=set)
     wraps: int = 0
     resets: int = 0
+    invalid: int = 0
 
     def add(self, last: dict[int, int], cell: int, value: int, bits: int) -> None:
+        if not 0 <= value < 1 << min(bits, 63):  # SQLite integers are signed 64-bit
+            self.invalid += 1
+            return
         prev = last.get(cell)
         if prev is None:
             # A new IRQ (or CPU) counts from its registration, after the last reading.
@@ -270,6 +278,19 @@ def _rowid(cursor: sqlite3.Cursor) -> int:
     return rowid
 
 
+#: The store's mode (SQLite gives its -wal and -shm files the same).
+DB_MODE = 0o600
+
+
+def _private(path: str) -> None:
+    """Create the database file with :data:`DB_MODE`, or bring an existing one to it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, DB_MODE)
+    try:
+        os.fchmod(fd, DB_MODE)
+    finally:
+        os.close(fd)
+
+
 class HistoryStore:
     """One connection to the store; use it from one thread (open one per thread)."""
 
@@ -281,6 +302,7 @@ class HistoryStore:
         try:
             if create:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                _private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
         except (OSError, sqlite3.Error) as err:
             raise HistoryError(f"history store {path}: cannot open: {err}") from err
@@ -423,7 +445,7 @@ class HistoryStore:
         self._write_meta(reading, meta, boot)
         self._meta_set("boot_id", reading.boot_id)
         self._meta_set("last_ts", repr(reading.ts))
-        return Recorded(sample, baseline, len(diff.deltas), diff.wraps, diff.resets)
+        return Recorded(sample, baseline, len(diff.deltas), diff.wraps, diff.resets, diff.invalid)
 
     def _boot(self, reading: Reading) -> int:
         """The row of the reading's boot (created at its first reading), its last_ts moved on."""
