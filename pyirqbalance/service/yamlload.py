@@ -25,10 +25,12 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from ..errors import DataError
+
 __all__ = ["YamlLimitError", "safe_load_limited"]
 
 
-class YamlLimitError(ValueError):
+class YamlLimitError(DataError):
     """The text is not YAML, or is beyond a limit; the message is one line."""
 
 

@@ -77,13 +77,18 @@ def one_line_error(out: subprocess.CompletedProcess | str) -> str:
 
 
 def affinities(root: SysRoot) -> dict[int, int]:
-    """Every IRQ's smp_affinity in the tree, as a mask."""
+    """Every IRQ's smp_affinity in the tree, as a mask.
+
+    The fake kernel rewrites a file it took a write from (truncate, then
+    write): an empty read is read again.
+    """
     out = {}
     for name in os.listdir(root.proc("irq")):
         if name.isdigit():
-            text = root.try_read_text(root.proc("irq", name, "smp_affinity"))
-            if text is not None:
-                out[int(name)] = int(text.strip().replace(",", ""), 16)
+            path = root.proc("irq", name, "smp_affinity")
+            text = wait_for(lambda p=path: (root.try_read_text(p) or "?").strip(), 5, 0.01)
+            if text and text != "?":
+                out[int(name)] = int(text.replace(",", ""), 16)
     return out
 
 
