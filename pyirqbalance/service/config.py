@@ -485,7 +485,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def config_keys() -> dict[str, tuple[str, ...]]:
     """Every section and its keys (documentation and tests)."""
-    return {name: tuple(cls._fields) for name, (cls, _) in _SCHEMA.items()}  # type: ignore[attr-defined]
+    return {name: tuple(cls._fields) for name, (cls, _) in _SCHEMA.items()}
 
 
 #: What each key does, for the manual page pyirqbalance.yaml(5).
