@@ -1,1 +1,1 @@
-"""REST API (server), its client ``pyirqbalancectl``, overrides and the load report (issue 6)."""
+"""REST API (server), its client ``pyirqbalancectl``, overrides and the load report."""

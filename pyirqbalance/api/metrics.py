@@ -11,7 +11,6 @@ turns them off) so a 2048-IRQ machine does not flood the TSDB.
 from __future__ import annotations
 
 import errno as errno_names
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +25,6 @@ from ..history.deltas import counter_delta
 from ..kernel.procinterrupts import InterruptRow, Interrupts, ParseError, parse_interrupts
 from ..kernel.procstat import ParseError as StatParseError
 from ..kernel.procstat import Stat, parse_stat
-from ..kernel.sysroot import SysRoot
 
 __all__ = ["CONTENT_TYPE", "DEFAULT_PER_IRQ_LIMIT", "PREFIX", "Metrics"]
 
@@ -116,13 +114,32 @@ class Metrics:
         return str(irq), name, cls, node
 
 
-def _rss_bytes() -> int | None:
-    # Our own process, so the live /proc whatever sysroot the balancer reads.
-    live = SysRoot()
-    text = live.try_read_text(live.proc("self", "statm"))
-    if not text:
-        return None
-    return int(text.split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _process_families() -> Iterator[Any]:
+    """The daemon's own process: memory, CPU, open files and threads (psutil).
+
+    Our own process, so the live /proc whatever sysroot the balancer reads;
+    psutil also gives the same figures where /proc/self looks different
+    (containers with a private /proc, other kernels' field layouts).
+    """
+    import psutil  # deferred: metrics only (start-up cost)
+
+    proc = psutil.Process()
+    with proc.oneshot():
+        figures = (
+            ("resident_memory_bytes", "Resident set size of the daemon",
+             proc.memory_info().rss),
+            ("open_fds", "File descriptors the daemon has open", proc.num_fds()),
+            ("threads", "Threads of the daemon (loop, API, history, control socket)",
+             proc.num_threads()),
+        )
+        cpu = proc.cpu_times()
+    for name, text, value in figures:
+        g = GaugeMetricFamily(PREFIX + name, text)
+        g.add_metric([], value)
+        yield g
+    c = CounterMetricFamily(PREFIX + "process_cpu_seconds", "CPU time of the daemon, user + system")
+    c.add_metric([], cpu.user + cpu.system)
+    yield c
 
 
 class _SnapshotCollector(Collector):
@@ -133,12 +150,7 @@ class _SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         m = self.m
-        rss = _rss_bytes()
-        if rss is not None:
-            g = GaugeMetricFamily(PREFIX + "resident_memory_bytes",
-                                  "Resident set size of the daemon")
-            g.add_metric([], rss)
-            yield g
+        yield from _process_families()
         with m._lock:
             snaps = list(m._snapshots)
             parsed = [m._parse(s) for s in snaps]

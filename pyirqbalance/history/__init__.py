@@ -1,4 +1,4 @@
-"""Interrupt history: a SQLite store fed by the balancer's passes (issue 6)."""
+"""Interrupt history: a SQLite store fed by the balancer's passes."""
 
 from .recorder import HistoryRecorder, boot_identity, read_boot_id, reading_from_snapshot
 from .store import (

@@ -140,7 +140,8 @@ _OPTIONS = (
     _Opt("force", None, False, False,
          help="start although an irqbalance process is running"),
     _Opt("api-listen", None, True, False, arg="HOST:PORT",
-         help="serve the REST API and /metrics there (api.listen in the YAML)"),
+         help="serve the REST API there, with /metrics and the history store unless the "
+              "YAML turns them off (api.listen)"),
     _Opt("placement", None, True, False, arg="irqbalance|balanced",
          help="irqbalance's placement (default), or one that lowers the busiest CPU's "
               "interrupt time with few moves (docs/placement.md)"),
@@ -465,7 +466,8 @@ legacy options (irqbalance 1.0-1.4 semantics):
   -b, --banscript=PATH   run "PATH <sysfs path> <irq>" for PCI IRQs; non-zero exit bans
 pyirqbalance options:
       --sysroot=DIR      read /proc and /sys under DIR (a captured or fake machine)
-      --api-listen=HOST:PORT  serve the REST API and /metrics there (api.listen in the YAML)
+      --api-listen=HOST:PORT  serve the REST API there, with /metrics and the history
+                         store unless the YAML turns them off (api.listen)
       --dry-run          read everything, write nothing, do not wait; print what would
                          be done
       --format=text|json output of --dry-run (json: one object on stdout)

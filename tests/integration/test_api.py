@@ -456,6 +456,10 @@ def test_metrics(rig: Rig):
     assert irq["128"].labels["class"] == "ethernet" and irq["128"].labels["node"] == "-1"
     assert irq["130"].labels["class"] == "banned"
     assert fams["pyirqbalance_resident_memory_bytes"].samples[0].value > 0
+    # This process has at least stdin, stdout, stderr and the rig's files open.
+    assert fams["pyirqbalance_open_fds"].samples[0].value >= 3
+    assert fams["pyirqbalance_threads"].samples[0].value >= 1
+    assert fams["pyirqbalance_process_cpu_seconds"].samples[0].value > 0
     cpu = [s.value for s in fams["pyirqbalance_pass_cpu_seconds"].samples
            if s.name.endswith("_total")]
     assert cpu and cpu[0] > 0
