@@ -121,8 +121,11 @@ def format_placement_text(section: dict[str, Any]) -> str:
     ]
     if "note" in section:
         lines.append(f"  note: {section['note']}")
-    lines.append("  CPU  NOW_US  AFTER_US")
-    lines.extend(f"  {c['cpu']:<4} {c['now_us']:<7} {c['after_us']}" for c in section["cpus"])
+    rows = [(str(c["cpu"]), str(c["now_us"]), str(c["after_us"])) for c in section["cpus"]]
+    now_w = max([len("NOW_US")] + [len(now) for _, now, _ in rows])
+    after_w = max([len("AFTER_US")] + [len(after) for _, _, after in rows])
+    lines.append(f"  {'CPU':<4} {'NOW_US':>{now_w}}  {'AFTER_US':>{after_w}}")
+    lines.extend(f"  {cpu:<4} {now:>{now_w}}  {after:>{after_w}}" for cpu, now, after in rows)
     return "\n".join(lines) + "\n"
 
 
