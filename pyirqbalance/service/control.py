@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,11 +23,9 @@ class ControlAdapter:
     (interval) or ask for a rescan, as irqbalance does.
     """
 
-    def __init__(self, daemon: Daemon, pinned: Callable[[], Iterable[int]] = tuple) -> None:
+    def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.balancer = daemon.balancer
-        #: IRQs pinned through the REST API: they stay banned whatever the socket says.
-        self.pinned = pinned
         self._lock = threading.Lock()
         self._stats = b""
         self._stale = True
@@ -67,8 +64,8 @@ class ControlAdapter:
 
     def control_ban_irqs(self, irqs: tuple[int, ...]) -> None:
         b = self.balancer
-        pinned = [irq for irq in self.pinned() if irq not in irqs]
-        b.update_settings(b.settings._replace(banned_irqs=tuple(irqs) + tuple(pinned)))
+        # IRQs pinned through the REST API stay banned: the balancer adds its pins itself.
+        b.update_settings(b.settings._replace(banned_irqs=tuple(irqs)))
         b.force_rescan()
 
     def control_ban_cpus(self, cpulist: str | None) -> None:

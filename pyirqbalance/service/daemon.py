@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ..engine.balancer import Balancer, RescanWait
@@ -427,7 +427,6 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     balancer.before_first_write = OriginalAffinities(opts.state_dir, log).record
     board = StatusBoard()
     board.flags["cpu_mismatch"] = lambda: balancer.cpu_mismatch
-    pinned: Callable[[], Iterable[int]] = tuple
     cfg = opts.config
     if not opts.oneshot and (cfg.history.enabled or cfg.api.enabled or cfg.metrics.enabled):
         # Imported only when asked for: the HTTP stack is not free to load.
@@ -441,12 +440,10 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
             return EXIT_CONFIG
         daemon.services += extras.services
         daemon.listeners += extras.listeners
-        if extras.overrides is not None:
-            pinned = extras.overrides.irqs
     if opts.config.socket.enabled and not opts.oneshot:
         from ..api.uisocket import ControlSocket  # deferred: daemon only (start-up cost)
 
-        control = ControlAdapter(daemon, pinned)
+        control = ControlAdapter(daemon)
         daemon.services.append(control)
         daemon.listeners.append(control.refresh)
         sock = ControlSocket(control, run_dir=opts.run_dir, log=log)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from pyirqbalance.api.wiring import _PinnedIrqs
 from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.history.store import iso_time
 from tests.integration.test_api import Rig
+from tests.seed.live import LiveDaemon
+from tests.waiting import wait_until
+
+#: a_desktop4's timer-less legacy IRQ 9 (no PCI device): never pinned unless a test pins it.
+ACPI = 9
 
 
 def ctl_run(rig: Rig, *argv: str, tmp_path: Path) -> tuple[int, str]:
@@ -152,3 +158,39 @@ def test_seed_routes_report_kernel_refusals(tmp_path, fake_machine, counter_simu
         assert rig.overrides.items() == {128: 0xC}
     finally:
         rig.close()
+
+
+def _control(tree: Path, command: bytes) -> bytes:
+    """One request on the daemon's irqbalance control socket, as irqbalance-ui sends it."""
+    path = wait_until(lambda: next(tree.joinpath("run", "irqbalance").glob("irqbalance*.sock"),
+                                   None), 30, what="the control socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(path))
+        s.sendall(command)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(4096):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_released_pin_does_not_stay_a_socket_ban(tmp_path):
+    """A pin is the balancer's own ban: after irqbalance-ui's "settings ban irqs", releasing the
+    pin leaves only the socket's list banned (docs/uisocket.md: setup lists the banned IRQs)."""
+    daemon = LiveDaemon(tmp_path)
+    try:
+        daemon.wait_ready()
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, _ = daemon.request("PUT", f"/irqsummary/{ACPI}", data=b"cpu=1", headers=form)
+        assert status == 200
+        assert _control(daemon.tree, b"settings ban irqs 7") == b""
+        both = f"IRQ 7 LOAD 0 DIFF 0 CLASS 0 IRQ {ACPI} LOAD 0 DIFF 0 CLASS 0 ".encode()
+        wait_until(lambda: both in _control(daemon.tree, b"setup"), 30, what="both IRQs banned")
+        status, _ = daemon.request("DELETE", f"/irqsummary/{ACPI}")
+        assert status == 200
+        only = b"SLEEP 1 IRQ 7 LOAD 0 DIFF 0 CLASS 0 BANNED 00000000"
+        wait_until(lambda: _control(daemon.tree, b"setup") == only, 30,
+                   what="only the socket's ban left")
+    finally:
+        daemon.close()
