@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 VERSION = pyirqbalance.__version__
 DEB = f"pyirqbalance_{VERSION}_all.deb"
 #: What the package depends on: Debian's own packages of pyirqbalance's requirements.
-DEBIAN_DEPENDS = {"python3-yaml", "python3-flask", "python3-waitress",
+DEBIAN_DEPENDS = {"python3-yaml", "python3-psutil", "python3-flask", "python3-waitress",
                   "python3-prometheus-client", "python3-xxhash", "python3-systemd"}
 SYSTEM_PYTHON = "/usr/bin/python3"
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
