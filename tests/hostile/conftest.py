@@ -29,6 +29,7 @@ import pytest
 
 from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import MACHINES, CounterSimulator, load_machine
+from tests.controlsocket import ask as ask_control
 from tests.oracle import mkfake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,18 +251,7 @@ class LiveDaemon:
 
     def ask(self, command: bytes, timeout: float = DEADLINE) -> bytes:
         """One control-socket command as root, with credentials; the whole reply."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(self.socket_path()))
-            creds = (os.getpid(), os.getuid(), os.getgid())
-            s.sendmsg([command], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS,
-                                   b"".join(x.to_bytes(4, "little") for x in creds))])
-            chunks = []
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    return b"".join(chunks)
-                chunks.append(data)
+        return ask_control(str(self.socket_path()), command, timeout)
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.controlsocket import ask
 from tests.oracle import mkfake
 from tests.waiting import wait_until
 
@@ -84,25 +84,10 @@ def test_bad_input_is_one_line_and_an_exit_code(args, code, message):
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
-def _ask(path: str, command: bytes) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.connect(path)
-        creds = (os.getpid(), os.getuid(), os.getgid())
-        s.sendmsg([command], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS,
-                               b"".join(x.to_bytes(4, "little") for x in creds))])
-        chunks = []
-        while True:
-            data = s.recv(65536)
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
-
-
 def _try_ask(path: str, command: bytes) -> bytes | None:
     """The reply, or None while nobody listens on ``path`` yet."""
     try:
-        return _ask(path, command)
+        return ask(path, command)
     except (FileNotFoundError, ConnectionRefusedError):
         return None
 
@@ -120,10 +105,10 @@ def test_daemon_serves_the_control_socket_and_exits_0_on_sigterm(tmp_path):
         setup = wait_until(lambda: _try_ask(str(sock), b"setup"),
                            what=f"the daemon answers on {sock}")
         assert setup == b"SLEEP 1 IRQ 9 LOAD 0 DIFF 0 CLASS 0 BANNED 00000000"
-        assert _ask(str(sock), b"stats").startswith(b"TYPE 3 NUMBER -1 LOAD 0 SAVE_MODE 0 ")
+        assert ask(str(sock), b"stats").startswith(b"TYPE 3 NUMBER -1 LOAD 0 SAVE_MODE 0 ")
         proc.send_signal(signal.SIGHUP)
         # still answering after a reload (the socket is not recreated by it)
-        assert _ask(str(sock), b"setup").startswith(b"SLEEP 1 IRQ 9 ")
+        assert ask(str(sock), b"setup").startswith(b"SLEEP 1 IRQ 9 ")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         assert not sock.exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from pyirqbalance.api.overrides import OverrideRegistry
 from pyirqbalance.api.wiring import _PinnedIrqs
 from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.history.store import iso_time
+from tests.controlsocket import ask
 from tests.integration.test_api import Rig
 from tests.seed.live import LiveDaemon
 from tests.waiting import wait_until
@@ -164,15 +164,7 @@ def _control(tree: Path, command: bytes) -> bytes:
     """One request on the daemon's irqbalance control socket, as irqbalance-ui sends it."""
     path = wait_until(lambda: next(tree.joinpath("run", "irqbalance").glob("irqbalance*.sock"),
                                    None), 30, what="the control socket")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(30)
-        s.connect(str(path))
-        s.sendall(command)
-        s.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := s.recv(4096):
-            chunks.append(chunk)
-    return b"".join(chunks)
+    return ask(str(path), command, timeout=30)
 
 
 def test_a_released_pin_does_not_stay_a_socket_ban(tmp_path):
