@@ -81,6 +81,18 @@ class StatusBoard:
         self.threads: list[ThreadHealth] = []
         self.flags: dict[str, Callable[[], str | None]] = {}
         self.facts: dict[str, Callable[[], object]] = {}
+        #: time.monotonic() when the last completed pass ended (None: no pass yet).
+        self.last_pass: float | None = None
+        #: Seconds between passes (the daemon's interval, kept current across reloads).
+        self.interval: float | None = None
+        #: SIGHUP reloads, and those that failed (the running configuration was kept).
+        self.reloads = 0
+        self.reload_failures = 0
+
+    def pass_age(self) -> float | None:
+        """Seconds since the last completed pass ended (None: no pass yet)."""
+        last = self.last_pass
+        return None if last is None else max(0.0, time.monotonic() - last)
 
     def problems(self) -> list[str]:
         out = [f"{t.name}: {t.state} ({t.error})" for t in self.threads if not t.ok]

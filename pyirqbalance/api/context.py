@@ -402,6 +402,9 @@ def set_affinity(ctx: ApiContext, irq: int, mask: int, parameter: str) -> dict[s
     if mask & ~online:
         raise ApiError(400, f"{parameter}: CPU {format_cpulist(mask & ~online)} not online "
                             f"(online: {format_cpulist(online)})", parameter)
+    disown = getattr(ctx.balancer, "disown", None)
+    if disown is not None:
+        disown(irq)  # our own write, not a foreign one (engine/foreign.py)
     result = write_smp_affinity(ctx.root, irq, mask)
     if result.errno:
         status = WRITE_STATUS.get(result.errno, 409)

@@ -151,6 +151,7 @@ class _SnapshotCollector(Collector):
     def collect(self) -> Iterator[Any]:
         m = self.m
         yield from _process_families()
+        yield from _balancer_families(m.balancer)
         with m._lock:
             snaps = list(m._snapshots)
             parsed = [m._parse(s) for s in snaps]
@@ -169,6 +170,8 @@ class _SnapshotCollector(Collector):
             yield rate
         if stat is not None:
             yield from _stat_families(stat, prev_s if dt > 0 else None, m.hz, dt)
+            if prev_s is not None and dt > 0:
+                yield from _share_families(m, stat, prev_s, dt)
         yield from _irq_families(m, rows, deltas)
 
 
@@ -233,6 +236,84 @@ def _stat_families(stat: Stat, prev: Stat | None, hz: int, dt: float) -> Iterato
                 spent = max(0, getattr(t, field) - getattr(old, field))
                 g.add_metric([str(t.cpu)], spent / hz / dt)
         yield g
+
+
+def _usable_cpus(balancer: Any) -> int | None:
+    """The CPUs IRQs may use (online, not banned); None without a balancer."""
+    if balancer is None or getattr(balancer, "topo", None) is None:
+        return None
+    return int(balancer.online_cpus & ~balancer.banned_cpus)
+
+
+def _share_families(m: Metrics, stat: Stat, prev: Stat, dt: float) -> Iterator[Any]:
+    """How unbalanced the host is now: the busiest usable CPU's interrupt time
+    (irq + softirq) as a share of the last pass interval, the mean over the usable
+    CPUs, their ratio, and the placement's floor where it computed one."""
+    usable = _usable_cpus(m.balancer)
+    before = prev.by_cpu()
+    shares: dict[int, float] = {}
+    for t in stat.cpus:
+        old = before.get(t.cpu)
+        if old is None or (usable is not None and not usable >> t.cpu & 1):
+            continue
+        shares[t.cpu] = max(0, t.irq_softirq - old.irq_softirq) / m.hz / dt
+    if not shares:
+        return
+    busiest_cpu = max(shares, key=lambda c: (shares[c], -c))
+    busiest, mean = shares[busiest_cpu], sum(shares.values()) / len(shares)
+    figures = [
+        ("busiest_cpu_interrupt_time_ratio",
+         "Share of the last pass interval the busiest usable CPU spent in irq + softirq",
+         busiest),
+        ("busiest_cpu", "The usable CPU with the most irq + softirq time over the last pass "
+                        "interval", busiest_cpu),
+        ("mean_cpu_interrupt_time_ratio",
+         "Mean share of the last pass interval the usable CPUs spent in irq + softirq", mean),
+        ("usable_cpus", "CPUs IRQs may be placed on (online, not banned)", len(shares)),
+    ]
+    if mean > 0:
+        figures.append(("interrupt_time_imbalance_ratio",
+                        "Busiest usable CPU's interrupt time over the mean (1: even)",
+                        busiest / mean))
+    plan = getattr(m.balancer, "placement_plan", None)
+    floor, window = getattr(plan, "floor", None), getattr(plan, "window_s", None)
+    if floor is not None and window:
+        figures.append(("interrupt_time_floor_ratio",
+                        "The lowest busiest-CPU interrupt time share any placement could reach "
+                        "(--placement=balanced's last plan)", floor / 1e9 / window))
+    for name, text, value in figures:
+        g = GaugeMetricFamily(PREFIX + name, text)
+        g.add_metric([], value)
+        yield g
+
+
+def _balancer_families(balancer: Any) -> Iterator[Any]:
+    """Foreign smp_affinity writes (engine/foreign.py) and the originals kept for --restore."""
+    if balancer is None:
+        return
+    originals = GaugeMetricFamily(
+        PREFIX + "originals_recorded",
+        "IRQs whose smp_affinity before pyirqbalance first changed it is recorded")
+    originals.add_metric([], len(balancer.original_affinities()))
+    yield originals
+    foreign = getattr(balancer, "foreign", None)
+    enabled = GaugeMetricFamily(PREFIX + "foreign_writes_enabled",
+                                "1 while smp_affinity changes by others are looked for")
+    enabled.add_metric([], 0 if foreign is None else 1)
+    yield enabled
+    if foreign is None:
+        return
+    view = foreign.view
+    writes = CounterMetricFamily(PREFIX + "foreign_writes",
+                                 "smp_affinity changes of a balanced IRQ pyirqbalance did not make",
+                                 labels=["irq", "name"])
+    for f in view:
+        writes.add_metric([str(f.irq), f.name], f.changes)
+    yield writes
+    alone = GaugeMetricFamily(PREFIX + "irqs_left_alone",
+                              "IRQs no longer balanced because something else keeps changing them")
+    alone.add_metric([], len(foreign.left_alone))
+    yield alone
 
 
 def _irq_families(m: Metrics, rows: list[tuple[int, InterruptRow]],

@@ -342,5 +342,22 @@ def _health(ctx: ApiContext) -> dict[str, Any]:
         "overrides": {str(i): format_cpulist(m) for i, m in ctx.overrides.items().items()},
         "writes_enabled": ctx.token is not None or ctx.local_root_writes,
         "writes": {"token": ctx.token is not None, "local_root": ctx.local_root_writes},
+        "foreign_writes": _foreign_writes(b),
         **daemon,
+    }
+
+
+def _foreign_writes(balancer: Any) -> dict[str, Any]:
+    """smp_affinity changes something else made to balanced IRQs (engine/foreign.py)."""
+    foreign = getattr(balancer, "foreign", None)
+    if foreign is None:
+        return {"enabled": False}
+    view = foreign.view
+    return {
+        "enabled": True,
+        "total": sum(f.changes for f in view),
+        "max_changes": foreign.settings.max_changes,
+        "window_s": foreign.settings.window_s,
+        "left_alone": sorted(foreign.left_alone),
+        "irqs": {str(f.irq): f.to_json() for f in view},
     }

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..kernel import procinterrupts, procirq, procstat, sysfs
 from ..kernel.cmdline import read_cmdline
@@ -46,6 +46,9 @@ from .model import BalancerSettings, Decision, HintPolicy, PassReport, Snapshot
 from .placement import calculate_placement
 from .reasons import explain_irq
 from .topology import NO_NODE, BannedCpus, Topology, TopoObj, build_topology, compute_banned_cpus
+
+if TYPE_CHECKING:
+    from .foreign import ForeignWrites  # set by the daemon only
 
 __all__ = ["Balancer", "PolicyHook", "RescanWait"]
 
@@ -137,6 +140,9 @@ class Balancer:
         self.cpu_mismatch: str | None = None
         self._rebuilds = 0  # rebuilds since the last pass that balanced
         self._mismatch_logged = -MISMATCH_LOG_INTERVAL
+        #: smp_affinity changes pyirqbalance did not make (engine/foreign.py);
+        #: None: not looked for. Only a writing balancer looks.
+        self.foreign: ForeignWrites | None = None
 
     # ------------------------------------------------------------------
     # properties other components read
@@ -397,8 +403,9 @@ class Balancer:
         self.need_rescan = True
 
     def _with_pins(self, settings: BalancerSettings) -> BalancerSettings:
+        left_alone = self.foreign.left_alone if self.foreign is not None else ()
         return settings._replace(
-            banned_irqs=tuple(sorted({*self._configured_bans, *self._pinned})))
+            banned_irqs=tuple(sorted({*self._configured_bans, *self._pinned, *left_alone})))
 
     def pin_irq(self, irq: int) -> None:
         """Leave ``irq`` alone from now on (banned), touching no other IRQ and no tree.
@@ -409,6 +416,26 @@ class Balancer:
             self._pinned.add(irq)
             self.settings = self._with_pins(self.settings)
             self.db.ban(irq, self.rebalance)
+
+    def disown(self, irq: int) -> None:
+        """pyirqbalance writes ``irq`` outside a pass (an API pin): not a foreign write."""
+        with self.lock:
+            if self.foreign is not None:
+                self.foreign.disown(irq)
+
+    def _check_foreign(self) -> None:
+        """Foreign writes since the last pass; IRQs fought over too often are banned."""
+        foreign = self.foreign
+        if foreign is None or not self.write:
+            return
+        if self.cycle == 0:
+            foreign.forget()  # a (re)built tree: expectations are learnt again
+            return
+        left = foreign.check(self.root, self.irqs)
+        if left:
+            self.settings = self._with_pins(self.settings)
+            for irq in left:
+                self.db.ban(irq, self.rebalance)
 
     def unpin_irq(self, irq: int) -> None:
         """Hand a pinned IRQ back: it is placed at the next pass like a new IRQ.
@@ -496,6 +523,7 @@ class Balancer:
         topo = self._tree
         stat = self._read_stat()
         self._parse_stat(stat)
+        self._check_foreign()
         if self.settings.placement == "balanced":
             self._plan_balanced(stat)
         elif self.cycle:
@@ -512,6 +540,8 @@ class Balancer:
             self.root, self.irqs, topo.online, self.rebalance,
             banned=topo.banned, write=self.write, log=self.log.debug,
         )
+        if self.foreign is not None and self.write:
+            self.foreign.learn(self.root, activations)
         for act in activations:
             self.db.activations[act.irq] = act
             written = act.write

@@ -30,6 +30,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DaemonConfig",
+    "ForeignWritesConfig",
     "HistorySection",
     "HooksConfig",
     "KeyDoc",
@@ -145,6 +146,14 @@ class MetricsConfig(NamedTuple):
     per_irq_limit: int = 256
 
 
+class ForeignWritesConfig(NamedTuple):
+    """``foreign_writes:`` -- smp_affinity changes something else made (docs/monitoring.md)."""
+
+    enabled: bool = True
+    max_changes: int = 3
+    window_s: float = 3600
+
+
 class SocketConfig(NamedTuple):
     """``socket:`` -- irqbalance's control socket (irqbalance-ui, scripts)."""
 
@@ -161,6 +170,7 @@ class Config(NamedTuple):
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     socket: SocketConfig = SocketConfig()
+    foreign_writes: ForeignWritesConfig = ForeignWritesConfig()
 
 
 # --------------------------------------------------------------------------
@@ -406,6 +416,11 @@ _SCHEMA: dict[str, tuple[Any, dict[str, Check]]] = {
     "socket": (SocketConfig, {
         "enabled": _bool,
     }),
+    "foreign_writes": (ForeignWritesConfig, {
+        "enabled": _bool,
+        "max_changes": _int(0, 1_000_000),
+        "window_s": _number(1, 31_536_000),
+    }),
 }
 
 
@@ -552,6 +567,13 @@ KEY_DESCRIPTIONS = {
     "metrics.per_irq_limit": "At most this many per-IRQ series, busiest first; 0 is none.",
     "socket.enabled": "irqbalance's control socket (irqbalance-ui, settings and stats "
                       "commands).",
+    "foreign_writes.enabled": "Each pass, compare every balanced IRQ's smp_affinity with what "
+                              "pyirqbalance last wrote or found; a change it did not make is "
+                              "logged, counted and shown in metrics and health.",
+    "foreign_writes.max_changes": "After this many foreign changes to one IRQ within window_s, "
+                                  "leave that IRQ alone until a reload or restart; 0 never does.",
+    "foreign_writes.window_s": "Seconds over which foreign changes to one IRQ are counted for "
+                               "max_changes.",
 }
 
 

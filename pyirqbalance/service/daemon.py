@@ -135,11 +135,15 @@ class Daemon:
         self._listener_failed: set[int] = set()
         self._last_ping = time.monotonic()
         self.passes = 0
+        #: What health and metrics show of the daemon (threads, last pass, reloads).
+        self.board = StatusBoard()
+        self.board.interval = self.interval
 
     # -- waiting -------------------------------------------------------
 
     def set_interval(self, seconds: int) -> None:
         self.interval = seconds
+        self.board.interval = seconds
 
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` (also a rescan pass's wait); False once asked to stop.
@@ -177,19 +181,23 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: configuration again, new settings, rescan at the next pass."""
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        self.board.reloads += 1
         if self._reload is not None:
             try:
                 opts = self._reload()
             except (ConfigError, UsageError) as err:
+                self.board.reload_failures += 1
                 self.log.error("reload failed, keeping the running configuration: %s", err)
                 self.notifier.notify("READY=1", self._status())
                 return
             except Exception as err:  # noqa: BLE001 - a reload never ends the daemon
+                self.board.reload_failures += 1
                 self.log.error("reload failed, keeping the running configuration: %s: %s",
                                type(err).__name__, str(err)[:200])
                 self.notifier.notify("READY=1", self._status())
                 return
             self.opts = opts
+            _watch_foreign_writes(self.balancer, opts, self.log)
             # What the control socket set (irqbalance-ui "settings cpus") outlives a reload.
             self.balancer.update_settings(opts.settings._replace(
                 socket_banned_cpulist=self.balancer.settings.socket_banned_cpulist))
@@ -219,6 +227,7 @@ class Daemon:
             self.balancer.force_rescan()
             return None
         self.passes += 1
+        self.board.last_pass = time.monotonic()
         if report.cycle == 0 and not self.opts.oneshot:
             _settle_collector()  # a (re)built tree and database: kept until the next rebuild
         if self.log.isEnabledFor(logging.DEBUG):
@@ -281,6 +290,32 @@ class Daemon:
 def _name(service: Service) -> str:
     """A service's name for a log line (its class, without the module)."""
     return type(service).__name__
+
+
+def _watch_foreign_writes(balancer: Balancer, opts: Options, log: logging.Logger) -> None:
+    """Look for foreign smp_affinity writes as ``foreign_writes:`` says (a reload
+    hands back the IRQs left alone)."""
+    cfg = opts.config.foreign_writes
+    if not cfg.enabled or opts.oneshot:
+        balancer.foreign = None
+        return
+    from ..engine.foreign import ForeignSettings, ForeignWrites  # deferred: daemons only
+
+    settings = ForeignSettings(cfg.max_changes, cfg.window_s)
+    if balancer.foreign is None:
+        balancer.foreign = ForeignWrites(settings, log=log)
+    else:
+        balancer.foreign.settings = settings
+        balancer.foreign.reset()
+
+
+def _left_alone(balancer: Balancer) -> str | None:
+    """The problem flag of IRQs left alone after foreign writes (None: none)."""
+    foreign = balancer.foreign
+    if foreign is None or not foreign.left_alone:
+        return None
+    irqs = ", ".join(str(irq) for irq in sorted(foreign.left_alone))
+    return f"IRQ {irqs} left alone: something else keeps changing their smp_affinity"
 
 
 def _settle_collector() -> None:
@@ -425,8 +460,10 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         log.warning("Balancing is ineffective on systems with a single cpu.  Shutting down")
         return EXIT_OK
     balancer.before_first_write = OriginalAffinities(opts.state_dir, log).record
-    board = StatusBoard()
+    _watch_foreign_writes(balancer, opts, log)
+    board = daemon.board
     board.flags["cpu_mismatch"] = lambda: balancer.cpu_mismatch
+    board.flags["irqs_left_alone"] = lambda: _left_alone(balancer)
     cfg = opts.config
     if not opts.oneshot and (cfg.history.enabled or cfg.api.enabled or cfg.metrics.enabled):
         # Imported only when asked for: the HTTP stack is not free to load.
