@@ -88,6 +88,7 @@ class StatusBoard:
         #: SIGHUP reloads, and those that failed (the running configuration was kept).
         self.reloads = 0
         self.reload_failures = 0
+        self.last_reload_ok = True
 
     def pass_age(self) -> float | None:
         """Seconds since the last completed pass ended (None: no pass yet)."""

@@ -10,8 +10,10 @@
   balancing meanwhile);
 * ``pyirqbalance_last_pass_age_seconds``, ``pyirqbalance_pass_interval_seconds``
   -- how long ago the last pass ended (monotonic clock) and how often one runs;
-* ``pyirqbalance_config_reloads_total``, ``pyirqbalance_config_reload_failures_total``;
-* ``pyirqbalance_history_enabled`` -- 1 while the history store records.
+* ``pyirqbalance_config_reloads_total``, ``pyirqbalance_config_reload_failures_total``,
+  ``pyirqbalance_config_last_reload_successful``;
+* ``pyirqbalance_history_enabled`` -- 1 while the configured history store
+  records, 0 once it cannot (no series when history is off).
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class StatusCollector(Collector):
             c = CounterMetricFamily(PREFIX + name, text)
             c.add_metric([], float(value))
             yield c
+        ok = GaugeMetricFamily(PREFIX + "config_last_reload_successful",
+                               "0 after a reload that failed, until one succeeds")
+        ok.add_metric([], 1.0 if b.last_reload_ok else 0.0)
+        yield ok
         if self.history_enabled is not None:
             g = GaugeMetricFamily(PREFIX + "history_enabled",
                                   "1 while the history store records passes")

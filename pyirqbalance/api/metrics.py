@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import __version__
+from ..engine.activate import ERRNO_POLICY
 from ..engine.model import PassReport, Snapshot
 from ..history.deltas import counter_delta
 from ..kernel.procinterrupts import InterruptRow, Interrupts, ParseError, parse_interrupts
@@ -52,6 +53,8 @@ class Metrics:
                                 registry=r)
         self.write_errors = Counter(PREFIX + "affinity_write_errors",
                                     "smp_affinity writes the kernel refused", ["errno"], registry=r)
+        for err in ERRNO_POLICY:  # the refusals the kernel is known for start at 0
+            self.write_errors.labels(errno_names.errorcode[err])
         self.duration = Histogram(PREFIX + "pass_duration_seconds", "Duration of a balancing pass",
                                   buckets=_DURATION_BUCKETS, registry=r)
         self.cpu = Counter(PREFIX + "pass_cpu_seconds", "CPU time spent in balancing passes",
@@ -304,8 +307,12 @@ def _balancer_families(balancer: Any) -> Iterator[Any]:
     if foreign is None:
         return
     view = foreign.view
-    writes = CounterMetricFamily(PREFIX + "foreign_writes",
-                                 "smp_affinity changes of a balanced IRQ pyirqbalance did not make",
+    total = CounterMetricFamily(PREFIX + "foreign_writes",
+                                "smp_affinity changes of balanced IRQs pyirqbalance did not make")
+    total.add_metric([], sum(f.changes for f in view))
+    yield total
+    writes = CounterMetricFamily(PREFIX + "irq_foreign_writes",
+                                 "smp_affinity changes of this IRQ pyirqbalance did not make",
                                  labels=["irq", "name"])
     for f in view:
         writes.add_metric([str(f.irq), f.name], f.changes)

@@ -114,7 +114,7 @@ def build_extras(config: Config, root: SysRoot, balancer: Any,
         metrics = Metrics(balancer, per_irq_limit=config.metrics.per_irq_limit,
                           hz=balancer.settings.hz)
         metrics.registry.register(StatusCollector(
-            board, history_enabled=lambda: recorder is not None and recorder.error is None))
+            board, history_enabled=None if recorder is None else lambda: recorder.error is None))
     if config.api.enabled:
         a = config.api
         registry = OverrideRegistry(history.path if history else None, log=log)

@@ -187,16 +187,19 @@ class Daemon:
                 opts = self._reload()
             except (ConfigError, UsageError) as err:
                 self.board.reload_failures += 1
+                self.board.last_reload_ok = False
                 self.log.error("reload failed, keeping the running configuration: %s", err)
                 self.notifier.notify("READY=1", self._status())
                 return
             except Exception as err:  # noqa: BLE001 - a reload never ends the daemon
                 self.board.reload_failures += 1
+                self.board.last_reload_ok = False
                 self.log.error("reload failed, keeping the running configuration: %s: %s",
                                type(err).__name__, str(err)[:200])
                 self.notifier.notify("READY=1", self._status())
                 return
             self.opts = opts
+            self.board.last_reload_ok = True
             _watch_foreign_writes(self.balancer, opts, self.log)
             # What the control socket set (irqbalance-ui "settings cpus") outlives a reload.
             self.balancer.update_settings(opts.settings._replace(

@@ -109,7 +109,7 @@ def test_a_change_between_passes_is_counted_and_the_first_logged(tmp_path, caplo
 
 
 def test_our_own_writes_are_not_foreign(tmp_path):
-    b, root = _balancer(tmp_path)
+    b, _root = _balancer(tmp_path)
     for _ in range(3):
         b.run_pass()
     assert b.foreign.total == 0
@@ -202,6 +202,7 @@ def test_metrics_show_the_foreign_writes(tmp_path):
     b.run_pass()
     text = Metrics(b).render().decode()
     name = b.foreign.view[0].name
-    assert f'pyirqbalance_foreign_writes_total{{irq="{NIC_QUEUE}",name="{name}"}} 1.0' in text
+    assert f'pyirqbalance_irq_foreign_writes_total{{irq="{NIC_QUEUE}",name="{name}"}} 1.0' in text
+    assert "pyirqbalance_foreign_writes_total 1.0" in text
     assert "pyirqbalance_irqs_left_alone 1.0" in text
     assert "pyirqbalance_foreign_writes_enabled 1.0" in text
