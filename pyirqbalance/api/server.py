@@ -41,7 +41,7 @@ from .context import (
     parse_time,
 )
 from .metrics import CONTENT_TYPE, Metrics
-from .routes_seed import seed_blueprint
+from .routes_seed import seed_blueprint, seed_json
 from .routes_v1 import v1_blueprint
 
 __all__ = [
@@ -167,6 +167,7 @@ def _error(status: int, message: str, parameter: str | None = None) -> Response:
         body["parameter"] = parameter
     if not request.path.startswith("/api/"):
         body["message"] = message  # what the seed clients print
+        return seed_json(body, status)
     resp = jsonify(body)
     resp.status_code = status
     return resp
@@ -309,6 +310,12 @@ class ApiService:
             self.stop()
             raise
         self._stopping.clear()
+        try:
+            # A first reading before the first pass: the seed windows of the daemon's
+            # first seconds count from it.
+            self.ctx.live.latest()
+        except ApiError as err:
+            self.ctx.log.warning("API: %s", err.message)
         for srv, health in zip(self._servers, self.health):
             t = threading.Thread(
                 target=supervise, args=(lambda srv=srv: self._serve(srv), health, self.ctx.log),

@@ -50,6 +50,7 @@ __all__ = [
     "HistoryStore",
     "IrqMeta",
     "IrqTotal",
+    "LastReading",
     "Reading",
     "Recorded",
     "SeriesRow",
@@ -162,6 +163,15 @@ class Recorded:
     #: kernel prints); the counter keeps its last good value, so the next good
     #: reading's delta covers the gap.
     invalid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LastReading:
+    """The current boot's last recorded counters: label -> CPU -> value (absent: 0)."""
+
+    boot_id: str
+    ts: float
+    values: dict[str, dict[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,6 +601,18 @@ class HistoryStore:
             self._db.execute(sql, params)
         except sqlite3.DatabaseError as err:
             raise HistoryError(f"history store {self.path}: {err}") from err
+
+    def last_reading(self) -> LastReading | None:
+        """The last recorded reading's boot, time and absolute counters (None: nothing yet)."""
+        boot_id, ts = self._meta_get("boot_id"), self._meta_get("last_ts")
+        if boot_id is None or ts is None:
+            return None
+        values: dict[str, dict[int, int]] = {}
+        for label, cpu, value in self._query(
+                f"SELECT s.label, l.cell & {_CPU_MASK}, l.value FROM lastval l "
+                f"JOIN series s ON s.series = l.cell >> {CPU_BITS}"):
+            values.setdefault(label, {})[cpu] = value
+        return LastReading(boot_id, float(ts), values)
 
     def boots(self) -> tuple[Boot, ...]:
         return tuple(
