@@ -9,6 +9,9 @@
 * an autouse session guard that fails the run if any test changed the real
   /proc/irq/*/smp_affinity.
 * a Hypothesis profile without deadlines or the too-slow health check (no timing asserts).
+* an autouse fixture that gives every in-process ``cli.main``/``ctl.main`` the suite's
+  explicit configuration instead of the host's /etc/pyirqbalance/pyirqbalance.yaml
+  (tests/hermetic.py; subprocesses get it through ``pyirqbalance_argv``).
 * an autouse guard that thaws what an in-process daemon froze (``gc.freeze`` after
   each build), so the next test's garbage is collected as usual.
 
@@ -18,6 +21,7 @@ Trees live under pytest's ``tmp_path``; nothing here writes the real /proc or /s
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from pyirqbalance.kernel.sysroot import KernelReadError, SysRoot
+from tests import hermetic
 from tests.oracle import mkfake
 
 # Hypothesis' per-example deadline (200 ms) and its "generation too slow" health check are
@@ -223,6 +228,14 @@ def changed_affinities(
     return sorted(
         (irq for irq in before.keys() & after.keys() if before[irq] != after[irq]), key=int
     )
+
+
+@pytest.fixture(autouse=True)
+def hermetic_default_config(monkeypatch):
+    """Where the product would read /etc/pyirqbalance/pyirqbalance.yaml, it reads the
+    suite's empty configuration (every default) instead."""
+    for module, name in hermetic.DEFAULT_CONFIG_READERS:
+        monkeypatch.setattr(importlib.import_module(module), name, str(hermetic.DEFAULTS_CONFIG))
 
 
 @pytest.fixture(autouse=True)

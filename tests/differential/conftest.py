@@ -37,9 +37,10 @@ def require_oracle() -> None:
 
 
 def require_pyirqbalance() -> None:
+    """Skip for the environment only; a pyirqbalance that cannot start fails the test."""
     ok, why = harness.have_pyirqbalance()
     if not ok:
-        pytest.skip(why)
+        pytest.fail(why)
     ok, why = harness.can_unshare()
     if not ok and not Path("/dev/shm").is_dir():
         pytest.skip(f"no private namespace ({why}) and no /dev/shm tmpfs to stage the tree")

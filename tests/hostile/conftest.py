@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -30,6 +29,7 @@ import pytest
 from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import MACHINES, CounterSimulator, load_machine
 from tests.controlsocket import ask as ask_control
+from tests.hermetic import pyirqbalance_argv
 from tests.oracle import mkfake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def env() -> dict[str, str]:
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """``python -m pyirqbalance ARGS`` to completion."""
-    return subprocess.run([sys.executable, "-m", "pyirqbalance", *args], capture_output=True,
+    return subprocess.run(pyirqbalance_argv(*args), capture_output=True,
                           text=True, env=env(), timeout=timeout)
 
 
@@ -167,7 +167,7 @@ class LiveDaemon:
         self.kernel.start()
         self._log = open(self.log_path, "w")  # noqa: SIM115 - the daemon's stderr until stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyirqbalance", "--foreground", "--interval=1",
+            [*pyirqbalance_argv(), "--foreground", "--interval=1",
              f"--config={self.config}", f"--sysroot={self.tree}", *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=env())
         if wait:

@@ -15,10 +15,10 @@ import copy
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from pyirqbalance.api import ctl
+from tests.hermetic import pyirqbalance_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ EXPECTED = {
 
 def _dry_run(tree: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pyirqbalance", "--dry-run", f"--sysroot={tree}", *extra],
+        [*pyirqbalance_argv(), "--dry-run", f"--sysroot={tree}", *extra],
         capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )

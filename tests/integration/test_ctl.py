@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from pyirqbalance.api import ctl
 from pyirqbalance.api.report import NO_TOPOLOGY_NOTE
 from pyirqbalance.history import HistoryStore
+from tests.hermetic import pyirqbalance_argv
 from tests.integration.test_api import TOKEN, WRAP_IRQ, WRAP_RATE, Rig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +170,7 @@ def test_report_through_api(rig: Rig):
 
 def _dry_run(tree: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "pyirqbalance", "--dry-run", "--format=json", f"--sysroot={tree}"],
+        [*pyirqbalance_argv(), "--dry-run", "--format=json", f"--sysroot={tree}"],
         capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
     )
     return json.loads(proc.stdout)

@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from pyirqbalance.service.control import ControlAdapter
 from pyirqbalance.service.daemon import Daemon, _Signals
 from pyirqbalance.service.notify import Notifier
 from pyirqbalance.service.rivals import find_irqbalance, is_irqbalance
+from tests.hermetic import pyirqbalance_argv
 from tests.oracle import mkfake
 from tests.waiting import is_dead, read_when_complete, wait_dead, wait_until
 
@@ -58,7 +58,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pyirqbalance", *args], capture_output=True,
+    return subprocess.run(pyirqbalance_argv(*args), capture_output=True,
                           text=True, env=env or clean_env(), timeout=120)
 
 
@@ -82,7 +82,7 @@ class Daemonized:
         self.stderr_path = tmp_path / "stderr.log"
         with open(self.stderr_path, "w") as stderr:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pyirqbalance", "--foreground", "--sysroot", str(tree),
+                [*pyirqbalance_argv(), "--foreground", "--sysroot", str(tree),
                  *args],
                 env=clean_env(NOTIFY_SOCKET=path, **env), stdout=subprocess.DEVNULL,
                 stderr=stderr, text=True)

@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.controlsocket import ask
+from tests.hermetic import pyirqbalance_argv
 from tests.oracle import mkfake
 from tests.waiting import wait_until
 
@@ -29,7 +29,7 @@ def _run(*args: str, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for var in ("IRQBALANCE_ONESHOT", "IRQBALANCE_DEBUG", "IRQBALANCE_ARGS", "INVOCATION_ID"):
         env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "pyirqbalance", *args], capture_output=True,
+    return subprocess.run(pyirqbalance_argv(*args), capture_output=True,
                           text=True, env=env, timeout=60, **kw)
 
 
@@ -96,7 +96,7 @@ def _try_ask(path: str, command: bytes) -> bytes | None:
 def test_daemon_serves_the_control_socket_and_exits_0_on_sigterm(tmp_path):
     tree = _tree(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "pyirqbalance", "--foreground", "--interval=1",
+    proc = subprocess.Popen([*pyirqbalance_argv(), "--foreground", "--interval=1",
                              "--banirq=9", "--sysroot", str(tree)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from ..hermetic import pyirqbalance_argv
 from . import mkfake
 
 __all__ = [
@@ -123,10 +124,13 @@ def have_oracle() -> tuple[bool, str]:
 
 @cache
 def have_pyirqbalance() -> tuple[bool, str]:
-    """Does ``python3 -m pyirqbalance`` take ``--sysroot`` and ``--oneshot``?"""
+    """Does ``python3 -m pyirqbalance --help`` work and name ``--sysroot`` and ``--oneshot``?
+
+    ``(False, why)`` is a broken product, not a missing environment: callers fail on it.
+    """
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "pyirqbalance", "--help"],
+            pyirqbalance_argv("--help"),
             capture_output=True,
             text=True,
             env=_env(None),
@@ -136,7 +140,8 @@ def have_pyirqbalance() -> tuple[bool, str]:
         return False, f"python3 -m pyirqbalance --help: {err}"
     text = out.stdout + out.stderr
     if out.returncode != 0 or "--sysroot" not in text or "--oneshot" not in text:
-        return False, "python3 -m pyirqbalance lacks --oneshot --sysroot (engine not there yet)"
+        return False, (f"python3 -m pyirqbalance --help exited {out.returncode} or lacks "
+                       f"--oneshot/--sysroot: {text.strip()[-500:]}")
     return True, ""
 
 
@@ -156,9 +161,10 @@ def irqbalance_version() -> str:
 
 
 def pyirqbalance_command(*args: str) -> list[str]:
-    """argv of pyirqbalance on the staged tree:
-    ``python3 -m pyirqbalance --sysroot {sysroot} ARGS``."""
-    return [sys.executable, "-m", "pyirqbalance", f"--sysroot={SYSROOT}", *args]
+    """argv of pyirqbalance on the staged tree with the suite's explicit configuration:
+    ``python3 -m pyirqbalance --config=DEFAULTS --sysroot {sysroot} ARGS`` (never the
+    host's /etc/pyirqbalance/pyirqbalance.yaml; a ``--config`` in ARGS wins)."""
+    return [*pyirqbalance_argv(), f"--sysroot={SYSROOT}", *args]
 
 
 # --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import pyirqbalance
+from tests.hermetic import DEFAULTS_CONFIG, pyirqbalance_argv
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = pyirqbalance.__version__
@@ -305,7 +306,7 @@ def test_installed_commands_run_on_debian_versions(system_python, extracted, fak
     assert out.returncode == 0, out.stderr
     packaged = json.loads(out.stdout)
     # the same decisions as the source tree under test makes
-    source = run(sys.executable, "-m", "pyirqbalance", "--oneshot", "--dry-run",
+    source = run(*pyirqbalance_argv(), "--oneshot", "--dry-run",
                  "--format=json", f"--sysroot={root.base}", config, cwd=REPO)
     assert source.returncode == 0, source.stderr
     targets = {i["irq"]: i["target_mask"] for i in json.loads(source.stdout)["irqs"]}
@@ -313,8 +314,8 @@ def test_installed_commands_run_on_debian_versions(system_python, extracted, fak
     assert {i["irq"]: i["target_mask"] for i in packaged["irqs"]} == targets
     assert {p: p.read_bytes() for p in before} == before
     # the Flask application of pyirqbalancectl, run in-process on bookworm's Flask
-    out = run_script(extracted, "pyirqbalancectl", "--local", "--sysroot", str(root.base),
-                     "--json", "distribution")
+    out = run_script(extracted, "pyirqbalancectl", f"--config={DEFAULTS_CONFIG}", "--local",
+                     "--sysroot", str(root.base), "--json", "distribution")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import CounterSimulator
+from tests.hermetic import pyirqbalance_argv
 from tests.oracle import mkfake
 from tests.waiting import wait_until
 
@@ -79,7 +80,7 @@ class LiveDaemon:
                and k != "INVOCATION_ID"}
         env["PYTHONPATH"] = str(ROOT)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyirqbalance", "--foreground", "--interval=1",
+            [*pyirqbalance_argv(), "--foreground", "--interval=1",
              f"--sysroot={self.tree}", f"--config={cfg}",
              f"--api-listen=127.0.0.1:{self.port}", *extra_args],
             env=env, stdout=subprocess.DEVNULL, stderr=self._log_file)
