@@ -8,6 +8,8 @@
   one balancing pass, applying the smp_affinity writes the balancer made.
 * an autouse session guard that fails the run if any test changed the real
   /proc/irq/*/smp_affinity.
+* with ``CI`` set, a check that fails the session when a tier of :data:`CI_TIERS` that the
+  run covered executed no test (every test skipped or deselected).
 * a Hypothesis profile without deadlines or the too-slow health check (no timing asserts).
 * an autouse fixture that gives every in-process ``cli.main``/``ctl.main`` the suite's
   explicit configuration instead of the host's /etc/pyirqbalance/pyirqbalance.yaml
@@ -255,3 +257,71 @@ def real_proc_irq_untouched():
     if changed:
         details = ", ".join(f"{irq}: {before[irq]!r} -> {after[irq]!r}" for irq in changed)
         pytest.fail(f"the test suite changed real smp_affinity files: {details}")
+
+
+# --------------------------------------------------------------------------
+# CI: every tier ran something
+# --------------------------------------------------------------------------
+
+#: Tiers whose tests skip for the environment (root, unshare, irqbalance, tmux, Debian tools):
+#: name -> path under the repository. Where CI provides all of that, a tier in which not one
+#: test ran means a broken machine or a broken suite, and the session fails.
+CI_TIERS = {
+    "differential": "tests/differential",
+    "hostile": "tests/hostile",
+    "seed": "tests/seed",
+    "packaging": "tests/packaging",
+    "uisocket-live": "tests/integration/test_uisocket_live.py",
+    "realkernel": "tests/realkernel",
+}
+
+ROOT = Path(__file__).resolve().parent.parent
+_tier_ran: dict[str, int] = {}
+
+
+def _tier_of(nodeid: str) -> str | None:
+    path = nodeid.split("::", 1)[0]
+    for name, where in CI_TIERS.items():
+        if path == where or path.startswith(where + "/"):
+            return name
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count the tests that ran (passed or failed their call phase) per tier."""
+    if report.when == "call":
+        tier = _tier_of(report.nodeid)
+        if tier is not None:
+            _tier_ran[tier] = _tier_ran.get(tier, 0) + 1
+
+
+def covered_tiers(args: list[str], cwd: Path, rootdir: Path) -> list[str]:
+    """The tiers the paths the session was asked to run reach into (``pytest -q``: all)."""
+    paths = [(cwd / a.split("::", 1)[0]).resolve() for a in args] or [rootdir / "tests"]
+    tiers = {name: (rootdir / where).resolve() for name, where in CI_TIERS.items()}
+    return [name for name, where in tiers.items()
+            if any(where.is_relative_to(p) or p.is_relative_to(where) for p in paths)]
+
+
+def idle_tiers(ran: dict[str, int], covered: list[str]) -> list[str]:
+    """The covered tiers in which no test ran."""
+    return [name for name in covered if not ran.get(name)]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CI", "").lower() in ("", "0", "false", "no"):
+        return
+    config = session.config
+    idle = idle_tiers(_tier_ran, covered_tiers(list(config.args), config.invocation_params.dir,
+                                               ROOT))
+    if not idle:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for name in idle:
+        line = (f"CI: no test of the {name} tier ({CI_TIERS[name]}) ran: "
+                "all skipped or none collected (see the skip reasons above)")
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        else:
+            print(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

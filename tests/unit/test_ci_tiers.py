@@ -1,0 +1,52 @@
+"""With CI set, a session in which a whole tier skipped fails (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import CI_TIERS, covered_tiers, idle_tiers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_tiers_exist():
+    for where in CI_TIERS.values():
+        assert (ROOT / where).exists(), where
+
+
+def test_covered_tiers_follow_the_paths_given():
+    every = list(CI_TIERS)
+    assert covered_tiers([], ROOT, ROOT) == every
+    assert covered_tiers(["tests"], ROOT, ROOT) == every
+    assert covered_tiers(["."], ROOT / "tests", ROOT) == every
+    assert covered_tiers(["tests/unit"], ROOT, ROOT) == []
+    assert covered_tiers(["tests/integration"], ROOT, ROOT) == ["uisocket-live"]
+    assert covered_tiers(["tests/seed/test_defects.py::test_x"], ROOT, ROOT) == ["seed"]
+
+
+def test_idle_tiers_are_those_without_a_run_test():
+    assert idle_tiers({"seed": 3}, ["seed", "hostile"]) == ["hostile"]
+    assert idle_tiers({"seed": 3, "hostile": 1}, ["seed", "hostile"]) == []
+
+
+def _pytest(*args: str, ci: bool) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci:
+        env["CI"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_tier_that_ran_nothing_fails_the_session_in_ci():
+    # every packaging test deselected: as if all of them had skipped
+    args = ("tests/packaging", "-k", "no_test_has_this_name")
+    out = _pytest(*args, ci=True)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "no test of the packaging tier (tests/packaging) ran" in out.stdout
+    # outside CI the run is only "no tests ran" (5), without the tier message
+    out = _pytest(*args, ci=False)
+    assert out.returncode == 5 and "packaging tier" not in out.stdout
