@@ -13,7 +13,7 @@ import pytest
 from pyirqbalance.engine.classify import IrqInfo, IrqType
 from pyirqbalance.engine.irqlist import find_overloaded_objects
 from pyirqbalance.engine.load import apply_cpu_times, propagate_loads
-from pyirqbalance.engine.model import BalanceLevel, IrqClass
+from pyirqbalance.engine.model import BalanceLevel, HintPolicy, IrqClass
 from pyirqbalance.engine.placement import calculate_placement, find_best_object
 from pyirqbalance.engine.topology import ALL_CPUS, ObjType, Topology, TopoObj
 
@@ -118,6 +118,52 @@ def test_migration_selection_with_migrateval_2():
     rebalance: list[IrqInfo] = []
     find_overloaded_objects(topo.cpus, rebalance, migrateval=2, powerthresh=None)
     assert rebalance == [irqs["A"]]
+
+
+def _two_cpus_holding(loads: list[int]) -> tuple[Topology, list[IrqInfo]]:
+    """CPU0 holds IRQs of ``loads`` (its load is their sum); CPU1 is idle."""
+    topo = _tree([[0, 1]])
+    cpu0, cpu1 = topo.cpus
+    cpu0.load, cpu1.load = sum(loads), 0
+    irqs = []
+    for n, load in enumerate(loads):
+        info = _irq(n, IrqClass.ETHERNET, BalanceLevel.CORE, topo.nodes[1])
+        info.load = load
+        _attach(info, cpu0)
+        irqs.append(info)
+    return topo, irqs
+
+
+def test_a_move_that_only_swaps_the_two_loads_is_not_made():
+    # irqbalance irqlist.c move_candidate_irqs: an IRQ is taken only if
+    # min_load + load < delta + (adjustment_load - load), strictly. CPU0 = 50 + 50, CPU1 = 0:
+    # 0 + 50 < 0 + (100 - 50) is false for both (moving one gives 50 / 50 -> 50 / 50 again).
+    topo, irqs = _two_cpus_holding([50, 50])
+    rebalance: list[IrqInfo] = []
+    find_overloaded_objects(topo.cpus, rebalance, migrateval=0, powerthresh=None)
+    assert rebalance == []
+    assert all(i.assigned is topo.cpus[0] and not i.moved for i in irqs)
+    # one less on one of them and the rule holds: 0 + 49 < 101 - 49
+    topo, irqs = _two_cpus_holding([51, 49])
+    find_overloaded_objects(topo.cpus, rebalance, migrateval=0, powerthresh=None)
+    assert rebalance == [irqs[1]]
+
+
+def test_an_irq_with_an_exact_hint_is_never_migrated():
+    # --hintpolicy=exact (irqbalance 1.0-1.1): the driver's affinity_hint decides where the
+    # IRQ goes, so move_candidate_irqs passes it over. In _migration_setup B (30) is the one
+    # selected; with an exact hint on B nothing is (A = 60 fails the rule, C = 1 is too light).
+    topo, irqs = _migration_setup()
+    irqs["B"].hint, irqs["B"].hintpolicy = 1 << 1, HintPolicy.EXACT
+    rebalance: list[IrqInfo] = []
+    find_overloaded_objects(topo.cpus, rebalance, migrateval=0, powerthresh=None)
+    assert rebalance == []
+    # the hint alone, or a subset policy, does not keep it
+    for policy in (HintPolicy.SUBSET, HintPolicy.IGNORE):
+        topo, irqs = _migration_setup()
+        irqs["B"].hint, irqs["B"].hintpolicy = 1 << 1, policy
+        find_overloaded_objects(topo.cpus, rebalance := [], migrateval=0, powerthresh=None)
+        assert rebalance == [irqs["B"]], policy
 
 
 def test_first_pass_placement_example():
