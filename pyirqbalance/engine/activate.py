@@ -24,7 +24,7 @@ from .irqlist import force_rebalance
 from .model import BalanceLevel, HintPolicy
 from .topology import ObjType
 
-__all__ = ["ERRNO_POLICY", "Activation", "activate_mappings", "errno_status"]
+__all__ = ["ERRNO_POLICY", "Activation", "activate_mappings", "errno_status", "hinted_target"]
 
 #: errno of a refused smp_affinity write -> what to do (irqbalance activate.c).
 #: Anything not listed makes the IRQ unmanaged until the next rebuild.
@@ -75,14 +75,13 @@ def activate_mappings(
         if not info.moved or info.assigned is None:
             continue
         target = info.assigned.mask & online
-        if info.hint and info.hintpolicy is not HintPolicy.IGNORE:
-            target, problem = _apply_hint(info, target, banned)
-            if problem is not None:
-                # irqbalance 1.0-1.1: warn, write nothing, keep the IRQ pending
-                if log is not None:
-                    log(problem)
-                out.append(Activation(info.irq, target, None, None, problem))
-                continue
+        target, problem = hinted_target(info, target, banned)
+        if problem is not None:
+            # irqbalance 1.0-1.1: warn, write nothing, keep the IRQ pending
+            if log is not None:
+                log(problem)
+            out.append(Activation(info.irq, target, None, None, problem))
+            continue
         current = procirq.read_smp_affinity(root, info.irq)
         if current is None:
             # irqbalance 1.9.2 treats an unreadable file as "already right"
@@ -122,8 +121,13 @@ def activate_mappings(
     return out
 
 
-def _apply_hint(info: IrqInfo, target: int, banned: int) -> tuple[int, str | None]:
-    """The mask ``--hintpolicy`` asks for, or why nothing can be written."""
+def hinted_target(info: IrqInfo, target: int, banned: int) -> tuple[int, str | None]:
+    """The mask written for an IRQ placed on ``target`` under its ``--hintpolicy``
+    (``exact``: the hint; ``subset``: target ∩ hint), and why nothing can be written if so
+    (irqbalance 1.0-1.1's ``activate_mapping``). IRQs without a hint, or with policy
+    ``ignore``, get ``target``."""
+    if not info.hint or info.hintpolicy is HintPolicy.IGNORE:
+        return target, None
     if info.hintpolicy is HintPolicy.EXACT:
         if info.hint & banned:
             return info.hint, f"irq {info.irq} affinity_hint and banned cpus confict"

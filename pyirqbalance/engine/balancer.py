@@ -662,6 +662,7 @@ class Balancer:
             info, self.db.entries.get(info.irq), act,
             banned=info.irq in self.db.banned, current=current,
             online=self.topo.online if self.topo is not None else 0,
+            banned_cpus=self.topo.banned if self.topo is not None else 0,
         )
 
 

@@ -8,9 +8,9 @@ nothing: the caller passes the mask the IRQ has now.
 
 from __future__ import annotations
 
-from .activate import Activation
+from .activate import Activation, hinted_target
 from .classify import DbEntry, IrqInfo
-from .model import BalanceLevel, Decision
+from .model import BalanceLevel, Decision, HintPolicy
 from .topology import NO_NODE, TopoObj
 
 __all__ = ["explain_irq"]
@@ -24,8 +24,13 @@ def explain_irq(
     banned: bool,
     current: int | None,
     online: int,
+    banned_cpus: int = 0,
 ) -> Decision:
-    """The decision for ``info``; ``current`` is its smp_affinity now (None: unreadable)."""
+    """The decision for ``info``; ``current`` is its smp_affinity now (None: unreadable).
+
+    The target is the mask activation writes: the object's online CPUs, narrowed or
+    replaced by the IRQ's affinity hint under ``--hintpolicy`` (None when the hint leaves
+    nothing to write)."""
     why = entry.why if entry is not None else ""
     target = None
     if banned:
@@ -37,12 +42,17 @@ def explain_irq(
     elif info.assigned is None:
         reason = f"{why}; waiting for placement (no eligible node or CPU)"
     else:
-        target = info.assigned.mask & online
+        hinted, problem = hinted_target(info, info.assigned.mask & online, banned_cpus)
+        target = hinted if problem is None else None
         reason = (
             f"{why}; class {info.irq_class.label} balances at {info.level.name.lower()} level; "
             f"placed on {_path(info.assigned)} (load {info.assigned.load})"
         )
-        if act is not None:
+        if info.hint and info.hintpolicy is not HintPolicy.IGNORE:
+            reason += f"; affinity_hint {info.hint:x} ({info.hintpolicy.value})"
+        if problem is not None:
+            reason += f"; {problem}: nothing written"
+        elif act is not None:
             reason += f"; {act.reason}"
     return Decision(
         irq=info.irq,
