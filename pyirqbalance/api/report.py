@@ -67,6 +67,8 @@ class IrqLoad(NamedTuple):
     recommended: str | None = None
     action: str | None = None
     reason: str | None = None
+    #: Percent of its interrupts on CPUs the balancer may not use (banned, isolated).
+    banned_share: float = 0.0
 
     @property
     def flagged(self) -> bool:
@@ -91,6 +93,8 @@ class Report(NamedTuple):
     balance: Balance | None
     notes: tuple[str, ...] = ()
     has_decisions: bool = False
+    #: The CPUs verdicts and the plan may name: those the balancer may use.
+    usable: tuple[int, ...] = ()
 
     @property
     def flagged(self) -> tuple[IrqLoad, ...]:
@@ -103,6 +107,7 @@ class Report(NamedTuple):
             "group": self.group,
             "columns": list(self.columns),
             "cpus": list(self.cpus),
+            "usable_cpus": list(self.usable),
             "balance": None if self.balance is None else self.balance._asdict(),
             "flagged": len(self.flagged),
             "irqs": [_irq_json(i, self.has_decisions) for i in self.irqs],
@@ -113,7 +118,8 @@ class Report(NamedTuple):
 def _irq_json(i: IrqLoad, decisions: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"irq": i.irq, "name": i.name, "total": i.total,
                            "shares": list(i.shares), "verdict": i.verdict,
-                           "plan_cpu": i.plan_cpu, "flagged": i.flagged}
+                           "plan_cpu": i.plan_cpu, "flagged": i.flagged,
+                           "banned_share": i.banned_share}
     if decisions:
         out.update(current=i.current, recommended=i.recommended, action=i.action,
                    reason=i.reason)
@@ -175,11 +181,17 @@ def _shares(values: Sequence[int]) -> tuple[float, ...]:
     return tuple(round(100.0 * v / total, 2) if total else 0.0 for v in values)
 
 
-def verdict(shares: Sequence[float], columns: Sequence[str], threshold: float) -> str:
-    """``Balanced`` when max - min share <= threshold points, else the column with the least."""
-    if not shares:
+def verdict(shares: Sequence[float], columns: Sequence[str], threshold: float,
+            usable: Sequence[bool] | None = None) -> str:
+    """``Balanced`` when max - min share <= threshold points, else the column with the least.
+
+    ``usable``: which columns the balancer may put interrupts on; the least-share column is
+    chosen among those only, and a share on another column counts as imbalance.
+    """
+    allowed = [k for k in range(len(shares)) if usable is None or usable[k]]
+    if not allowed:
         return BALANCED
-    low = min(range(len(shares)), key=lambda k: (shares[k], k))
+    low = min(allowed, key=lambda k: (shares[k], k))
     if round(max(shares) - shares[low], 2) <= threshold:
         return BALANCED
     return columns[low]
@@ -255,7 +267,8 @@ def _improve(plan: dict[int, int], load: dict[int, int], weights: Mapping[int, i
 
 def balance_of(per_cpu_now: Mapping[int, int], weights: Mapping[int, int],
                plan: Mapping[int, int], cpus: Sequence[int]) -> Balance | None:
-    """Busiest CPU's share now, under ``plan``, and the lower bound of any whole-IRQ plan."""
+    """Busiest CPU's share now, under ``plan``, and the lower bound of any whole-IRQ plan
+    on ``cpus`` (the CPUs a plan may use; now: the busiest CPU of all)."""
     total = sum(weights.values())
     if not total or not cpus:
         return None
@@ -263,7 +276,7 @@ def balance_of(per_cpu_now: Mapping[int, int], weights: Mapping[int, int],
     for irq, cpu in plan.items():
         planned[cpu] += weights[irq]
     best = max(total / len(cpus), max(weights.values()))
-    return Balance(round(100.0 * max(per_cpu_now.get(c, 0) for c in cpus) / total, 2),
+    return Balance(round(100.0 * max(per_cpu_now.values(), default=0) / total, 2),
                    round(100.0 * max(planned.values()) / total, 2),
                    round(100.0 * best / total, 2))
 
@@ -295,37 +308,51 @@ def build_report(
     source: str = "",
     current: Mapping[int, int | None] | None = None,
     cpus: Sequence[int] | None = None,
+    usable: Sequence[int] | None = None,
     include_idle: bool = False,
     notes: Iterable[str] = (),
 ) -> Report:
     """The report from ``counts`` (irq -> cpu -> interrupts).
 
-    ``cpus``: the CPUs to report and plan on (default: every CPU in
-    ``counts``); ``current``: smp_affinity now per IRQ (default: the
-    decision's own view).
+    ``cpus``: the CPUs to report on (default: every CPU in ``counts``);
+    ``usable``: the CPUs the balancer may use (default: all of ``cpus``):
+    verdicts and the plan name only those, and the interrupts an IRQ has on
+    the others are reported; ``current``: smp_affinity now per IRQ (default:
+    the decision's own view).
     """
     cpu_ids = tuple(sorted(cpus if cpus is not None else {c for per in counts.values()
                                                           for c in per}))
+    allowed = tuple(c for c in cpu_ids if usable is None or c in set(usable)) or cpu_ids
     columns = _columns(cpu_ids, groups)
+    usable_columns = [label in set(_columns(allowed, groups)) for label in columns]
     by_irq = {d.irq: d for d in decisions} if decisions is not None else {}
     weights = {irq: sum(per.get(c, 0) for c in cpu_ids) for irq, per in counts.items()}
     active = sorted(irq for irq in counts if weights[irq] or include_idle)
-    plan = plan_cpus({i: weights[i] for i in active if weights[i]}, cpu_ids)
+    plan = plan_cpus({i: weights[i] for i in active if weights[i]}, allowed)
+    banned = [c for c in cpu_ids if c not in allowed]
     loads = []
+    all_notes = list(notes)
     for irq in active:
         shares = _shares(_per_column(counts[irq], cpu_ids, columns, groups))
         d = by_irq.get(irq)
         now = current.get(irq) if current is not None else (d.current_mask if d else None)
-        extra = _decided(d, now) if decisions is not None else (None, None, None, None)
+        cur, rec, action, reason = (_decided(d, now) if decisions is not None
+                                    else (None, None, None, None))
+        off = sum(counts[irq].get(c, 0) for c in banned)
+        off_share = round(100.0 * off / weights[irq], 2) if weights[irq] else 0.0
         loads.append(IrqLoad(irq, names.get(irq, ""), weights[irq], shares,
-                             verdict(shares, columns, threshold), plan.get(irq), *extra))
+                             verdict(shares, columns, threshold, usable_columns), plan.get(irq),
+                             cur, rec, action, reason, off_share))
+        if off:
+            on = format_cpulist(sum(1 << c for c in banned if counts[irq].get(c, 0)))
+            all_notes.append(f"IRQ {irq}: {off_share:.2f}% of its interrupts are on CPU {on}, "
+                             "which the balancer may not use (banned or isolated)")
     per_cpu_now = {c: sum(counts[i].get(c, 0) for i in active) for c in cpu_ids}
-    all_notes = list(notes)
     if decisions is None:
         all_notes.append(NO_TOPOLOGY_NOTE)
     return Report(source, threshold, group, columns, cpu_ids, tuple(loads),
-                  balance_of(per_cpu_now, {i: weights[i] for i in active}, plan, cpu_ids),
-                  tuple(all_notes), decisions is not None)
+                  balance_of(per_cpu_now, {i: weights[i] for i in active}, plan, allowed),
+                  tuple(all_notes), decisions is not None, allowed)
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -361,11 +388,23 @@ def format_report(data: Mapping[str, Any], flagged_only: bool = False) -> str:
              f"differ by at most {data['threshold_pts']:g} points)", ""]
     lines += _table(rows)
     lines.append("")
-    lines.append(f"{data['flagged']} of {len(data['irqs'])} IRQs not balanced")
+    lines.append(f"{data['flagged']} of {len(data['irqs'])} IRQs have {data['group']} shares "
+                 f"more than {data['threshold_pts']:g} points apart")
     b = data["balance"]
     if b is not None:
-        lines.append(f"busiest CPU's share of all interrupts: {b['now']:.2f}% now, "
-                     f"{b['plan']:.2f}% under the plan, {b['best']:.2f}% at best "
-                     f"({len(data['cpus'])} CPUs)")
+        lines.append(_balance_line(b, data))
     lines += [f"note: {n}" for n in data["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _balance_line(b: Mapping[str, float], data: Mapping[str, Any]) -> str:
+    """The machine's verdict, from the figures it prints: balanced when the busiest CPU's
+    share now is within the threshold of the best any whole-IRQ plan can do."""
+    usable = data.get("usable_cpus") or data["cpus"]
+    cpus = (f"{len(usable)} CPUs" if len(usable) == len(data["cpus"])
+            else f"{len(usable)} of {len(data['cpus'])} CPUs the balancer may use")
+    state = ("balanced" if round(b["now"] - b["best"], 2) <= data["threshold_pts"]
+             else "not balanced")
+    return (f"interrupt load {state}: the busiest CPU handles {b['now']:.2f}% of all "
+            f"interrupts now, {b['plan']:.2f}% under the plan, {b['best']:.2f}% at best "
+            f"({cpus})")

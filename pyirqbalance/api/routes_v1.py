@@ -305,9 +305,11 @@ def _report(ctx: ApiContext) -> dict[str, Any]:
         group = "cpu" if b is None or len(cpus) <= 32 else "node"
     groups = cpu_groups(b, group) if b is not None and group != "cpu" else None
     current = {irq: read_smp_affinity(ctx.root, irq) for irq in counts}
+    # Verdicts and the plan name only CPUs the balancer may use (not banned or isolated).
+    usable = cpus_of(online_cpus(ctx) & ~b.banned_cpus) if b is not None else None
     rep = build_report(counts, names, threshold=threshold, decisions=decisions, groups=groups,
                        group=group if groups is not None else "cpu", source=source,
-                       current=current, cpus=cpus)
+                       current=current, cpus=cpus, usable=usable)
     body = rep.to_json()
     if b is not None:  # --placement=balanced: each CPU's predicted time, the floor
         body.update(placement_section(b))

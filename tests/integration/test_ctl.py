@@ -165,7 +165,8 @@ def test_report_through_api(rig: Rig):
     by_irq = {i["irq"]: i for i in data["irqs"]}
     assert by_irq[WRAP_IRQ]["action"] == "leave"      # banned: the balancer leaves it
     code, text = run_url(rig, "report", "--flagged")
-    assert code == 0 and "IRQs not balanced" in text
+    assert code == 0 and "IRQs have cpu shares more than 5 points apart" in text
+    assert "interrupt load " in text
 
 
 def _dry_run(tree: str) -> dict:

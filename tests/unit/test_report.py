@@ -23,6 +23,7 @@ from pyirqbalance.engine.model import Decision
 from pyirqbalance.kernel.procinterrupts import parse_interrupts
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "seed" / "interrupts_hand_spaced"
+MACHINES = Path(__file__).resolve().parents[1] / "machines"
 
 
 def decision(irq: int, current: int | None, target: int | None, reason: str) -> Decision:
@@ -110,14 +111,16 @@ def test_ctl_report_file_text_and_json(capsys):
     assert lines[3].split() == ["30", "eth0-TxRx-0", "90.00", "10.00", "CPU1", "CPU1"]
     assert lines[5].split() == ["32", "eth0", "33.33", "66.67", "CPU0", "CPU1"]
     assert lines[6].split()[:3] == ["33", "ahci,", "ehci_hcd:usb1"]
-    assert "3 of 5 IRQs not balanced" in out.getvalue()
-    assert "79.97% now, 56.48% under the plan, 50.00% at best (2 CPUs)" in out.getvalue()
+    assert "3 of 5 IRQs have cpu shares more than 5 points apart" in out.getvalue()
+    # 79.97 % now is 29.97 points above the best any whole-IRQ plan can do: not balanced.
+    assert ("interrupt load not balanced: the busiest CPU handles 79.97% of all interrupts "
+            "now, 56.48% under the plan, 50.00% at best (2 CPUs)") in out.getvalue()
     out = io.StringIO()
     assert ctl.main(["--json", "report", "--file", str(SAMPLE), "--threshold", "3"], out=out) == 0
     data = json.loads(out.getvalue())
     assert data["irqs"][1] == {"irq": 31, "name": "eth0-TxRx-1", "total": 1000,
                                "shares": [48.0, 52.0], "verdict": "CPU0", "plan_cpu": 1,
-                               "flagged": True}
+                               "flagged": True, "banned_share": 0.0}
     assert data["balance"] == {"now": 79.97, "plan": 56.48, "best": 50.0}
     text = format_report(data, flagged_only=True)
     assert [line.split()[0] for line in text.splitlines()[3:7]] == ["30", "31", "32", "34"]
@@ -137,3 +140,71 @@ def test_plan_is_within_the_greedy_guarantee_of_the_optimum(weights, ncpu):
                for choice in itertools.product(cpus, repeat=len(w)))
     assert best <= got <= best * 4 / 3
     assert got * ncpu >= sum(weights) and got >= max(weights)     # the metric's lower bound
+
+
+def test_summary_line_follows_the_figures():
+    """Every IRQ on one CPU (x86 delivers each to one CPU at a time), the machine evenly
+    loaded: each IRQ's shares are 100 points apart, yet the load is as balanced as it can be."""
+    counts = {10: {0: 100, 1: 0}, 11: {0: 0, 1: 100}}
+    text = format_report(build_report(counts, {}, cpus=[0, 1]).to_json())
+    assert "2 of 2 IRQs have cpu shares more than 5 points apart" in text
+    assert ("interrupt load balanced: the busiest CPU handles 50.00% of all interrupts now, "
+            "50.00% under the plan, 50.00% at best (2 CPUs)") in text
+    assert "not balanced" not in text
+
+
+def test_verdicts_and_plan_use_only_usable_cpus():
+    """CPUs 2 and 3 are banned (isolated): no verdict or plan names them, and interrupts
+    that land there are reported."""
+    counts = {20: {0: 100, 1: 100, 2: 0, 3: 0},     # even on the usable CPUs
+              21: {0: 0, 1: 0, 2: 1000, 3: 0},      # all on an isolated CPU
+              22: {0: 300, 1: 0, 2: 0, 3: 0}}
+    rep = build_report(counts, {}, cpus=[0, 1, 2, 3], usable=[0, 1])
+    by = {i.irq: i for i in rep.irqs}
+    # 20: 50/50/0/0 -- the smallest share among CPU0-1 is 50, the largest 50: balanced.
+    assert by[20].verdict == "Balanced"
+    # 21: 0/0/100/0 -- more should go to the least-loaded usable CPU, CPU0.
+    assert (by[21].verdict, by[21].banned_share) == ("CPU0", 100.0)
+    assert by[22].verdict == "CPU1"
+    assert {i.plan_cpu for i in rep.irqs} <= {0, 1}
+    assert rep.usable == (0, 1)
+    assert ("IRQ 21: 100.00% of its interrupts are on CPU 2, which the balancer may not use "
+            "(banned or isolated)") in rep.notes
+    # Plan on 2 CPUs: 21 (1000) -> CPU0, 22 (300) -> CPU1, 20 (200) -> CPU1: busiest 1000 of
+    # 1500 = 66.67 %, which is also the best (the largest IRQ). Now: CPU2 has 1000.
+    assert rep.balance == (66.67, 66.67, 66.67)
+    text = format_report(rep.to_json())
+    assert "(2 of 4 CPUs the balancer may use)" in text
+    without = {i.irq: i.verdict for i in build_report(counts, {}, cpus=[0, 1, 2, 3]).irqs}
+    assert without[20] == "CPU2"          # what the report said before: an isolated CPU
+
+
+def test_report_on_a_machine_with_isolated_cpus(tmp_path, fake_machine):
+    """e_isolated_nohz: isolcpus=2-3, nohz_full=12-15 (the balancer bans both). The local
+    report (a dry-run balancer, as the daemon's) never recommends those CPUs."""
+    root, _ = fake_machine(MACHINES / "e_isolated_nohz.json")
+    path = Path(root.proc("interrupts"))
+    lines = path.read_text().splitlines(keepends=True)
+    ncpu = len(lines[0].split())
+    for k, line in enumerate(lines):
+        if line.split(":")[0].strip() == "131":       # a NIC queue whose counts are on CPU2
+            cells = line.split()
+            counts = [0] * ncpu
+            counts[2] = sum(int(c) for c in cells[1:1 + ncpu])
+            lines[k] = "131:" + "".join(f"{n:>11}" for n in counts) + " " + " ".join(
+                cells[1 + ncpu:]) + "\n"
+    path.write_text("".join(lines))
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("{}\n")
+    out = io.StringIO()
+    argv = ["--local", "--sysroot", str(root.base), "--config", str(cfg), "--json", "report"]
+    assert ctl.main(argv, out=out) == 0
+    data = json.loads(out.getvalue())
+    banned = {2, 3, 12, 13, 14, 15}
+    assert set(data["usable_cpus"]) == set(range(16)) - banned
+    assert all(i["verdict"] not in {f"CPU{c}" for c in banned} for i in data["irqs"])
+    assert all(i["plan_cpu"] not in banned for i in data["irqs"])
+    item = {i["irq"]: i for i in data["irqs"]}[131]
+    assert item["banned_share"] == 100.0
+    assert any(n.startswith("IRQ 131: 100.00% of its interrupts are on CPU 2") for n in
+               data["notes"])
