@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pyirqbalance.engine.balancer import Balancer
-from pyirqbalance.kernel.procpid import read_process_names
+from pyirqbalance.kernel.procpid import list_pids, read_process_names
 from pyirqbalance.kernel.sysroot import SysRoot
 from pyirqbalance.service.cli import resolve
 from pyirqbalance.service.config import Config, load_config
@@ -482,10 +482,22 @@ def test_a_process_named_irqbalance_on_this_host_is_seen(tmp_path):
                            == "irqbalance" and n, what="the child runs the copy")
         assert names.argv0 == str(fake) and names.exe == str(fake)
         assert is_irqbalance(names)
-        assert find_irqbalance(SysRoot("/"), self_pid=os.getpid()) is not None
+        # the finder's scan sees this child among the host's irqbalance processes (it returns
+        # the first one it meets, which may be another suite's)
+        live = SysRoot("/")
+        found = find_irqbalance(live, self_pid=os.getpid())
+        assert found is not None and is_irqbalance(read_process_names(live, found))
+        assert proc.pid in _irqbalance_pids(live)
+        assert find_irqbalance(live, self_pid=proc.pid) != proc.pid
     finally:
         proc.kill()
         proc.wait()
+    assert proc.pid not in _irqbalance_pids(SysRoot("/"))
+
+
+def _irqbalance_pids(root: SysRoot) -> set[int]:
+    """Every pid ``find_irqbalance`` would accept (its own test, pid by pid)."""
+    return {pid for pid in list_pids(root) if is_irqbalance(read_process_names(root, pid))}
 
 
 class _LiveLooking(SysRoot):

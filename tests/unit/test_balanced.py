@@ -194,8 +194,19 @@ def test_no_irq_time_accounting_estimates_and_says_so(fake_machine, counter_simu
 
 
 def test_default_placement_is_untouched(fake_machine, counter_simulator):
-    b, _ = _run(fake_machine, counter_simulator, TWO_CPU_NIC, BalancerSettings(), 2)
+    # The default placement is irqbalance's whatever the balanced placement's settings: the
+    # same CPUs as with those settings at other values, and not the balanced placement's.
+    def placed(settings: BalancerSettings) -> tuple[dict[int, int], Balancer]:
+        b, sim = _run(fake_machine, counter_simulator, TWO_CPU_NIC, settings, 2)
+        return dict(sim.state.eff), b
+
+    default, b = placed(BalancerSettings())
     assert b.placement_plan is None and b.balanced is None
+    knobs, _ = placed(BalancerSettings(placement="irqbalance", placement_min_gain=0.0,
+                                       placement_max_moves=1))
+    balanced, _ = placed(BalancerSettings(placement="balanced"))
+    assert default == knobs
+    assert balanced == {40: 1, 41: 0, 42: 0, 43: 1} != default
 
 
 # --------------------------------------------------------------------------
