@@ -23,9 +23,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from .. import __version__
 from ..errors import PyirqbalanceError
 from ..history.store import HistoryConfig
-from ..kernel.cpumask import MaskError, parse_cpulist
+from ..kernel.cpumask import MaskError, format_cpulist, parse_cpulist, parse_mask
 from ..kernel.procinterrupts import ParseError, parse_interrupts
 from ..kernel.sysroot import SysRoot
 from ..service.config import (
@@ -180,7 +181,8 @@ def make_backend(args: argparse.Namespace) -> Any:
     if path is None:
         path = (config.history.path if args.sysroot == "/" else
                 os.path.join(args.sysroot, "var", "lib", "pyirqbalance", "history.sqlite"))
-    history = HistoryConfig(path=path) if os.path.exists(path) else None
+    history = (HistoryConfig(path=path, resolution_s=config.history.resolution_s)
+               if os.path.exists(path) else None)
     return LocalBackend(SysRoot(args.sysroot), history, config)
 
 
@@ -211,6 +213,10 @@ def _emit(args: argparse.Namespace, data: Any, text: str, out: TextIO) -> None:
 
 def cmd_status(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     data = _call(backend, "GET", "/api/v1/health")
+    if isinstance(backend, LocalBackend):
+        # The in-process application's token is this process's own, not a configured one:
+        # changes are written to /proc/irq by this command, as the user running it.
+        data["writes"] = {"token": False, "local_root": False, "local": True}
     hist = data["history"]
     lines = [
         f"api:        {backend.url}",
@@ -233,6 +239,8 @@ def cmd_status(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
 
 def _writes(health: dict[str, Any]) -> str:
     ways = health.get("writes") or {}
+    if ways.get("local"):
+        return "local mode: this command writes /proc/irq itself (needs root), no daemon API"
     doors = [d for d, on in (("token", ways.get("token")), ("root on this host",
                                                             ways.get("local_root"))) if on]
     return "enabled (" + ", ".join(doors) + ")" if doors else "disabled"
@@ -296,8 +304,30 @@ def cmd_cpu_summary(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _history_state(data: dict[str, Any]) -> list[str]:
+    """What a window without recorded samples needs: said plainly."""
+    hist = data.get("history")
+    if data.get("source") != "history" or hist is None or data.get("samples"):
+        return []
+    every = f" (one every {hist['resolution_s']:g} s)" if hist.get("resolution_s") else ""
+    if hist["samples"] == 0:
+        return [f"history has no sample yet: the first is recorded at the daemon's first "
+                f"pass{every}"]
+    if hist["samples"] == 1:
+        return [f"history has one sample, at {hist['last_sample']}; a window needs two: the "
+                f"next is recorded at about {hist['next_sample'] or '-'}{every}"]
+    return [f"no recorded sample in this window; history has {hist['samples']} samples, the "
+            f"last at {hist['last_sample']}"]
+
+
 def cmd_summary(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     data = _call(backend, "GET", "/api/v1/irqsummary", {"start": args.start, "stop": args.stop})
+    empty = _history_state(data)
+    if empty:
+        text = "".join(f"{line}\n" for line in
+                       [f"window asked: {data['start']} .. {data['stop']}", *empty])
+        _emit(args, data, text, out)
+        return EXIT_OK
     lines = [f"window asked: {data['start']} .. {data['stop']}",
              f"covered:      {data['covered_from']} .. {data['covered_to']}  ({data['source']}; "
              f"{data['reboots']} reboot(s), wraps {data['wraps']}, resets {data['resets']})"]
@@ -332,7 +362,12 @@ def cmd_irq(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
         f"  node:                {data['node']}",
         f"  override:            {o['cpus'] + ' (set through the API)' if o else 'none'}",
     ]
-    if d:
+    if d and o:
+        lines += [f"  class / level:       {d['class']} / {d['level']}",
+                  f"  balancer target:     - (pinned to {o['cpus']} through the API: the "
+                  "balancer leaves it alone until 'pyirqbalancectl release "
+                  f"{data['irq']}')"]
+    elif d:
         lines += [f"  class / level:       {d['class']} / {d['level']}",
                   f"  balancer target:     {d['target_cpus'] or '-'}",
                   f"  why:                 {d['reason']}"]
@@ -340,8 +375,35 @@ def cmd_irq(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _banned_target(args: argparse.Namespace, backend: Any) -> str | None:
+    """Why the CPUs asked for are ones the balancer keeps IRQs off (None: they are not)."""
+    try:
+        wanted = parse_cpulist(args.cpus) if args.cpus is not None else parse_mask(args.mask)
+    except MaskError:
+        return None                      # the API says what is wrong with it
+    backend.need_balancer()
+    resp = backend.request("GET", "/api/v1/topology")
+    if not resp.ok:
+        return None                      # no balancer to ask: nothing known to be banned
+    cpus = resp.data["cpus"]
+    try:
+        banned = parse_cpulist(cpus["banned"]) if cpus["banned"] else 0
+    except MaskError:
+        return None
+    if not wanted & banned:
+        return None
+    source = cpus.get("banned_source") or "banned CPUs"
+    return (f"CPU {format_cpulist(wanted & banned)} is banned for interrupts ({source}): the "
+            "balancer keeps IRQs off it so that the work isolated there is not interrupted; "
+            f"add --force to pin IRQ {args.irq} there anyway")
+
+
 def cmd_set(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     body = {"cpus": args.cpus} if args.cpus is not None else {"mask": args.mask}
+    if not args.force:
+        why = _banned_target(args, backend)
+        if why is not None:
+            raise CtlError(why, EXIT_USAGE)
     data = _call(backend, "PUT", f"/api/v1/irqsummary/{args.irq}", body=body)
     _emit(args, data, f"IRQ {data['irq']} pinned to CPUs {data['cpus']} (mask {data['mask']}); "
                       "the balancer leaves it alone until released\n", out)
@@ -349,12 +411,16 @@ def cmd_set(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
 
 
 def cmd_release(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
+    if args.all == (args.irq is not None):
+        raise CtlError("release: give one IRQ number, or --all", EXIT_USAGE)
+    if args.all:
+        return _release_all(args, backend, out)
     data = _call(backend, "DELETE", f"/api/v1/irqsummary/{args.irq}")
     _emit(args, data, f"IRQ {args.irq} handed back to the balancer\n", out)
     return EXIT_OK
 
 
-def cmd_restore(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
+def _release_all(args: argparse.Namespace, backend: Any, out: TextIO) -> int:
     health = _call(backend, "GET", "/api/v1/health")
     released = []
     for irq in health["overrides"]:
@@ -471,6 +537,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", help="bearer token for changes (default $PYIRQBALANCE_TOKEN, "
                                         "then api.token_file of the YAML)")
     p.add_argument("--json", action="store_true", help="JSON output for scripts")
+    p.add_argument("--version", action="version", version=f"pyirqbalancectl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("status", help="daemon, history and override state")
@@ -495,9 +562,14 @@ def _parser() -> argparse.ArgumentParser:
     g = st.add_mutually_exclusive_group(required=True)
     g.add_argument("--cpus", help="CPU list, e.g. 0-3,8")
     g.add_argument("--mask", help="hex CPU mask, e.g. f or 00000001,00000000")
-    r = sub.add_parser("release", help="hand a pinned IRQ back to the balancer")
-    r.add_argument("irq", type=int)
-    sub.add_parser("restore", help="release every pinned IRQ")
+    st.add_argument("--force", action="store_true",
+                    help="pin even onto CPUs the balancer keeps IRQs off (isolated, banned)")
+    r = sub.add_parser("release", help="hand a pinned IRQ (or with --all every one) back to "
+                                       "the balancer")
+    r.add_argument("irq", type=int, nargs="?")
+    r.add_argument("--all", action="store_true",
+                   help="release every pinned IRQ (pyirqbalance --restore, by contrast, "
+                        "writes back the affinities found before the first change)")
     rp = sub.add_parser("report", help="load report with the balancer's recommendations")
     rp.add_argument("--threshold", type=float, default=5.0,
                     help="Balanced when an IRQ's largest and smallest CPU shares differ by at "
@@ -517,7 +589,7 @@ def _parser() -> argparse.ArgumentParser:
 _COMMANDS = {
     "status": cmd_status, "distribution": cmd_distribution, "cpu-summary": cmd_cpu_summary,
     "summary": cmd_summary, "irq": cmd_irq, "set": cmd_set, "release": cmd_release,
-    "restore": cmd_restore, "report": cmd_report, "top": cmd_top,
+    "report": cmd_report, "top": cmd_top,
 }
 
 

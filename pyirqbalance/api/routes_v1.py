@@ -68,9 +68,14 @@ def _summary(ctx: ApiContext) -> dict[str, Any]:
     with open_store(ctx) as store:
         try:
             summary = store.summary(*w)
+            recorded, last = store.sample_count(), store.last_reading()
         except (HistoryError, OverflowError) as err:
             raise ApiError(503, str(err)) from err
-    return {"source": "history", **summary.to_json()}
+    every = ctx.history.resolution_s if ctx.history is not None else None
+    history = {"samples": recorded, "last_sample": iso_time(last.ts) if last else None,
+               "resolution_s": every,
+               "next_sample": iso_time(last.ts + every) if last and every else None}
+    return {"source": "history", **summary.to_json(), "history": history}
 
 
 def _live_summary(ctx: ApiContext) -> dict[str, Any]:

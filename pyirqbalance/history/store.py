@@ -602,6 +602,10 @@ class HistoryStore:
         except sqlite3.DatabaseError as err:
             raise HistoryError(f"history store {self.path}: {err}") from err
 
+    def sample_count(self) -> int:
+        """Readings recorded (all boots)."""
+        return int(self._query("SELECT COUNT(*) FROM samples")[0][0])
+
     def last_reading(self) -> LastReading | None:
         """The last recorded reading's boot, time and absolute counters (None: nothing yet)."""
         boot_id, ts = self._meta_get("boot_id"), self._meta_get("last_ts")

@@ -112,17 +112,22 @@ def test_irq_show(rig: Rig):
     assert code == ctl.EXIT_NOT_FOUND
 
 
-def test_set_release_restore(rig: Rig):
+def test_set_release_release_all(rig: Rig):
     code, text = run_url(rig, "set", "128", "--cpus", "2")
     assert code == 0 and "pinned to CPUs 2" in text
     assert Path(rig.root.proc("irq", "128", "smp_affinity")).read_text() == "00000004"
     assert run_url(rig, "set", "129", "--mask", "8")[0] == 0
     code, text = run_url(rig, "release", "128")
     assert code == 0 and rig.overrides.items() == {129: 0x8}
-    code, text = run_url(rig, "restore")
+    code, text = run_url(rig, "release", "--all")
     assert code == 0 and "released 1 override(s): 129" in text
     assert rig.overrides.items() == {}
     assert run_url(rig, "release", "128")[0] == ctl.EXIT_NOT_FOUND
+    assert run_url(rig, "release")[0] == ctl.EXIT_USAGE                 # neither N nor --all
+    assert run_url(rig, "release", "128", "--all")[0] == ctl.EXIT_USAGE
+    with pytest.raises(SystemExit) as err:                                # no 'restore' alias
+        run_url(rig, "restore")
+    assert err.value.code == 2
 
 
 def test_exit_codes(rig: Rig, tmp_path: Path):
@@ -236,3 +241,85 @@ def test_local_mode_reads_the_store_and_writes_the_tree(fake_machine, monkeypatc
     assert code == 0            # an empty store: an empty window, not an error
     assert run("--local", "--sysroot", root.base, "--token-file", "/x", "status")[0] == 0
     assert TOKEN  # the API rig's token is not involved in local mode
+
+
+# --------------------------------------------------------------------------
+# the client's own fixes: --version, pins shown, set --force, local status, short history
+# --------------------------------------------------------------------------
+
+
+def test_version(capsys):
+    from pyirqbalance import __version__
+
+    with pytest.raises(SystemExit) as err:
+        run("--version")
+    assert err.value.code == 0
+    assert capsys.readouterr().out == f"pyirqbalancectl {__version__}\n"
+
+
+def test_irq_on_a_pinned_irq_says_so(rig: Rig):
+    assert run_url(rig, "set", "128", "--cpus", "2")[0] == 0
+    code, text = run_url(rig, "irq", "128")
+    assert code == 0
+    assert "override:            2 (set through the API)" in text
+    assert ("balancer target:     - (pinned to 2 through the API: the balancer leaves it "
+            "alone until 'pyirqbalancectl release 128')") in text
+
+
+def _isolated_machine(fake_machine, monkeypatch) -> Path:
+    """e_isolated_nohz: isolcpus=2-3, nohz_full=12-15, all banned by the balancer."""
+    monkeypatch.delenv("PYIRQBALANCE_URL", raising=False)
+    for name in ("IRQBALANCE_BANNED_CPUS", "IRQBALANCE_BANNED_CPULIST"):
+        monkeypatch.delenv(name, raising=False)
+    root, _ = fake_machine(ROOT / "tests" / "machines" / "e_isolated_nohz.json")
+    return Path(root.base)
+
+
+def test_set_onto_an_isolated_cpu_needs_force(fake_machine, monkeypatch, capsys):
+    tree = _isolated_machine(fake_machine, monkeypatch)
+    affinity = tree / "proc" / "irq" / "131" / "smp_affinity"
+    before = affinity.read_text()
+    code, _ = run("--local", "--sysroot", str(tree), "set", "131", "--cpus", "3")
+    assert code == ctl.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("pyirqbalancectl: CPU 3 is banned for interrupts (")
+    assert "add --force to pin IRQ 131 there anyway" in err and "\n" == err[-1]
+    assert affinity.read_text() == before
+    code, text = run("--local", "--sysroot", str(tree), "set", "131", "--mask", "c", "--force")
+    assert code == 0 and "pinned to CPUs 2-3" in text
+    assert int(affinity.read_text().replace(",", ""), 16) == 0xC
+    # A usable CPU needs no --force.
+    assert run("--local", "--sysroot", str(tree), "set", "131", "--cpus", "4")[0] == 0
+
+
+def test_local_status_claims_no_token(fake_machine, monkeypatch):
+    tree = _isolated_machine(fake_machine, monkeypatch)
+    monkeypatch.delenv("PYIRQBALANCE_TOKEN", raising=False)
+    code, text = run("--local", "--sysroot", str(tree), "status")
+    assert code == 0
+    assert ("writes:     local mode: this command writes /proc/irq itself (needs root), "
+            "no daemon API") in text
+    assert "token" not in text
+
+
+def test_summary_with_one_sample_says_when_the_next_comes(fake_machine, monkeypatch):
+    from pyirqbalance.engine.model import Snapshot
+    from pyirqbalance.history import HistoryConfig
+    from pyirqbalance.history.recorder import reading_from_snapshot
+    from pyirqbalance.history.store import iso_time
+
+    tree = _isolated_machine(fake_machine, monkeypatch)
+    path = tree / "var" / "lib" / "pyirqbalance" / "history.sqlite"
+    path.parent.mkdir(parents=True)
+    ts = 1_800_000_000.0
+    snap = Snapshot(ts, (tree / "proc" / "interrupts").read_bytes(),
+                    (tree / "proc" / "stat").read_text())
+    with HistoryStore.open(HistoryConfig(path=str(path))) as store:
+        store.record(reading_from_snapshot(snap, None))
+    code, text = run("--local", "--sysroot", str(tree), "summary", f"--start={int(ts) - 60}",
+                     f"--stop={int(ts) + 600}")
+    assert code == 0
+    assert text.splitlines()[1] == (
+        f"history has one sample, at {iso_time(ts)}; a window needs two: the next is "
+        f"recorded at about {iso_time(ts + 60)} (one every 60 s)")
+    assert "None" not in text

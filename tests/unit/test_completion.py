@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is no
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 INTERRUPTS = FIXTURES / "proc" / "CRYP70N1CZ-syslogs" / "interrupts"
 CTL_COMMANDS = ("status", "distribution", "cpu-summary", "summary", "irq", "set", "release",
-                "restore", "report", "top")
+                "report", "top")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_irq_numbers_come_from_proc_interrupts(script, sysroot, words):
 
 def test_irq_positional_is_offered_once(script, sysroot):
     got = complete(script, "pyirqbalancectl", "--sysroot", str(sysroot), "set", "8", "")
-    assert got == ["-h", "--help", "--cpus", "--mask"]
+    assert got == ["-h", "--help", "--cpus", "--mask", "--force"]
     assert complete(script, "pyirqbalancectl", "--sysroot", str(sysroot), "set", "-") == got
 
 

@@ -26,7 +26,7 @@ IRQBALANCE_OPTIONS = {
 }
 #: pyirqbalancectl's commands as the README lists them.
 CTL_COMMANDS = ("status", "distribution", "cpu-summary", "summary", "irq", "set", "release",
-                "restore", "report", "top")
+                "report", "top")
 
 
 def plain(roff: str) -> str:
