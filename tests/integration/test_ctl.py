@@ -283,7 +283,7 @@ def test_set_onto_an_isolated_cpu_needs_force(fake_machine, monkeypatch, capsys)
     assert code == ctl.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("pyirqbalancectl: CPU 3 is banned for interrupts (")
-    assert "add --force to pin IRQ 131 there anyway" in err and "\n" == err[-1]
+    assert "add --force to pin IRQ 131 there anyway" in err and err[-1] == "\n"
     assert affinity.read_text() == before
     code, text = run("--local", "--sysroot", str(tree), "set", "131", "--mask", "c", "--force")
     assert code == 0 and "pinned to CPUs 2-3" in text
