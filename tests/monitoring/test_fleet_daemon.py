@@ -109,3 +109,26 @@ def test_every_metric_the_rules_and_dashboard_use_is_exported(fleet_daemon):
     assert not missing, f"used by the mixin, not exported by the daemon: {sorted(missing)}"
     # the check sees what it should: a name the daemon does not export is caught
     assert "pyirqbalance_no_such_metric" in _used("rate(pyirqbalance_no_such_metric[5m])")
+
+
+def _exported_names(scrape: str) -> set[str]:
+    """Metric names as documented: counters with _total, histograms by their base name."""
+    names = set()
+    for key in samples(scrape):
+        name = key.partition("{")[0]
+        if name.endswith("_created"):
+            continue  # prometheus-client's creation timestamps of counters and histograms
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and name.removesuffix(suffix) + "_bucket" in scrape:
+                name = name.removesuffix(suffix)
+        names.add(name)
+    return names
+
+
+def test_docs_list_every_metric_the_daemon_exports(fleet_daemon):
+    text = (MONITORING.parent / "docs" / "monitoring.md").read_text()
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(pyirqbalance_[a-z0-9_]+)`", section, re.M))
+    exported = set().union(*(_exported_names(s) for s in fleet_daemon.scrapes))
+    assert sorted(exported - documented) == [], "exported, not in docs/monitoring.md"
+    assert sorted(documented - exported) == [], "in docs/monitoring.md, not exported"

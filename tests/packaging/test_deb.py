@@ -147,6 +147,18 @@ def test_package_lists_scripts_unit_conffiles_manpages_and_completion(contents):
     assert not any(p.startswith(("/var/", "/run/")) for p in contents)
 
 
+def test_package_ships_the_monitoring_mixin(contents, extracted):
+    """Alerts, recording rules, their unit tests and the dashboard, as in monitoring/."""
+    share = "/usr/share/pyirqbalance/monitoring"
+    tracked = [p for p in (REPO / "monitoring").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts]
+    assert tracked
+    for src in tracked:
+        rel = src.relative_to(REPO / "monitoring")
+        assert f"{share}/{rel}" in contents, f"{rel} is not in the package"
+        assert (extracted / share.lstrip("/") / rel).read_bytes() == src.read_bytes()
+
+
 def test_conffiles_and_dependencies(deb, control):
     conffiles = (control / "conffiles").read_text().split()
     assert sorted(conffiles) == ["/etc/default/pyirqbalance", "/etc/pyirqbalance/pyirqbalance.yaml"]
