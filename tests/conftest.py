@@ -25,8 +25,10 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -142,6 +144,13 @@ class CounterSimulator:
     file is re-rendered in the kernel's format), then lets every IRQ fire its
     ``rate`` interrupts on its effective CPU and rewrites /proc/interrupts and
     /proc/stat.
+
+    The kernel's files are rewritten whole, never in place: each is rendered
+    beside the tree and renamed over the old one, so a reader (the daemon, a
+    test) sees the old text or the new, never a mix. A writer that opened
+    ``smp_affinity`` just before the rename writes into the file the rename
+    replaced; the simulator keeps that file open until its next pass and takes
+    such a late write from it then, as the kernel would have taken it.
     """
 
     def __init__(self, root: SysRoot, machine: mkfake.Machine) -> None:
@@ -149,9 +158,33 @@ class CounterSimulator:
         self.machine = machine
         self.state = mkfake.SimState(machine)
         self._shown = {n: self._read_affinity(n) for n in machine.irqs}
+        #: irq -> (the smp_affinity file a re-render replaced, opened; the text it had).
+        self._replaced: dict[int, tuple[Any, str | None]] = {}
 
     def _read_affinity(self, irq: int) -> str | None:
         return self.root.try_read_text(self.root.proc("irq", str(irq), "smp_affinity"))
+
+    def _late_write(self, irq: int) -> str | None:
+        """What a writer put into the file the last re-render replaced, if anything."""
+        replaced = self._replaced.pop(irq, None)
+        if replaced is None:
+            return None
+        old, seen = replaced
+        old.seek(0)
+        text = old.read()
+        if text == "":   # opened (O_TRUNC) but not written yet: look again next pass
+            self._replaced[irq] = replaced
+            return None
+        old.close()
+        return text if text != seen else None
+
+    def _open_affinity(self, irq: int) -> tuple[Any, str | None]:
+        """The current smp_affinity file, open (kept while a rename may replace it)."""
+        try:
+            f = open(self.root.proc("irq", str(irq), "smp_affinity"))  # noqa: SIM115
+        except OSError:
+            return None, None
+        return f, f.read()
 
     def apply_writes(self) -> tuple[dict[int, list[int]], dict[int, str]]:
         """Take the balancer's smp_affinity writes: (accepted irq -> cpus, rejected irq -> why)."""
@@ -159,9 +192,15 @@ class CounterSimulator:
         accepted: dict[int, list[int]] = {}
         rejected: dict[int, str] = {}
         for irq in m.irqs:
-            raw = self._read_affinity(irq)
+            late = self._late_write(irq)
+            current, found = self._open_affinity(irq)
+            raw = found
             if raw == self._shown[irq]:
-                continue
+                if late is None:
+                    if current is not None:
+                        current.close()
+                    continue
+                raw = late   # the newest write is in the file the last pass replaced
             try:
                 cpus = mkfake.parse_kmask(raw or "")
             except ValueError:
@@ -175,9 +214,29 @@ class CounterSimulator:
             else:
                 st.set_affinity(irq, online)
                 accepted[irq] = online
-            mkfake.write_irq_dir(m, self.root.base, irq, st)
-            self._shown[irq] = self._read_affinity(irq)
+            self._shown[irq] = self._render_irq_dir(irq)
+            if current is not None:
+                stale = self._replaced.pop(irq, None)
+                if stale is not None:
+                    stale[0].close()
+                self._replaced[irq] = (current, found)
         return accepted, rejected
+
+    def _render_irq_dir(self, irq: int) -> str:
+        """/proc/irq/N's files rendered beside the tree, renamed into place one by one;
+        returns the new smp_affinity text."""
+        with tempfile.TemporaryDirectory(dir=self.root.base, prefix=".render-") as tmp:
+            mkfake.write_irq_dir(self.machine, tmp, irq, self.state)
+            rendered = os.path.join(tmp, "proc", "irq", str(irq))
+            target = self.root.proc("irq", str(irq))
+            with open(os.path.join(rendered, "smp_affinity")) as f:
+                text = f.read()
+            for entry in os.scandir(rendered):
+                if entry.is_file(follow_symlinks=False):
+                    os.replace(entry.path, os.path.join(target, entry.name))
+                else:
+                    os.makedirs(os.path.join(target, entry.name), exist_ok=True)
+        return text
 
     def advance(self, interval_s: float = 1.0, delivery: str = "effective") -> None:
         """One pass: apply writes, fire every IRQ's ``rate``, re-render the two /proc files."""

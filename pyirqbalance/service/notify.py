@@ -88,7 +88,13 @@ class Notifier:
         return self.address is not None
 
     def notify(self, *assignments: str) -> bool:
-        """Send ``READY=1``, ``STATUS=...`` etc. as one datagram; False if not sent."""
+        """Send ``READY=1``, ``STATUS=...`` etc. as one datagram; False if not sent.
+
+        Never blocks: the socket is non-blocking, so when the receiver's queue
+        is full (``net.unix.max_dgram_qlen`` unread datagrams, 10 by default)
+        the datagram is dropped (EAGAIN) instead of stopping the main loop --
+        a blocked send would also keep SIGTERM from ending the daemon.
+        """
         if self.address is None:
             return False
         message = "\n".join(assignments).encode("utf-8", "replace")
@@ -97,9 +103,9 @@ class Notifier:
                 import socket
 
                 self._socket = socket.socket(
-                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
             self._socket.sendto(message, self.address)
-        except OSError:
+        except OSError:  # EAGAIN (queue full), ECONNREFUSED, ENOENT: dropped
             return False
         return True
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pyirqbalance.kernel.sysroot import SysRoot
 from tests.conftest import CounterSimulator
@@ -122,8 +127,9 @@ class LiveDaemon:
         wait_for(lambda: self.cycle() >= target, timeout=30 + 5 * n)
 
     def affinity_text(self, irq: int) -> str:
-        """smp_affinity as the file holds it. The simulator rewrites the file in place
-        (truncate, write), so a read can fall between the two: read again then."""
+        """smp_affinity as the file holds it. The simulator replaces the file whole (rename),
+        but a writer of the fake file (the daemon) opens it with O_TRUNC, then writes: a read
+        between the two finds it empty, so read again then."""
         path = self.root.proc("irq", str(irq), "smp_affinity")
         return str(wait_for(lambda: self.root.read_text(path).strip(), timeout=10))
 
@@ -151,9 +157,22 @@ class LiveDaemon:
 
     def client(self, script: str, *args: str, stdin: str = "", nobody: bool = False,
                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """A client script of tests/seed/clients (stdlib only), as root or as nobody."""
-        argv = [sys.executable, str(CLIENTS / script), *args]
-        return run(argv, stdin=stdin, nobody=nobody, timeout=timeout)
+        """A client script of tests/seed/clients (stdlib only), as root or as nobody.
+
+        nobody may not be able to enter the checkout (a clone in ``/root`` or in a
+        ``mktemp -d`` directory is mode 0700), nor the venv inside it: the script runs
+        from a world-readable copy, under an interpreter every user can reach.
+        """
+        if not nobody:
+            argv = [sys.executable, str(CLIENTS / script), *args]
+            return run(argv, stdin=stdin, timeout=timeout)
+        with tempfile.TemporaryDirectory(prefix="seed-client-", dir=public_tmp()) as tmp:
+            os.chmod(tmp, 0o755)
+            copy = Path(tmp) / script
+            shutil.copyfile(CLIENTS / script, copy)
+            os.chmod(copy, 0o644)
+            argv = [public_python(), str(copy), *args]
+            return run(argv, stdin=stdin, nobody=True, timeout=timeout)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -166,6 +185,41 @@ class LiveDaemon:
         self._stop.set()
         self._thread.join(timeout=10)
         self._log_file.close()
+
+
+def reachable_by_anyone(path: str) -> bool:
+    """Every directory above ``path`` searchable and ``path`` executable by other users."""
+    real = os.path.realpath(path)
+    return (os.path.isfile(real) and bool(os.stat(real).st_mode & stat.S_IXOTH)
+            and searchable_by_anyone(os.path.dirname(real)))
+
+
+def searchable_by_anyone(directory: str) -> bool:
+    """Every directory from ``directory`` up to / searchable by other users."""
+    current = os.path.realpath(directory)
+    while True:
+        if not os.stat(current).st_mode & stat.S_IXOTH:
+            return False
+        if current == os.path.dirname(current):
+            return True
+        current = os.path.dirname(current)
+
+
+def public_tmp() -> str:
+    """$TMPDIR when other users can enter it, else /tmp."""
+    tmp = tempfile.gettempdir()
+    return tmp if searchable_by_anyone(tmp) else "/tmp"
+
+
+def public_python() -> str:
+    """A Python 3 interpreter nobody can run: this one's binary when other users can reach
+    it (a venv in a 0700 checkout, or a pyenv build under /root, they cannot), else the
+    system's."""
+    for candidate in (sys.executable, os.path.realpath(sys.executable), "/usr/bin/python3",
+                      shutil.which("python3") or ""):
+        if candidate and reachable_by_anyone(candidate):
+            return os.path.realpath(candidate)
+    pytest.skip("no Python interpreter other users can run (the clients run as nobody)")
 
 
 def run(argv: list[str], stdin: str = "", nobody: bool = False,

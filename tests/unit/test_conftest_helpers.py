@@ -107,6 +107,53 @@ def test_counter_simulator_applies_balancer_writes_like_the_kernel(fake_machine,
     assert after[eff] == before[eff]
 
 
+def test_counter_simulator_rerenders_by_rename_so_readers_see_whole_files(
+        fake_machine, counter_simulator):
+    """A reader holding smp_affinity open across a re-render still reads the whole old
+    text: the kernel's file is replaced, never truncated and rewritten under it (a reader
+    once saw '2\\n000001', half of the simulator's text over half of a daemon's write)."""
+    root, m = fake_machine("a_desktop4")
+    sim = counter_simulator(root, m)
+    path = root.proc("irq", "128", "smp_affinity")
+    eff = int(root.read_text(root.proc("irq", "128", "effective_affinity_list")))
+    target = (eff + 1) % 4
+    assert root.write(path, f"{1 << target:08x}") == 0
+    with open(path) as reader:
+        assert sim.apply_writes() == ({128: [target]}, {})
+        assert reader.read() == f"{1 << target:08x}"          # the text it opened, whole
+    assert root.read_text(path) == f"{1 << target:x}\n"
+    assert not [p for p in os.listdir(root.base) if p.startswith(".render-")]
+
+
+def test_counter_simulator_takes_a_write_into_the_file_a_rerender_replaced(
+        fake_machine, counter_simulator):
+    """A writer that opened smp_affinity just before the re-render's rename writes into the
+    replaced file: the next pass takes that write, as the kernel would have."""
+    root, m = fake_machine("a_desktop4")
+    sim = counter_simulator(root, m)
+    path = root.proc("irq", "128", "smp_affinity")
+    eff = int(root.read_text(root.proc("irq", "128", "effective_affinity_list")))
+    first, second = (eff + 1) % 4, (eff + 2) % 4
+    assert root.write(path, f"{1 << first:08x}") == 0
+    render = sim._render_irq_dir
+    late: list[int] = []
+
+    def writer_opens_then_render(irq: int) -> str:
+        late.append(os.open(path, os.O_WRONLY | os.O_TRUNC))  # after the read, before the rename
+        return render(irq)
+
+    sim._render_irq_dir = writer_opens_then_render
+    try:
+        assert sim.apply_writes() == ({128: [first]}, {})
+    finally:
+        sim._render_irq_dir = render
+    os.write(late[0], f"{1 << second:08x}".encode())    # written after the rename
+    os.close(late[0])
+    assert sim.apply_writes() == ({128: [second]}, {})
+    assert root.read_text(path) == f"{1 << second:x}\n"
+    assert sim.apply_writes() == ({}, {})               # taken once
+
+
 def test_smp_affinity_snapshot_detects_changes_only(make_tree):
     root = make_tree(
         {

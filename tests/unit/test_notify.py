@@ -8,6 +8,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 
 import pytest
 
@@ -19,6 +20,7 @@ from pyirqbalance.service.notify import (
     syslog_priority,
     watchdog_interval,
 )
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -46,6 +48,24 @@ def test_notify_abstract_address():
         sock.settimeout(5)
         assert Notifier({"NOTIFY_SOCKET": "@" + name}).notify("WATCHDOG=1")
         assert sock.recv(100) == b"WATCHDOG=1"
+
+
+def test_notify_never_blocks_on_a_receiver_that_stopped_reading(dgram):
+    """A full receive queue (net.unix.max_dgram_qlen datagrams) drops the datagram:
+    a blocking send would hang the main loop, and SIGTERM with it."""
+    sock, path = dgram
+    n = Notifier({"NOTIFY_SOCKET": path})
+    results: list[bool] = []
+
+    def flood() -> None:
+        results.extend(n.notify(f"STATUS=pass {k}") for k in range(2000))
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    wait_until(lambda: not thread.is_alive(), 30, "2000 notifications sent or dropped")
+    assert results[0] is True and results[-1] is False   # queued at first, dropped once full
+    assert sock.recv(4096) == b"STATUS=pass 0"
+    n.close()
 
 
 def test_notify_without_systemd_is_a_no_op(tmp_path):
