@@ -249,6 +249,9 @@ class ApiService:
     :func:`_guard_slow_clients`.
     """
 
+    #: What the daemon calls it in a log line.
+    label = "the HTTP API"
+
     def __init__(self, ctx: ApiContext, config: ApiConfig) -> None:
         self.ctx = ctx
         self.config = config
@@ -300,15 +303,26 @@ class ApiService:
         return srv
 
     def start(self) -> None:
-        try:
-            for entry in self.config.listen:
-                self._servers.append(self._server(self.app, entry))
-            if self.config.metrics_listen and self.ctx.metrics is not None:
-                self._servers.append(self._server(_metrics_app(self.ctx.metrics),
-                                                  self.config.metrics_listen))
-        except ApiConfigError:
-            self.stop()
-            raise
+        """Listen on every entry that can be listened on, and serve.
+
+        An entry that cannot (a port in use, a socket directory missing) is
+        logged, and its health says ``disabled`` with the reason
+        (``/api/v1/health``, the metrics); the others serve and the daemon
+        balances on: the API is beside the balancer, never in its way.
+        """
+        apps: list[tuple[Any, str]] = [(self.app, entry) for entry in self.config.listen]
+        if self.config.metrics_listen and self.ctx.metrics is not None:
+            apps.append((_metrics_app(self.ctx.metrics), self.config.metrics_listen))
+        serving = []
+        for (app, entry), health in zip(apps, self.health):
+            try:
+                self._servers.append(self._server(app, entry))
+            except ApiConfigError as err:
+                health.set("disabled", str(err))
+                self.ctx.log.error("API not started on %s: %s; balancing goes on without it",
+                                   entry, str(err).removeprefix(f"api listen {entry}: "))
+                continue
+            serving.append(health)
         self._stopping.clear()
         try:
             # A first reading before the first pass: the seed windows of the daemon's
@@ -316,7 +330,7 @@ class ApiService:
             self.ctx.live.latest()
         except ApiError as err:
             self.ctx.log.warning("API: %s", err.message)
-        for srv, health in zip(self._servers, self.health):
+        for srv, health in zip(self._servers, serving):
             t = threading.Thread(
                 target=supervise, args=(lambda srv=srv: self._serve(srv), health, self.ctx.log),
                 kwargs={"stopping": self._stopping.is_set,
@@ -324,7 +338,8 @@ class ApiService:
                 name="pyirqbalance-api", daemon=True)
             t.start()
             self._threads.append(t)
-        self.ctx.log.info("API listening on %s", ", ".join(self.addresses))
+        if self._servers:
+            self.ctx.log.info("API listening on %s", ", ".join(self.addresses))
 
     def _serve(self, srv: Any) -> None:
         # waitress's own run() loops until its map is empty; closing the sockets

@@ -293,6 +293,9 @@ class ControlSocket:
     unlinks the socket file. Usable as a context manager.
     """
 
+    #: What the daemon calls it in a log line.
+    label = "the control socket"
+
     def __init__(
         self,
         target: ControlTarget,

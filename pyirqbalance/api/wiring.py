@@ -46,6 +46,9 @@ class _PinnedIrqs:
     At start it writes the pinned masks again (after a restart) and bans those IRQs.
     """
 
+    #: What the daemon calls it in a log line.
+    label = "the API's pinned IRQs"
+
     def __init__(self, registry: OverrideRegistry, balancer: Any, root: SysRoot,
                  log: logging.Logger) -> None:
         self.registry, self.balancer, self.root, self.log = registry, balancer, root, log

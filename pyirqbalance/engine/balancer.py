@@ -655,6 +655,12 @@ class Balancer:
             order += [irq for irq in records if irq not in listed]
             return tuple(self._decision(records[irq]) for irq in order)
 
+    def decision(self, irq: int) -> Decision | None:
+        """The current decision for one IRQ (None: not in the database)."""
+        with self.lock:
+            info = self.db.by_irq.get(irq) or self.db.banned.get(irq)
+            return self._decision(info) if info is not None else None
+
     def _decision(self, info: IrqInfo) -> Decision:
         act = self.db.activations.get(info.irq)
         current = act.current if act is not None else procirq.read_smp_affinity(self.root, info.irq)

@@ -87,6 +87,9 @@ def reading_from_snapshot(snapshot: Snapshot, boot_id: str | None) -> Reading:
 class HistoryRecorder:
     """A daemon service: ``start``/``stop`` with the daemon, ``on_pass`` per pass."""
 
+    #: What the daemon calls it in a log line.
+    label = "the history recorder"
+
     def __init__(self, root: SysRoot, config: HistoryConfig,
                  log: logging.Logger | None = None, *, read_when_idle: bool = True) -> None:
         self.root = root

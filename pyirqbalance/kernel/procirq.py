@@ -25,6 +25,7 @@ __all__ = [
     "WriteStatus",
     "list_irq_dirs",
     "parse_spurious",
+    "read_action_names",
     "read_default_smp_affinity",
     "read_irq_affinity",
     "read_irq_node",
@@ -142,6 +143,12 @@ def read_irq_node(root: SysRoot, irq: int) -> int | None:
 def read_default_smp_affinity(root: SysRoot) -> int | None:
     """/proc/irq/default_smp_affinity (strict parse; None if missing or malformed)."""
     return _mask(root.try_read_text(root.proc("irq", "default_smp_affinity")))
+
+
+def read_action_names(root: SysRoot, irq: int) -> list[str]:
+    """The names of IRQ ``irq``'s handlers: its ``/proc/irq/N/<name>/`` directories
+    (kernel/irq/proc.c ``register_handler_proc``), sorted."""
+    return sorted(root.scandir_dirs(root.proc("irq", str(irq))) or [])
 
 
 def list_irq_dirs(root: SysRoot) -> list[int]:

@@ -23,6 +23,9 @@ class ControlAdapter:
     (interval) or ask for a rescan, as irqbalance does.
     """
 
+    #: What the daemon calls it in a log line.
+    label = "the control socket"
+
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.balancer = daemon.balancer

@@ -43,6 +43,7 @@ from .control import ControlAdapter
 from .detach import daemonize
 from .logsetup import setup_logging
 from .originals import OriginalAffinities, restore
+from .passlog import PassLog
 from .pidfile import InstanceLock, remove_pidfile, write_pidfile
 from .rivals import find_irqbalance
 
@@ -258,6 +259,10 @@ class Daemon:
             f"EXTEND_TIMEOUT_USEC={int((2 * self.interval + 30) * 1e6)}",
             f"STATUS=started; first pass in {self.interval} s",
         )
+        if self.opts.oneshot:
+            self.log.info("--oneshot: one balancing pass in %d s (placed by NUMA node, class "
+                          "and interrupt count: a first pass has no load data), then exit",
+                          self.interval)
         started: list[Service] = []
         try:
             for service in self.services:
@@ -291,8 +296,8 @@ class Daemon:
 
 
 def _name(service: Service) -> str:
-    """A service's name for a log line (its class, without the module)."""
-    return type(service).__name__
+    """A service's name for a log line (its ``label``: never an internal class name)."""
+    return str(getattr(service, "label", "a background service"))
 
 
 def _watch_foreign_writes(balancer: Balancer, opts: Options, log: logging.Logger) -> None:
@@ -453,6 +458,7 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     )
     daemon = Daemon(opts, balancer, log=log, signals=signals, notifier=notifier,
                     reload=reload, watchdog=watchdog_interval(env))
+    daemon.listeners.append(PassLog(balancer, log, oneshot=opts.oneshot))
     try:
         balancer.start()
     except Exception as err:  # noqa: BLE001

@@ -80,8 +80,8 @@ def one_line_error(out: subprocess.CompletedProcess | str) -> str:
 def affinities(root: SysRoot) -> dict[int, int]:
     """Every IRQ's smp_affinity in the tree, as a mask.
 
-    The fake kernel rewrites a file it took a write from (truncate, then
-    write): an empty read is read again.
+    The daemon writes the fake file as it writes the kernel's (open with
+    O_TRUNC, then write): an empty read in between is read again.
     """
     out = {}
     for name in os.listdir(root.proc("irq")):
