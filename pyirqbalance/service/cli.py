@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -86,9 +87,11 @@ class _Opt(NamedTuple):
     #: An irqbalance option (1.9 or legacy): wins prefix ties against ours.
     irqbalance: bool
     repeatable: bool = False
-    #: The argument's name and what the option does (manual page, completion).
+    #: The argument's name and what the option does (--help, manual page, completion).
     arg: str = ""
     help: str = ""
+    #: irqbalance 1.0-1.4 only (listed apart in --help).
+    legacy: bool = False
 
 
 _OPTIONS = (
@@ -119,10 +122,10 @@ _OPTIONS = (
     _Opt("migrateval", "e", True, True, arg="N",
          help="move an IRQ only if that cuts the load gap by 1/N (default 0: off)"),
     # irqbalance 1.0-1.4 (spec §1.2)
-    _Opt("hintpolicy", None, True, True, arg="exact|subset|ignore",
+    _Opt("hintpolicy", None, True, True, arg="exact|subset|ignore", legacy=True,
          help="legacy: use /proc/irq/N/affinity_hint (any prefix works, an empty value "
               "means exact; default ignore)"),
-    _Opt("banscript", "b", True, True, arg="PATH",
+    _Opt("banscript", "b", True, True, arg="PATH", legacy=True,
          help='legacy: run "PATH <sysfs path> <irq>" for PCI IRQs; a non-zero exit bans'),
     # pyirqbalance's own
     _Opt("help", None, False, False, help="print the full help and exit"),
@@ -433,6 +436,30 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str], config: Config) -> 
     )
 
 
+def _help_options() -> str:
+    """The option lines of ``--help``, from the option table (as the manual page is)."""
+    groups = (
+        ("irqbalance options:", [o for o in _OPTIONS if o.irqbalance and not o.legacy]),
+        ("legacy options (irqbalance 1.0-1.4 semantics):", [o for o in _OPTIONS if o.legacy]),
+        (f"{PROG} options:", [o for o in _OPTIONS if not o.irqbalance]),
+    )
+    lines = []
+    for title, opts in groups:
+        lines.append(title)
+        for o in opts:
+            tag = (f"-{o.short}, " if o.short else "    ") + f"--{o.long}"
+            tag = f"  {tag}={o.arg}" if o.arg else f"  {tag}"
+            text = o.help.removeprefix("legacy: ")
+            first = tag + "  " if len(tag) > _HELP_COLUMN - 2 else tag.ljust(_HELP_COLUMN)
+            lines += textwrap.wrap(text, width=_HELP_WIDTH, initial_indent=first,
+                                   subsequent_indent=" " * _HELP_COLUMN)
+    return "\n".join(lines)
+
+
+#: Where --help's option descriptions start, and its line width.
+_HELP_COLUMN, _HELP_WIDTH = 25, 92
+
+
 HELP = f"""\
 {PROG} {__version__} - distribute hardware interrupts across CPUs
 (decisions compatible with irqbalance {IRQBALANCE_COMPAT_VERSION}; a drop-in replacement)
@@ -443,40 +470,7 @@ Every pass (each --interval seconds) {PROG} reads /proc/interrupts and /proc/sta
 computes the interrupt load of every CPU, cache domain, package and NUMA node, and moves
 IRQs away from busy CPUs by writing /proc/irq/N/smp_affinity, as irqbalance does.
 
-irqbalance options:
-  -o, --oneshot          wait --interval seconds, balance once, exit
-  -d, --debug            debug messages and the topology dump after each pass, to stderr
-                         (implies --foreground)
-  -f, --foreground       do not detach from the terminal
-  -j, --journal          log for the systemd journal (implies --foreground)
-  -i, --banirq=N         never move IRQ N (repeatable)
-  -m, --banmod=NAME      never move IRQs whose driver or name contains NAME (repeatable)
-  -p, --powerthresh=N|off  CPUs that must be idle before one is put in power save
-                         (default off)
-  -c, --deepestcache=N   cache level that defines cache domains (default 2)
-  -t, --interval=N       seconds between passes (default 10)
-  -e, --migrateval=N     move an IRQ only if it cuts the load gap by 1/N (default 0: off)
-  -l, --policyscript=P   script, or directory of scripts, run as "P <sysfs path> <irq>"
-                         for every IRQ; prints ban=, balance_level=, numa_node=, hintpolicy=
-  -s, --pid=FILE         write the process id to FILE (not replaced if it exists)
-  -V, --version          print the version and exit
-legacy options (irqbalance 1.0-1.4 semantics):
-      --hintpolicy=exact|subset|ignore   use /proc/irq/N/affinity_hint (default ignore;
-                         any prefix works, an empty value means exact)
-  -b, --banscript=PATH   run "PATH <sysfs path> <irq>" for PCI IRQs; non-zero exit bans
-pyirqbalance options:
-      --sysroot=DIR      read /proc and /sys under DIR (a captured or fake machine)
-      --api-listen=HOST:PORT  serve the REST API there, with /metrics and the history
-                         store unless the YAML turns them off (api.listen)
-      --dry-run          read everything, write nothing, do not wait; print what would
-                         be done
-      --format=text|json output of --dry-run (json: one object on stdout)
-      --placement=irqbalance|balanced  irqbalance's placement (default), or one that
-                         lowers the busiest CPU's interrupt time (docs/placement.md)
-      --config=FILE      YAML configuration (default {DEFAULT_CONFIG_PATH})
-      --restore          write back the affinities found before {PROG} changed them, exit
-      --force            start although irqbalance is running
-      --help             this text
+{_help_options()}
 
 Precedence: command line > IRQBALANCE_ARGS > environment > configuration file > defaults.
 
