@@ -38,7 +38,12 @@ from .activate import Activation
 from .classify import IrqInfo
 from .model import BalanceLevel
 
-__all__ = ["ForeignIrq", "ForeignSettings", "ForeignWrite", "ForeignWrites"]
+__all__ = ["FIRST_WARNINGS", "ForeignIrq", "ForeignSettings", "ForeignWrite", "ForeignWrites"]
+
+#: First foreign writes of IRQs logged at warning level in one pass; the rest of that
+#: pass's are at debug level, summed up in one warning (another balancer moving
+#: everything at once must not flood the log).
+FIRST_WARNINGS = 5
 
 
 class ForeignSettings(NamedTuple):
@@ -104,6 +109,7 @@ class ForeignWrites:
         #: IRQs left alone; the balancer bans them.
         self.left_alone: frozenset[int] = frozenset()
         self.view: tuple[ForeignIrq, ...] = ()
+        self._firsts = 0  # first foreign writes of IRQs seen by the running check
 
     @property
     def total(self) -> int:
@@ -135,6 +141,7 @@ class ForeignWrites:
         kept: dict[int, int] = {}
         newly: list[int] = []
         found_any = False
+        self._firsts = 0
         for info in irqs:
             want = expected.get(info.irq)
             if want is None or (info.level is BalanceLevel.NONE and info.unmanaged_reason):
@@ -152,6 +159,9 @@ class ForeignWrites:
                 if self._record(ForeignWrite(info.irq, name, want, found, self._wall())):
                     newly.append(info.irq)
         self.expected = kept
+        if self._firsts > FIRST_WARNINGS:
+            self.log.warning("%d more IRQs changed by something else for the first time this "
+                             "pass (listed at debug level)", self._firsts - FIRST_WARNINGS)
         if found_any:
             self.view = tuple(self._seen[irq] for irq in sorted(self._seen))
         return newly
@@ -161,12 +171,18 @@ class ForeignWrites:
         s = self.settings
         old = self._seen.get(change.irq)
         if old is None:
-            self.log.warning(
+            self._firsts += 1
+            level = logging.WARNING if self._firsts <= FIRST_WARNINGS else logging.DEBUG
+            self.log.log(
+                level,
                 "IRQ %d (%s): smp_affinity changed by something else: expected %s, found %s "
                 "(another balancer, tuned, a script?)", change.irq, change.name or "no name",
                 format_mask(change.expected), format_mask(change.found))
             entry = ForeignIrq(change.irq, change.name, 1, change, change, False)
         else:
+            self.log.debug("IRQ %d (%s): smp_affinity changed by something else again: "
+                           "expected %s, found %s", change.irq, change.name or "no name",
+                           format_mask(change.expected), format_mask(change.found))
             entry = old._replace(changes=old.changes + 1, last=change)
         now = self._clock()
         recent = self._recent.setdefault(change.irq, deque())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyirqbalance.api.metrics import Metrics
 from pyirqbalance.engine.balancer import Balancer
-from pyirqbalance.engine.foreign import ForeignSettings, ForeignWrites
+from pyirqbalance.engine.foreign import FIRST_WARNINGS, ForeignSettings, ForeignWrites
 from pyirqbalance.engine.model import BalancerSettings
 from pyirqbalance.kernel import procirq
 from pyirqbalance.kernel.cpumask import format_mask
@@ -206,3 +206,21 @@ def test_metrics_show_the_foreign_writes(tmp_path):
     assert "pyirqbalance_foreign_writes_total 1.0" in text
     assert "pyirqbalance_irqs_left_alone 1.0" in text
     assert "pyirqbalance_foreign_writes_enabled 1.0" in text
+
+
+def test_many_first_changes_in_one_pass_are_summed_up(tmp_path, caplog):
+    b, root = _balancer(tmp_path)
+    irqs = sorted(b.foreign.expected)
+    assert len(irqs) > FIRST_WARNINGS + 1
+    for irq in irqs:
+        _write(root, irq, _other_mask(root, irq))
+    with caplog.at_level(logging.DEBUG, logger="test.foreign"):
+        b.run_pass()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    firsts = [m for m in warnings if "changed by something else: expected" in m]
+    assert len(firsts) == FIRST_WARNINGS
+    assert f"{len(irqs) - FIRST_WARNINGS} more IRQs changed" in warnings[-1]
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG
+             and "changed by something else: expected" in r.getMessage()]
+    assert len(debug) == len(irqs) - FIRST_WARNINGS
+    assert b.foreign.total == len(irqs)
