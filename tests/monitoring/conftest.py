@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,26 +47,52 @@ def promtool() -> str:
 
 
 class HotKernel(Kernel):
-    """The fake kernel, plus irq time on one CPU growing with the wall clock."""
+    """The fake kernel, plus irq time on one CPU growing with the wall clock.
+
+    The simulation renders /proc/stat every 0.25 s; the hot CPU's extra time is
+    added to its latest rendering every 0.05 s, so a pass reads it at most that stale.
+    """
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.started = time.monotonic()
+        self.base: list[str] | None = None
+        self._hot = threading.Thread(target=self._heat, name="hot-spot", daemon=True)
+
+    def start(self) -> None:
+        super().start()
+        self._hot.start()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._hot.is_alive():
+            self._hot.join(timeout=10)
 
     def step(self) -> None:
         super().step()
         with self.lock:
-            extra = int(HOT_SHARE * USER_HZ * (time.monotonic() - self.started))
-            path = Path(self.root.proc("stat"))
-            lines = path.read_text().splitlines(keepends=True)
-            for i, line in enumerate(lines):
-                fields = line.split(" ")
-                if fields[0] == f"cpu{HOT_CPU}":
-                    fields[6] = str(int(fields[6]) + extra)  # user nice system idle iowait irq
-                    lines[i] = " ".join(fields)
-            tmp = path.with_suffix(".hot")
-            tmp.write_text("".join(lines))
-            os.replace(tmp, path)
+            self.base = Path(self.root.proc("stat")).read_text().splitlines(keepends=True)
+            self._write_hot()
+
+    def _heat(self) -> None:
+        while not self._stop.wait(0.05):
+            with self.lock:
+                self._write_hot()
+
+    def _write_hot(self) -> None:
+        if self.base is None:
+            return
+        extra = int(HOT_SHARE * USER_HZ * (time.monotonic() - self.started))
+        lines = list(self.base)
+        for i, line in enumerate(lines):
+            fields = line.split(" ")
+            if fields[0] == f"cpu{HOT_CPU}":
+                fields[6] = str(int(fields[6]) + extra)  # user nice system idle iowait irq
+                lines[i] = " ".join(fields)
+        path = Path(self.root.proc("stat"))
+        tmp = path.with_suffix(".hot")
+        tmp.write_text("".join(lines))
+        os.replace(tmp, path)
 
 
 class FleetDaemon(LiveDaemon):
