@@ -1,38 +1,54 @@
 """Load-aware placement (``--placement=balanced``).
 
-Each pass measures every firing IRQ's interrupt time -- the irq + softirq time
-/proc/stat gives each CPU, split over the IRQs that fired there by their
-interrupt counts, as irqbalance splits it -- and then moves as few IRQs as it
-takes to lower the busiest CPU's time:
+Each pass trusts the kernel's counters, not its own bookkeeping:
+
+* **where** each firing IRQ fired is the rise of its per-CPU columns in
+  /proc/interrupts over the window (several CPUs when the kernel spread it),
+  whatever was written to its smp_affinity (a write is only a request: the
+  kernel may refuse it, revert it, or pick one CPU of a wider mask);
+* **what** an interrupt costs is estimated per IRQ from the irq + softirq
+  time /proc/stat gives each CPU: each CPU's measured time is shared over
+  the IRQs that fired there in proportion to what each was expected to cost,
+  and each IRQ's ns per interrupt is averaged over windows (not over
+  interrupts: the counters since boot seed the first pass only);
+* **feedback**: where a CPU's measured time is off the estimates by more
+  than the jiffies' rounding, the plan is made from the measured times.
+
+Then it moves as few IRQs as it takes to lower the busiest CPU's time:
 
 * :func:`plan_placement` is the pure core: from :class:`Item` records (cost,
   where the IRQ fires, where it may go) it returns a :class:`Plan` whose
-  moves each lower the busiest CPU by more than ``min_gain`` of its time,
-  at most ``max_moves`` of them a pass (IRQs standing where they may not stay
-  move first, outside that budget);
+  moves together lower the busiest CPU by more than ``min_gain`` of its
+  time, at most ``max_moves`` of them a pass (IRQs standing where they may
+  not stay move first, outside that budget);
 * :class:`BalancedPlacement` is the balancer's side: it keeps the counters
-  and where each IRQ fires between passes, builds the items under every rule
-  of the default placement (banned CPUs, banned and unmanaged IRQs, balance
-  level none, hint policies, the device's NUMA node, CPUs in power save or
-  out of vectors), hands the planned IRQs to activation as single-CPU
-  targets, and leaves every light IRQ to the default placement.
+  and estimates between passes, builds the items under every rule of the
+  default placement (banned CPUs, banned and unmanaged IRQs, balance level
+  none, hint policies, the device's NUMA node, CPUs in power save or out of
+  vectors), hands the moved IRQs to activation as single-CPU targets, and
+  leaves the IRQs it does not move where they fire.
 
 Where /proc/stat's irq and softirq columns stay flat while interrupts are
-counted (a kernel without IRQ time accounting), an IRQ's cost is estimated
-as its count times a per-class cost (:data:`CLASS_COST_NS`).
+counted (a kernel without IRQ time accounting) nothing measures what an
+interrupt costs: interrupt counts are balanced (every interrupt
+:data:`UNIT_NS`), no per-class guess.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
+from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..kernel import procstat
 from ..kernel.cpumask import cpus_of, irqbalance_parse_mask
 from ..kernel.sysroot import SysRoot
-from .model import BalanceLevel, HintPolicy, IrqClass
+from .model import BalanceLevel, HintPolicy
 from .topology import NO_NODE, ObjType, Topology, TopoObj
 
 if TYPE_CHECKING:  # the balancer imports this module
@@ -40,8 +56,8 @@ if TYPE_CHECKING:  # the balancer imports this module
     from .classify import IrqInfo
 
 __all__ = [
-    "CLASS_COST_NS",
     "PLACEMENTS",
+    "UNIT_NS",
     "BalancedPlacement",
     "Item",
     "Plan",
@@ -51,27 +67,9 @@ __all__ = [
 #: The ``--placement`` values: irqbalance's placement, or this one.
 PLACEMENTS = ("irqbalance", "balanced")
 
-#: Estimated irq + softirq ns per interrupt, for kernels without IRQ time
-#: accounting: network receive work dominates, storage completions are
-#: cheaper, everything else is a handler and no softirq.
-CLASS_COST_NS: Mapping[IrqClass, int] = {
-    IrqClass.ETHERNET: 10_000,
-    IrqClass.GBETH: 10_000,
-    IrqClass.TENGBETH: 10_000,
-    IrqClass.STORAGE: 5_000,
-}
-_OTHER_COST_NS = 2_000
-
-#: An IRQ is placed here when it costs at least this share of the mean
-#: interrupt time of a usable CPU; lighter ones keep the default placement.
+#: An IRQ is a candidate to move when it costs at least this share of the
+#: mean interrupt time of a usable CPU (any IRQ when the busiest CPU is crowded).
 HEAVY_SHARE = 0.05
-#: Swap partners looked at per target CPU when no single move helps.
-_SWAP_TARGETS = 8
-#: Weight of the past in each IRQ's ns-per-interrupt average. /proc/stat counts
-#: whole jiffies (10 ms at USER_HZ=100): one pass's share of a CPU's time is
-#: off by up to a jiffy, its interrupt count is exact, so the cost of an
-#: interrupt is averaged over passes and multiplied by this pass's count.
-_DECAY = 0.8
 
 
 class Item(NamedTuple):
@@ -80,12 +78,18 @@ class Item(NamedTuple):
     irq: int
     #: Interrupt time over the window, ns.
     cost: float
-    #: CPU it fires on (None: unknown).
+    #: CPU it fires on (most of its interrupts; None: unknown).
     cpu: int | None
     #: CPUs it may be placed on; 0: it stays where it is.
     allowed: int
     #: Its device's NUMA node (-1: none), for the floor.
     node: int = NO_NODE
+    #: (CPU, ns) of each CPU it fired on, when the kernel spread it over
+    #: several; empty: all of ``cost`` is on ``cpu``.
+    spread: tuple[tuple[int, float], ...] = ()
+    #: Its time at its smoothed rate (None: ``cost``): a plan must also
+    #: lower the busiest CPU at these times, so one pass's spike moves nothing.
+    steady: float | None = None
 
 
 class Plan(NamedTuple):
@@ -104,10 +108,18 @@ class Plan(NamedTuple):
     estimated: bool = False
     #: Length of the window the times cover, s (None: since boot).
     window_s: float | None = None
+    #: irq -> (CPUs its /proc/interrupts columns rose on, its count's rise) this window.
+    located: Mapping[int, tuple[tuple[int, ...], int]] = MappingProxyType({})
+    #: The busiest CPU's time the last plan predicted for this window, and the
+    #: time /proc/stat measured on that CPU (ns; None: no prediction).
+    predicted_busiest: float | None = None
+    measured_busiest: float | None = None
+    #: The plan was made from the measured times because the last prediction was off.
+    replanned: bool = False
 
     def to_json(self) -> dict:
         cpus = sorted(set(self.before) | set(self.after))
-        return {
+        out = {
             "placement": "balanced",
             "estimated": self.estimated,
             "window": "since boot" if self.window_s is None else f"{self.window_s:g} s",
@@ -123,7 +135,16 @@ class Plan(NamedTuple):
                 {"irq": irq, "from": src, "to": dst}
                 for irq, (src, dst) in sorted(self.moves.items())
             ],
+            "located": [
+                {"irq": irq, "cpus": list(where), "count": n}
+                for irq, (where, n) in sorted(self.located.items())
+            ],
         }
+        if self.predicted_busiest is not None and self.measured_busiest is not None:
+            out["predicted_busiest_us"] = round(self.predicted_busiest / 1e3, 1)
+            out["measured_busiest_us"] = round(self.measured_busiest / 1e3, 1)
+            out["replanned"] = self.replanned
+        return out
 
 
 # --------------------------------------------------------------------------
@@ -142,11 +163,14 @@ def floor_of(items: Sequence[Item], usable: int, background: Mapping[int, float]
     movable = 0.0
     per_node: dict[int, tuple[float, int]] = {}
     for it in items:
-        if it.allowed:
+        if it.allowed and not it.spread:
             movable = max(movable, it.cost)
             if it.node != NO_NODE:
                 cost, mask = per_node.get(it.node, (0.0, 0))
                 per_node[it.node] = (cost + it.cost, mask | it.allowed)
+        elif it.spread:
+            for cpu, ns in it.spread:
+                fixed[cpu] = fixed.get(cpu, 0.0) + ns
         elif it.cpu is not None:
             fixed[it.cpu] = fixed.get(it.cpu, 0.0) + it.cost
     total = sum(background.values()) + sum(it.cost for it in items)
@@ -157,71 +181,152 @@ def floor_of(items: Sequence[Item], usable: int, background: Mapping[int, float]
                 *local])
 
 
-class _State:
-    """Loads per CPU and where each placed item is, while a plan is made."""
+class _Least:
+    """The least-loaded CPU of each allowed set, kept in heaps updated lazily.
 
-    __slots__ = ("allowed", "cost", "load", "on")
+    A CPU's entry is valid while its version is the CPU's current one; every
+    load change pushes a fresh entry into the heap of each set holding the
+    CPU. Finding the least-loaded CPU pops stale entries only: a pass costs
+    O(log n) per move, not a scan of the CPUs.
+    """
+
+    __slots__ = ("heaps", "load", "sets_of", "version")
+
+    def __init__(self, load: dict[int, float], masks: Iterable[int]) -> None:
+        self.load = load
+        self.version: dict[int, int] = {}
+        self.heaps: dict[int, list[tuple[float, int, int]]] = {}
+        self.sets_of: dict[int, list[int]] = {}
+        for mask in set(masks):
+            heap = [(load.get(cpu, 0.0), cpu, 0) for cpu in cpus_of(mask)]
+            heapq.heapify(heap)
+            self.heaps[mask] = heap
+            for cpu in cpus_of(mask):
+                self.sets_of.setdefault(cpu, []).append(mask)
+
+    def changed(self, cpu: int) -> None:
+        v = self.version.get(cpu, 0) + 1
+        self.version[cpu] = v
+        entry = (self.load.get(cpu, 0.0), cpu, v)
+        for mask in self.sets_of.get(cpu, ()):
+            heap = self.heaps[mask]
+            heapq.heappush(heap, entry)
+            if len(heap) > 4 * mask.bit_count() + 64:  # too many stale entries: rebuild
+                self.heaps[mask] = [e for e in heap if e[2] == self.version.get(e[1], 0)]
+                heapq.heapify(self.heaps[mask])
+
+    def smallest(self, mask: int, k: int, skip: int = -1) -> list[int]:
+        """Up to ``k`` least-loaded CPUs of ``mask`` other than ``skip`` (ties: lowest number)."""
+        heap = self.heaps[mask]
+        version = self.version
+        taken: list[tuple[float, int, int]] = []
+        out: list[int] = []
+        while heap and len(out) < k:
+            entry = heapq.heappop(heap)
+            if entry[2] != version.get(entry[1], 0):
+                continue  # stale
+            taken.append(entry)
+            if entry[1] != skip:
+                out.append(entry[1])
+        for entry in taken:
+            heapq.heappush(heap, entry)
+        return out
+
+
+class _State:
+    """Loads per CPU and where each candidate is, while a plan is made."""
+
+    __slots__ = ("allowed", "cost", "least", "load", "on")
 
     def __init__(self, load: dict[int, float]) -> None:
         self.load = load
-        self.on: dict[int, list[int]] = {}  # cpu -> irqs placed there
+        #: cpu -> allowed set -> sorted [(cost, irq)] of the candidates there.
+        self.on: dict[int, dict[int, list[tuple[float, int]]]] = {}
         self.cost: dict[int, float] = {}
         self.allowed: dict[int, int] = {}
+        self.least: _Least | None = None
+
+    def add(self, irq: int, cpu: int) -> None:
+        """A candidate already counted in ``load`` at ``cpu``."""
+        insort(self.on.setdefault(cpu, {}).setdefault(self.allowed[irq], []),
+               (self.cost[irq], irq))
 
     def put(self, irq: int, cpu: int) -> None:
-        self.on.setdefault(cpu, []).append(irq)
+        self.add(irq, cpu)
         self.load[cpu] = self.load.get(cpu, 0.0) + self.cost[irq]
+        if self.least is not None:
+            self.least.changed(cpu)
 
     def take(self, irq: int, cpu: int) -> None:
-        self.on[cpu].remove(irq)
+        group = self.on[cpu][self.allowed[irq]]
+        del group[bisect_left(group, (self.cost[irq], irq))]
         self.load[cpu] -= self.cost[irq]
-
-    def least(self, mask: int, skip: int = -1) -> int | None:
-        """The least-loaded CPU of ``mask`` (ties: the lowest number)."""
-        best, best_load = None, 0.0
-        for cpu in cpus_of(mask):
-            load = self.load.get(cpu, 0.0)
-            if cpu != skip and (best is None or load < best_load):
-                best, best_load = cpu, load
-        return best
+        if self.least is not None:
+            self.least.changed(cpu)
 
 
-def _best_move(st: _State, busy: int, limit: float) -> tuple[int, int] | None:
-    """The single move off ``busy`` leaving both CPUs lowest, if under ``limit``."""
+def _nearest(group: list[tuple[float, int]], want: float) -> list[tuple[float, int]]:
+    """The entries of a sorted group whose cost is nearest ``want``, below and above."""
+    i = bisect_left(group, (want, -1))
+    out = group[i:i + 1]
+    if i:  # the lowest IRQ number of the cost just below
+        out.append(group[bisect_left(group, (group[i - 1][0], -1))])
+    return out
+
+
+def _best_move(st: _State, busy: int) -> tuple[int, int] | None:
+    """The move off ``busy`` leaving the higher of the two CPUs lowest, if it lowers ``busy``."""
+    assert st.least is not None
+    load_b = st.load[busy]
     best: tuple[int, int] | None = None
-    best_peak = limit
-    targets: dict[int, int | None] = {}
-    for irq in sorted(st.on.get(busy, ())):  # ties: the lowest IRQ number
-        mask = st.allowed[irq]
-        if mask not in targets:
-            targets[mask] = st.least(mask, skip=busy)
-        dst = targets[mask]
-        if dst is None:
+    best_key = (load_b, 0)
+    for mask, group in st.on.get(busy, {}).items():
+        if not group:
             continue
-        cost = st.cost[irq]
-        peak = max(st.load[busy] - cost, st.load.get(dst, 0.0) + cost)
-        if peak < best_peak:
-            best, best_peak = (irq, dst), peak
+        for dst in st.least.smallest(mask, 1, skip=busy):
+            load_d = st.load.get(dst, 0.0)
+            for cost, irq in _nearest(group, (load_b - load_d) / 2):
+                peak = max(load_b - cost, load_d + cost)
+                if (peak, irq) < best_key:
+                    best, best_key = (irq, dst), (peak, irq)
     return best
 
 
-def _best_swap(st: _State, busy: int, limit: float) -> tuple[int, int, int] | None:
-    """A swap of an IRQ on ``busy`` with a cheaper one elsewhere, if both end under ``limit``."""
+#: Costliest candidates on the busiest CPU tried in a swap, and partner CPUs per set.
+_SWAP_IRQS = 32
+_SWAP_TARGETS = 8
+
+
+def _best_swap(st: _State, busy: int) -> tuple[int, int, int] | None:
+    """A swap of an IRQ on ``busy`` with a cheaper one elsewhere that lowers ``busy``."""
+    assert st.least is not None
+    load_b = st.load[busy]
     best: tuple[int, int, int] | None = None
-    best_peak = limit
-    for irq in sorted(st.on.get(busy, ())):  # ties: the lowest IRQ numbers
-        cost = st.cost[irq]
-        mask = st.allowed[irq] & ~(1 << busy)
-        others = sorted(cpus_of(mask), key=lambda c: st.load.get(c, 0.0))[:_SWAP_TARGETS]
-        for dst in others:
-            for other in sorted(st.on.get(dst, ())):
-                delta = cost - st.cost[other]
-                if delta <= 0 or not st.allowed[other] >> busy & 1:
+    best_key = (load_b, 0, 0)
+    for mask, group in st.on.get(busy, {}).items():
+        for dst in st.least.smallest(mask, _SWAP_TARGETS, skip=busy):
+            load_d = st.load.get(dst, 0.0)
+            half = (load_b - load_d) / 2
+            for o_mask, others in st.on.get(dst, {}).items():
+                if not others or not o_mask >> busy & 1:
                     continue
-                peak = max(st.load[busy] - delta, st.load[dst] + delta)
-                if peak < best_peak:
-                    best, best_peak = (irq, dst, other), peak
+                for cost, irq in group[-_SWAP_IRQS:]:
+                    for o_cost, other in _nearest(others, cost - half):
+                        delta = cost - o_cost
+                        if delta <= 0:
+                            continue
+                        peak = max(load_b - delta, load_d + delta)
+                        if (peak, irq, other) < best_key:
+                            best, best_key = (irq, dst, other), (peak, irq, other)
     return best
+
+
+def _peak(load: Mapping[int, float]) -> float:
+    return max(load.values(), default=0.0)
+
+
+#: When the busiest CPU is this many times the mean, light IRQs may move too.
+CROWDED = 1.5
 
 
 def plan_placement(
@@ -233,17 +338,21 @@ def plan_placement(
     max_moves: int = 16,
     heavy_share: float = HEAVY_SHARE,
 ) -> Plan:
-    """Where the heavy movable IRQs go: the busiest CPU lowest, then the fewest moves.
+    """Where the movable IRQs go: the busiest CPU lowest, then the fewest moves.
 
     ``usable``: the CPUs any IRQ may be placed on (online, not banned).
     ``background``: CPU time that no IRQ explains (it never moves). Items
-    with ``allowed == 0`` or lighter than ``heavy_share`` of the mean usable
-    CPU's time stay where they fire. A heavy item that fires outside its
+    with ``allowed == 0``, or fired over several CPUs (the kernel spreads
+    them), stay where they fire. A single-CPU item that fires outside its
     ``allowed`` CPUs (or nowhere known) is placed first, on the least-loaded
-    allowed CPU, costliest first. Then, at most ``max_moves`` times, the
-    busiest CPU gives one IRQ to the CPU that ends lowest (or swaps one for
-    a cheaper one, two moves), when that lowers the busiest CPU's time by
-    more than ``min_gain`` of it.
+    allowed CPU, costliest first (outside the budget). Then, at most
+    ``max_moves`` times, the busiest CPU gives one IRQ to the CPU that ends
+    lowest (or swaps one for a cheaper one, two moves) while that lowers it.
+    Candidates are the IRQs of at least ``heavy_share`` of the mean usable
+    CPU's time, and every IRQ when the busiest CPU is :data:`CROWDED` times
+    the mean. The moves are kept only if together they lower the busiest
+    CPU's time by more than ``min_gain`` of it, at this window's times and at
+    the items' ``steady`` times alike (the hysteresis).
     """
     items = list(items)
     background = dict(background or {})
@@ -251,52 +360,85 @@ def plan_placement(
     for cpu, ns in background.items():
         before[cpu] = before.get(cpu, 0.0) + ns
     for it in items:
-        if it.cpu is not None:
+        if it.spread:
+            for cpu, ns in it.spread:
+                before[cpu] = before.get(cpu, 0.0) + ns
+        elif it.cpu is not None:
             before[it.cpu] = before.get(it.cpu, 0.0) + it.cost
     n_usable = usable.bit_count()
-    mean = sum(before.values()) / n_usable if n_usable else 0.0
+    mean = sum(before[c] for c in cpus_of(usable)) / n_usable if n_usable else 0.0
+    cand, stray = _candidates(items, usable, heavy_share * mean, _peak(before) > CROWDED * mean)
     st = _State(dict(before))
-    heavy = [it for it in items
-             if it.allowed & usable and it.cost > 0 and it.cost >= heavy_share * mean]
-    for it in heavy:
+    for it in cand + stray:
         st.cost[it.irq] = it.cost
         st.allowed[it.irq] = it.allowed & usable
+    st.least = _Least(st.load, st.allowed.values())
+    start: dict[int, int | None] = {it.irq: it.cpu for it in cand + stray}
     placed: dict[int, int] = {}
-    start: dict[int, int | None] = {it.irq: it.cpu for it in heavy}
-    stray = []
-    for it in heavy:
-        if it.cpu is not None and st.allowed[it.irq] >> it.cpu & 1:
-            st.on.setdefault(it.cpu, []).append(it.irq)
-            placed[it.irq] = it.cpu
-        else:
-            if it.cpu is not None:
-                st.load[it.cpu] -= it.cost
-            stray.append(it)
+    for it in cand:
+        assert it.cpu is not None
+        st.add(it.irq, it.cpu)
+        placed[it.irq] = it.cpu
     for it in sorted(stray, key=lambda i: (-i.cost, i.irq)):
-        dst = st.least(st.allowed[it.irq])
-        if dst is not None:
-            st.put(it.irq, dst)
-            placed[it.irq] = dst
-    _improve(st, placed, max_moves, min_gain)
+        parts = it.spread or (((it.cpu, it.cost),) if it.cpu is not None else ())
+        for cpu, ns in parts:
+            st.load[cpu] -= ns
+            st.least.changed(cpu)
+        dst = st.least.smallest(st.allowed[it.irq], 1)[0]
+        st.put(it.irq, dst)
+        placed[it.irq] = dst
+    forced = dict(placed)
+    first_load = dict(st.load)
+    _improve(st, placed, max_moves)
+    moved = {irq for irq, cpu in placed.items() if forced.get(irq) != cpu}
+    if moved and not _worth_it(items, moved, placed, forced, first_load, st.load, min_gain):
+        for irq in moved:
+            placed[irq] = forced[irq]
+        st.load = first_load
     moves = {irq: (start[irq], cpu) for irq, cpu in placed.items() if start[irq] != cpu}
     return Plan(placed, moves, before, st.load, floor_of(items, usable, background))
 
 
-def _improve(st: _State, placed: dict[int, int], max_moves: int, min_gain: float) -> None:
+def _candidates(
+    items: Sequence[Item], usable: int, heavy: float, crowded: bool
+) -> tuple[list[Item], list[Item]]:
+    """The IRQs the plan may move where they fire, and those it must move."""
+    cand = []
+    stray = []
+    for it in items:
+        allowed = it.allowed & usable
+        if not allowed or it.cost <= 0:
+            continue
+        if it.spread:
+            if all(allowed >> cpu & 1 for cpu, _ in it.spread):
+                continue  # the kernel spreads it over CPUs it may use: leave it so
+        elif it.cpu is not None and allowed >> it.cpu & 1:
+            if crowded or it.cost >= heavy:
+                cand.append(it)
+            continue
+        stray.append(it)
+    return cand, stray
+
+
+def _improve(st: _State, placed: dict[int, int], budget: int) -> None:
     """Local search from where the IRQs are: single moves, then swaps, off the busiest CPU."""
-    budget = max_moves
-    while budget > 0 and st.load:
-        busy = max(st.load, key=lambda c: (st.load[c], -c))
-        limit = st.load[busy] * (1.0 - min_gain)
-        move = _best_move(st, busy, limit)
+    busiest = [(-load, cpu) for cpu, load in st.load.items()]
+    heapq.heapify(busiest)
+    while budget > 0 and busiest:
+        neg, busy = busiest[0]
+        if -neg != st.load[busy]:
+            heapq.heapreplace(busiest, (-st.load[busy], busy))  # stale: refresh
+            continue
+        move = _best_move(st, busy)
         if move is not None:
             irq, dst = move
             st.take(irq, busy)
             st.put(irq, dst)
             placed[irq] = dst
             budget -= 1
+            heapq.heappush(busiest, (-st.load[dst], dst))
             continue
-        swap = _best_swap(st, busy, limit) if budget >= 2 else None
+        swap = _best_swap(st, busy) if budget >= 2 else None
         if swap is None:
             return
         irq, dst, other = swap
@@ -306,16 +448,42 @@ def _improve(st: _State, placed: dict[int, int], max_moves: int, min_gain: float
         st.put(other, busy)
         placed[irq], placed[other] = dst, busy
         budget -= 2
+        heapq.heappush(busiest, (-st.load[dst], dst))
+
+
+def _worth_it(
+    items: Sequence[Item],
+    moved: set[int],
+    placed: Mapping[int, int],
+    forced: Mapping[int, int],
+    first: Mapping[int, float],
+    after: Mapping[int, float],
+    min_gain: float,
+) -> bool:
+    """Whether the moves together lower the busiest CPU by more than ``min_gain`` of it,
+    at this window's times and at the steady ones."""
+    if _peak(after) > _peak(first) * (1.0 - min_gain):
+        return False
+    if all(it.steady is None for it in items):
+        return True
+    before = dict(first)
+    steady: dict[int, float] = {}
+    for it in items:
+        cpu = forced.get(it.irq, it.cpu)
+        if it.spread or cpu is None:
+            continue
+        steady[it.irq] = it.cost if it.steady is None else it.steady
+        before[cpu] = before.get(cpu, 0.0) + steady[it.irq] - it.cost
+    after_steady = dict(before)
+    for irq in moved:
+        after_steady[forced[irq]] -= steady[irq]
+        after_steady[placed[irq]] = after_steady.get(placed[irq], 0.0) + steady[irq]
+    return _peak(after_steady) <= _peak(before) * (1.0 - min_gain)
 
 
 # --------------------------------------------------------------------------
 # the balancer's side
 # --------------------------------------------------------------------------
-
-
-def class_cost(irq_class: IrqClass) -> int:
-    """Estimated ns per interrupt of a class (no IRQ time accounting)."""
-    return CLASS_COST_NS.get(irq_class, _OTHER_COST_NS)
 
 
 def usable_cpus(topo: Topology) -> int:
@@ -347,8 +515,22 @@ def movable_cpus(info: IrqInfo, topo: Topology, usable: int) -> int:
     return allowed
 
 
+class _Located(NamedTuple):
+    """Where one firing IRQ's interrupts of the window were counted."""
+
+    n: int
+    #: (CPU, interrupts) per CPU whose column rose; empty: not known.
+    cpus: tuple[tuple[int, int], ...]
+
+
 class BalancedPlacement:
-    """State of the balanced placement between passes, for one :class:`Balancer`."""
+    """State of the balanced placement between passes, for one :class:`Balancer`.
+
+    Kept across passes: each IRQ's /proc/interrupts total and, where known,
+    its per-CPU columns (where it fired is their rise, not what was written);
+    each CPU's irq + softirq jiffies; each IRQ's estimated ns per interrupt
+    and its smoothed count per window; what the last plan predicted.
+    """
 
     def __init__(self, root: SysRoot, log: logging.Logger) -> None:
         self.root = root
@@ -356,27 +538,45 @@ class BalancedPlacement:
         self._topo: Topology | None = None
         self._counts: dict[int, int] = {}
         self._jiffies: dict[int, int] = {}
-        #: irq -> CPU it fires on (absent: to read from effective_affinity).
-        self._where: dict[int, int] = {}
-        #: irq -> (decayed ns, decayed interrupts) measured for it.
-        self._per_interrupt: dict[int, tuple[float, float]] = {}
+        #: irq -> CPU -> its column's count when last read whole.
+        self._columns: dict[int, dict[int, int]] = {}
+        #: irq -> estimated ns per interrupt.
+        self._ns: dict[int, float] = {}
+        #: irq -> smoothed interrupts per window.
+        self._rate: dict[int, float] = {}
+        #: cpu -> (the IRQs that fired there, its last windows with just them:
+        #: (measured ns, irq -> interrupts)).
+        self._history: dict[int, tuple[frozenset[int], deque]] = {}
+        #: irq -> the CPU the last plan moved it to; IRQs that twice did not fire there.
+        self._requested: dict[int, int] = {}
+        self._misses: dict[int, int] = {}
+        self._stuck: set[int] = set()
         self._estimate_said = False
         self._planned_at = 0.0
+        self._window_s: float | None = None
         self.last_plan: Plan | None = None
+
+    # -- the pass -------------------------------------------------------
 
     def plan_pass(self, balancer, stat: str | None) -> Plan | None:
         """Plan this pass and hand the planned IRQs to activation."""
         topo: Topology = balancer.topo
-        if topo is not self._topo:  # a (re)build: start from the counters since boot
-            self._topo, self._counts, self._jiffies, self._where = topo, {}, {}, {}
-            self._per_interrupt = {}
+        if topo is not self._topo:
+            # a (re)build (CPU hotplug among others): column numbers, totals and
+            # jiffies may have changed meaning; what an interrupt costs has not
+            self._topo, self._counts, self._jiffies, self._columns = topo, {}, {}, {}
+            self._history = {}
+            self._requested, self._misses, self._stuck = {}, {}, set()
+            self.last_plan = None
         rows = procstat.parse_irq_jiffies(stat) if stat is not None else None
         if rows is None:
             return None
-        hz = balancer.settings.hz
-        since_boot = not self._jiffies
+        s = balancer.settings
+        hz = s.hz
+        boot = not self._jiffies
         now = time.monotonic()
-        window, self._planned_at = now - self._planned_at, now
+        window = None if boot else now - self._planned_at
+        self._planned_at = now
         cpu_ns = self._cpu_times(rows, hz)
         deltas = self._deltas(balancer.irqs)
         estimated = bool(deltas) and not any(cpu_ns.values())
@@ -384,18 +584,44 @@ class BalancedPlacement:
             self._estimate_said = True
             self.log.warning(
                 "interrupt time in /proc/stat is flat while interrupts are counted (no IRQ time "
-                "accounting): estimating each IRQ's cost as its count x a per-class cost"
+                "accounting): balancing interrupt counts, every interrupt taken as equally costly"
             )
         usable = usable_cpus(topo)
-        items, background = self._items(balancer.irqs, topo, usable, deltas, cpu_ns, estimated)
-        s = balancer.settings
+        firing = [info for info in balancer.irqs if info.irq in deltas]
+        located = self._locate_all(balancer, firing, deltas, topo.online, boot)
+        self._check_requests(located)
+        noise = 2e9 / hz  # irq and softirq: up to a jiffy each
+        items, background, replanned, changed = self._items(
+            firing, topo, usable, located, cpu_ns, estimated, boot, noise)
+        predicted = measured = None
+        last = self.last_plan
+        if last is not None and last.window_s is not None and window and not estimated:
+            scale = window / last.window_s
+            predicted = max((v for c, v in last.after.items() if usable >> c & 1),
+                            default=0.0) * scale
+            measured = max((v for c, v in cpu_ns.items() if usable >> c & 1), default=0.0)
         plan = plan_placement(
             items, usable, background,
-            min_gain=s.placement_min_gain, max_moves=s.placement_max_moves,
+            # load that changed since the last windows asks for a larger gain
+            min_gain=s.placement_min_gain + changed,
+            # the first pass places every IRQ; later passes move at most the budget
+            max_moves=s.placement_max_moves if not boot else max(len(items), 1),
         )
-        plan = plan._replace(estimated=estimated, window_s=None if since_boot else round(window, 1))
-        self._hand_over(balancer, plan)
-        _keep_light(balancer, items, plan, usable)
+        plan = plan._replace(
+            estimated=estimated, window_s=None if window is None else round(window, 3),
+            located={irq: (tuple(c for c, _ in loc.cpus), loc.n)
+                     for irq, loc in located.items()},
+            predicted_busiest=predicted, measured_busiest=measured, replanned=replanned,
+        )
+        if replanned:
+            self.log.debug(
+                "balanced placement: measured interrupt time differs from the prediction by more "
+                "than %.0f us on some CPU: planning from the measurement", noise / 1e3)
+        if predicted is not None:
+            self.log.debug("balanced placement: busiest CPU predicted %.1f us, measured %.1f us",
+                           predicted / 1e3, (measured or 0.0) / 1e3)
+        self._hand_over(balancer, plan, usable)
+        _keep_in_place(balancer, items, plan, usable)
         self.last_plan = plan
         if plan.moves:
             self.log.debug(
@@ -423,52 +649,188 @@ class BalancedPlacement:
         self._counts = counts
         return {irq: n - prev.get(irq, 0) for irq, n in counts.items() if n > prev.get(irq, 0)}
 
+    # -- where each IRQ fired --------------------------------------------
+
+    def _locate_all(
+        self, balancer, firing: list[IrqInfo], deltas: Mapping[int, int], online: int, boot: bool
+    ) -> dict[int, _Located]:
+        """Each firing IRQ's CPUs, from the rise of its /proc/interrupts columns.
+
+        A column that alone changed gives the whole rise to its CPU; a row
+        read whole is compared with its last reading (the window since boot:
+        its non-zero columns). Where neither is known (a row not in the
+        kernel's fixed-width form, a row first read whole after the start),
+        the kernel's effective_affinity (else smp_affinity) says.
+        """
+        columns = list(cpus_of(online))
+        cells = balancer.interrupt_columns([info.irq for info in firing])
+        out: dict[int, _Located] = {}
+        for info in firing:
+            irq, n = info.irq, deltas[info.irq]
+            found: tuple[tuple[int, int], ...] = ()
+            known = cells.get(irq)
+            if known is not None:
+                cell, counts = known
+                if cell is not None:
+                    if cell < len(columns):
+                        cpu = columns[cell]
+                        found = ((cpu, n),)
+                        col = self._columns.get(irq)
+                        if col is not None:
+                            col[cpu] = col.get(cpu, 0) + n
+                elif counts is not None and all(c < len(columns) for c in counts):
+                    now = {columns[c]: v for c, v in counts.items()}
+                    last = self._columns.get(irq)
+                    if last is not None or boot:
+                        rise = {c: v - (last or {}).get(c, 0) for c, v in now.items()}
+                        found = tuple((c, v) for c, v in sorted(rise.items()) if v > 0)
+                    self._columns[irq] = now
+            if not found or (boot and len(found) > 1):
+                cpu = self._read_location(irq, online)
+                found = ((cpu, n),) if cpu is not None else ()
+            out[irq] = _Located(n, found)
+        return out
+
+    def _check_requests(self, located: Mapping[int, _Located]) -> None:
+        """IRQs that twice did not fire where the plan moved them stay where they fire."""
+        for irq, cpu in self._requested.items():
+            loc = located.get(irq)
+            if loc is None or not loc.cpus or any(c == cpu for c, _ in loc.cpus):
+                self._misses.pop(irq, None)
+                continue
+            self._misses[irq] = self._misses.get(irq, 0) + 1
+            if self._misses[irq] >= 2 and irq not in self._stuck:
+                self._stuck.add(irq)
+                self.log.debug("balanced placement: IRQ %d keeps firing on CPU %s, not %d where "
+                               "it was moved: left where it fires", irq,
+                               ",".join(str(c) for c, _ in loc.cpus), cpu)
+        self._requested = {}
+
+    # -- what each IRQ costs ----------------------------------------------
+
     def _items(
         self,
-        irqs: list[IrqInfo],
+        firing: list[IrqInfo],
         topo: Topology,
         usable: int,
-        deltas: Mapping[int, int],
+        located: Mapping[int, _Located],
         cpu_ns: Mapping[int, float],
         estimated: bool,
-    ) -> tuple[list[Item], dict[int, float]]:
-        firing = [info for info in irqs if info.irq in deltas]
-        where = {info.irq: self._locate(info.irq, topo.online) for info in firing}
-        per_cpu: dict[int, int] = {}
+        boot: bool,
+        noise: float,
+    ) -> tuple[list[Item], dict[int, float], bool, float]:
+        """Items of the firing IRQs, the time no IRQ explains, whether the
+        measurement overrode the estimates (they were off by more than
+        ``noise``), and the share of this window's interrupt time that its
+        IRQs' smoothed rates did not foresee (0: a steady load)."""
+        ns, rate = self._ns, self._rate
+        rebuilt = boot and bool(ns)  # a rebuild: the estimates are still good
+        on: dict[int, dict[int, int]] = {}  # cpu -> irq -> interrupts this window
+        for irq, loc in located.items():
+            for cpu, k in loc.cpus:
+                on.setdefault(cpu, {})[irq] = k
+        fresh = {irq for irq in located if irq not in ns or (boot and not rebuilt)}
+        factor: dict[int, float] = {}
+        replanned = False
+        if estimated:
+            for irq in fresh:
+                ns[irq] = float(UNIT_NS)
+        elif not boot or not rebuilt:
+            replanned = self._measure(on, cpu_ns, fresh, factor, noise) and not boot
+        items: list[Item] = []
+        surprise = total = 0.0
         for info in firing:
-            cpu = where[info.irq]
-            if cpu is not None:
-                per_cpu[cpu] = per_cpu.get(cpu, 0) + deltas[info.irq]
-        items = []
-        for info in firing:
-            cpu, n = where[info.irq], deltas[info.irq]
-            if estimated:
-                cost = float(n * class_cost(info.irq_class))
-            elif cpu is None:
-                cost = 0.0
+            irq = info.irq
+            loc = located[irq]
+            per = ns[irq]
+            if replanned:  # this window's measured times, shared as the estimates say
+                cost_at = {cpu: k * per * factor.get(cpu, 1.0) for cpu, k in loc.cpus}
             else:
-                cost = self._smoothed(info.irq, cpu_ns.get(cpu, 0.0) * n / per_cpu[cpu], n)
+                cost_at = {cpu: k * per for cpu, k in loc.cpus}
+            n = loc.n
+            if rebuilt and irq in rate:
+                n = round(rate[irq])  # since boot: its rate before the rebuild stands
+                cost_at = {cpu: n * per for cpu, _ in loc.cpus[:1]}
+            elif not boot:
+                if irq in rate:
+                    surprise += abs(n - rate[irq]) * per
+                    total += n * per
+                    rate[irq] += _RATE_WEIGHT * (n - rate[irq])
+                else:
+                    rate[irq] = n
+            cost = sum(cost_at.values())
+            main = max(loc.cpus, key=lambda p: (p[1], -p[0]))[0] if loc.cpus else None
+            allowed = 0 if irq in self._stuck else movable_cpus(info, topo, usable)
             node = info.node.number if info.node is not None else NO_NODE
-            items.append(Item(info.irq, cost, cpu, movable_cpus(info, topo, usable), node))
-        background = {} if estimated else {
-            cpu: ns for cpu, ns in cpu_ns.items() if ns and cpu not in per_cpu
+            steady = rate[irq] * per if irq in rate and not boot else None
+            spread = tuple(cost_at.items()) if len(cost_at) > 1 else ()
+            items.append(Item(irq, cost, main, allowed, node, spread, steady))
+        background = {} if estimated or rebuilt else {
+            cpu: t for cpu, t in cpu_ns.items() if t and cpu not in on
         }
-        return items, background
+        return items, background, replanned, min(surprise / total, 1.0) if total else 0.0
 
-    def _smoothed(self, irq: int, ns: float, n: int) -> float:
-        """This pass's ``n`` interrupts at the IRQ's average ns per interrupt."""
-        old_ns, old_n = self._per_interrupt.get(irq, (0.0, 0.0))
-        total_ns, total_n = old_ns * _DECAY + ns, old_n * _DECAY + n
-        self._per_interrupt[irq] = (total_ns, total_n)
-        return n * total_ns / total_n
+    def _measure(
+        self,
+        on: Mapping[int, Mapping[int, int]],
+        cpu_ns: Mapping[int, float],
+        fresh: set[int],
+        factor: dict[int, float],
+        noise: float,
+    ) -> bool:
+        """Update each IRQ's ns per interrupt from the CPUs' measured times.
 
-    def _locate(self, irq: int, online: int) -> int | None:
-        cpu = self._where.get(irq)
-        if cpu is None:
-            cpu = self._read_location(irq, online)
-            if cpu is not None:
-                self._where[irq] = cpu
-        return cpu
+        Each CPU's time is shared over the IRQs that fired there as their
+        estimates say (a new IRQ gets what the others leave: the seed). The
+        comparison runs over the last windows (up to :data:`_WINDOWS`) in
+        which the same IRQs fired on the CPU: /proc/stat counts whole jiffies,
+        so one window's time is off by up to ``noise`` (two jiffies), and so
+        is a run of windows' total. An estimate is corrected only when the
+        run's total is further than that from what it predicts, and then to
+        the edge of the noise: on a steady load the estimates settle, and
+        longer runs narrow them down. ``factor`` gets
+        each CPU's measured time over its predicted time this window; returns
+        whether some CPU's prediction was off by more than ``noise``.
+        """
+        ns = self._ns
+        off = False
+        correction: dict[int, list[float]] = {}
+        history = self._history
+        for cpu, irqs in on.items():
+            t = cpu_ns.get(cpu, 0.0)
+            known = {irq: k for irq, k in irqs.items() if irq not in fresh}
+            predicted = sum(k * ns[irq] for irq, k in known.items())
+            new = sum(k for irq, k in irqs.items() if irq in fresh)
+            if new:  # the seed: what the known IRQs leave, per interrupt
+                seed = max(t - predicted, 0.0) / new
+                for irq in irqs:
+                    if irq in fresh:
+                        ns[irq] = seed
+                        correction.pop(irq, None)
+                history.pop(cpu, None)
+                continue
+            if predicted <= 0:
+                continue
+            factor[cpu] = t / predicted
+            off = off or abs(t - predicted) > noise
+            runs = history.get(cpu)
+            key = frozenset(irqs)
+            if runs is None or runs[0] != key:
+                runs = history[cpu] = (key, deque(maxlen=_WINDOWS))
+            runs[1].append((t, irqs))
+            total = sum(w for w, _ in runs[1])
+            expected = sum(k * ns[irq] for _, counts in runs[1] for irq, k in counts.items())
+            if expected > 0 and abs(total - expected) > noise:
+                # off by more than the rounding: corrected to the edge of it
+                target = total - noise if total > expected else total + noise
+                for irq, k in irqs.items():
+                    correction.setdefault(irq, []).extend((target / expected, k))
+        for irq, pairs in correction.items():
+            if irq in fresh:
+                continue
+            weights = pairs[1::2]
+            ns[irq] *= sum(f * w for f, w in zip(pairs[::2], weights)) / sum(weights)
+        return off
 
     def _read_location(self, irq: int, online: int) -> int | None:
         """The first CPU of effective_affinity, else of smp_affinity, that is online."""
@@ -484,49 +846,59 @@ class BalancedPlacement:
                 return (mask & -mask).bit_length() - 1
         return None
 
-    def _hand_over(self, balancer, plan: Plan) -> None:
-        """Put each planned IRQ on its CPU object, marked to be written."""
+    # -- hand-over ---------------------------------------------------------
+
+    def _hand_over(self, balancer, plan: Plan, usable: int) -> None:
+        """Put each moved IRQ on its CPU object, marked to be written."""
         topo: Topology = balancer.topo
         rebalance: list[IrqInfo] = balancer.rebalance
         queued = {id(info) for info in rebalance}
-        for irq, cpu_number in plan.placed.items():
+        for irq, (_src, cpu_number) in plan.moves.items():
             info = balancer.irq_info(irq)
             cpu = topo.cpu(cpu_number)
             if info is None or cpu is None:
                 continue
-            if irq not in plan.moves and id(info) not in queued:
-                continue  # stays where it fires and nothing asks to place it
             _assign(info, cpu, rebalance if id(info) in queued else None)
+            self._requested[irq] = cpu_number
 
     def activated(self, activations: Iterable[Activation]) -> None:
-        """Where IRQs fire after the writes of this pass (the kernel's answer)."""
+        """The writes of this pass: a refused one is no request to check."""
         for act in activations:
             if act.write is not None and act.write.errno != 0:
-                continue  # refused: it fires where it did
-            if act.target and act.target & (act.target - 1) == 0:
-                self._where[act.irq] = act.target.bit_length() - 1
-            elif act.write is not None and not act.target >> self._where.get(act.irq, 0) & 1:
-                self._where.pop(act.irq, None)  # it left the CPU: the kernel picks another
+                self._requested.pop(act.irq, None)
 
+
+#: Windows of a CPU's measured time an estimate is corrected by at most (while
+#: the same IRQs fire there).
+_WINDOWS = 8
+#: Weight of a new window in an IRQ's smoothed interrupts per window.
+_RATE_WEIGHT = 0.75
+#: Every interrupt's cost, ns, when the kernel does not account IRQ time.
+UNIT_NS = 1000
 
 #: The balance level whose objects an IRQ of that level is placed on.
 _LEVEL_OF = {ObjType.CPU: BalanceLevel.CORE, ObjType.CACHE: BalanceLevel.CACHE,
              ObjType.PACKAGE: BalanceLevel.PACKAGE}
 
 
-def _keep_light(balancer, items: Sequence[Item], plan: Plan, usable: int) -> None:
-    """Light firing IRQs waiting for placement stay on the CPU they fire on.
+def _keep_in_place(balancer, items: Sequence[Item], plan: Plan, usable: int) -> None:
+    """Firing IRQs waiting for placement that the plan does not move stay where they fire.
 
-    Each goes to the object of its class's level that holds that CPU (its
+    Each goes to the object of its class's level that holds its CPU (its
     mask is what the default would write, and the kernel keeps the CPU), when
-    that object's usable CPUs are all ones the IRQ may use; otherwise the
-    default placement places it.
+    that object's usable CPUs are all ones the IRQ may use. Otherwise a
+    one-CPU mask keeps it, unless its CPU is overloaded (a soft mask is not
+    made a hard pin there): then the default placement places it.
     """
     topo: Topology = balancer.topo
     queued = {id(info): info for info in balancer.rebalance}
+    if not queued:
+        return
+    n_usable = usable.bit_count()
+    mean = sum(v for c, v in plan.after.items() if usable >> c & 1) / n_usable if n_usable else 0
     for it in items:
         info = balancer.irq_info(it.irq)
-        if (info is None or id(info) not in queued or it.irq in plan.placed or it.cpu is None
+        if (info is None or id(info) not in queued or it.irq in plan.moves or it.cpu is None
                 or not it.allowed >> it.cpu & 1):
             continue
         obj = topo.cpu(it.cpu)
@@ -534,6 +906,8 @@ def _keep_light(balancer, items: Sequence[Item], plan: Plan, usable: int) -> Non
             obj = obj.parent
         if obj is not None and not obj.mask & usable & ~it.allowed:
             _assign(info, obj, balancer.rebalance)
+        elif plan.after.get(it.cpu, 0.0) <= mean * CROWDED and (cpu := topo.cpu(it.cpu)):
+            _assign(info, cpu, balancer.rebalance)
 
 
 def _assign(info: IrqInfo, cpu: TopoObj, rebalance: list[IrqInfo] | None) -> None:

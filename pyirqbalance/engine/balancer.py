@@ -26,7 +26,7 @@ import errno
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -34,6 +34,7 @@ from ..kernel import procinterrupts, procirq, procstat, sysfs
 from ..kernel.cmdline import read_cmdline
 from ..kernel.cpumask import format_mask
 from ..kernel.procirq import WriteResult, WriteStatus
+from ..kernel.scanner.cells import CellsChanged
 from ..kernel.sysroot import SysRoot
 from .activate import activate_mappings, errno_status
 from .balanced import BalancedPlacement, Plan
@@ -622,6 +623,11 @@ class Balancer:
         if self.balanced is None:
             self.balanced = BalancedPlacement(self.root, self.log)
         self.balanced.plan_pass(self, stat)
+
+    def interrupt_columns(self, irqs: Iterable[int]) -> dict[int, CellsChanged]:
+        """What the last /proc/interrupts scan knows of each IRQ's per-CPU columns
+        (:meth:`~pyirqbalance.kernel.scanner.IrqCountScanner.cells`)."""
+        return self._scanner.cells(irqs)
 
     @property
     def placement_plan(self) -> Plan | None:

@@ -27,7 +27,7 @@ __all__ = [
 #: Said in --dry-run when the balanced placement estimated the IRQs' costs.
 ESTIMATED_NOTE = (
     "no IRQ time accounting seen (/proc/stat irq and softirq flat while interrupts are "
-    "counted): costs estimated as count x a per-class cost"
+    "counted): interrupt counts balanced, every interrupt taken as equally costly"
 )
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -304,6 +305,9 @@ class Pass:
     rejected: dict[int, str]
     #: irq -> the CPU it fires on once the kernel took the pass's writes.
     effective: dict[int, int] = field(default_factory=dict)
+    #: CPU -> interrupt time (irq + softirq ns) the IRQs then fired there over
+    #: the next window, whatever /proc/stat shows (the simulator's truth).
+    fired: dict[int, int] = field(default_factory=dict)
 
     @property
     def masks(self) -> dict[int, int | None]:
@@ -317,12 +321,15 @@ class Pass:
         }
         if self.effective:
             out["effective_cpu_after"] = {str(k): v for k, v in sorted(self.effective.items())}
+        if self.fired:
+            out["fired_ns"] = {str(k): v for k, v in sorted(self.fired.items())}
         return out
 
     @classmethod
     def from_json(cls, d: Mapping) -> Pass:
         eff = {int(k): v for k, v in d.get("effective_cpu_after", {}).items()}
-        return cls(d["pass"], _irq_keys(d["written"]), _irq_keys(d["rejected"]), eff)
+        fired = {int(k): v for k, v in d.get("fired_ns", {}).items()}
+        return cls(d["pass"], _irq_keys(d["written"]), _irq_keys(d["rejected"]), eff, fired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,6 +734,8 @@ def _rejects(m: mkfake.Machine, irq: int) -> str | None:
         return "EIO (kernel-managed affinity)"
     if q.get("no_balancing"):
         return "EIO (IRQF_NOBALANCING)"
+    if q.get("reverts"):
+        return "reverted (the kernel or a driver put the old mask back)"
     return None
 
 
@@ -846,13 +855,21 @@ class _ProcServer:
         self.errors: list[str] = []
         self.proc: subprocess.Popen | None = None
         self.term_sent = False
+        #: irq -> the CPU its effective_affinity still shows (``lag_effective``).
+        self.lagging: dict[int, int] = {}
 
     def capture(self) -> None:
         """Record the last pass's writes and give them the kernel's answer."""
         m, st = self.m, self.state
         writes = _writes(self.prev, _snapshot(self.stage, m), m)
         rejected: dict[int, str] = {}
+        lag = self.m.desc.get("harness", {}).get("lag_effective", False)
+        for irq in self.lagging:  # they fired since: the kernel shows where
+            if irq not in writes:
+                mkfake.write_irq_dir(m, self.stage, irq, st)
+        self.lagging = {}
         for irq, raw in writes.items():
+            was = st.eff[irq]
             mask = mask_cpus(raw)
             cpus = [c for c in m.online if mask is not None and mask >> c & 1]
             why = _rejects(m, irq) or (None if cpus else "EINVAL (no online CPU in mask)")
@@ -862,6 +879,14 @@ class _ProcServer:
                 st.set_affinity(irq, cpus)
             # the kernel shows its own state, in its own format
             mkfake.write_irq_dir(m, self.stage, irq, st)
+            if lag and st.eff[irq] != was:
+                # a real x86 kernel moves the vector when the IRQ next fires:
+                # until then effective_affinity names the old CPU
+                self.lagging[irq] = was
+                for name, text in (("effective_affinity", mkfake.kmask([was], m.nbits)),
+                                   ("effective_affinity_list", str(was))):
+                    with open(os.path.join(self.stage, "proc", "irq", str(irq), name), "w") as f:
+                        f.write(text + "\n")
         self.prev = _snapshot(self.stage, m)
         self.passes.append(Pass(self.reads["stat"] - 1, writes, rejected, dict(st.eff)))
 
@@ -885,16 +910,26 @@ class _ProcServer:
     def _advance(self) -> None:
         """Fire one interval's interrupts, with the machine's ``harness`` options:
         ``rate_shift: {"pass": P, "rates": {irq: rate}}`` sets new rates for the
-        load pass P reads (and after), ``irq_time_accounting: false`` keeps the
-        irq/softirq columns of /proc/stat flat."""
+        load pass P reads (and after), ``rates_by_pass: {"P": {irq: rate}}`` the
+        same for several passes, ``delivery: "spread"`` spreads each IRQ's
+        interrupts evenly over the online CPUs of its mask (else all on its
+        effective CPU), ``irq_time_accounting: false`` keeps the irq/softirq
+        columns of /proc/stat flat. What fired on each CPU goes to the last
+        :class:`Pass` (``fired``)."""
         opts = self.m.desc.get("harness", {})
         shift = opts.get("rate_shift")
         if shift and self.reads["stat"] == shift["pass"]:
             for irq, rate in shift["rates"].items():
                 self.m.irqs[int(irq)]["rate"] = rate
+        for irq, rate in opts.get("rates_by_pass", {}).get(str(self.reads["stat"]), {}).items():
+            self.m.irqs[int(irq)]["rate"] = rate
         st = self.state
         flat = (dict(st.irq_ns), dict(st.softirq_ns))
-        st.advance(self.job["interval"])
+        st.advance(self.job["interval"], opts.get("delivery", "effective"))
+        fired = {cpu: st.irq_ns[cpu] + st.softirq_ns[cpu] - flat[0][cpu] - flat[1][cpu]
+                 for cpu in st.irq_ns}
+        if self.passes:
+            self.passes[-1] = dataclasses.replace(self.passes[-1], fired=fired)
         if opts.get("irq_time_accounting", True) is False:
             st.irq_ns.update(flat[0])
             st.softirq_ns.update(flat[1])

@@ -687,3 +687,47 @@ def test_hashed_scan_after_the_cpu_count_changed():
         files.append(b"       CPU0\n" + _row8(0, [b" %10d" % 0]))  # no non-zero cell left
         for data in files:
             assert scanner.scan_chunks([data]) == reference_irq_counts(data)
+
+
+# --------------------------------------------------------------------------
+# per-CPU columns of the last scan (the balanced placement locates IRQs by them)
+# --------------------------------------------------------------------------
+
+
+def _kernel_file(rows: dict[int, tuple[int, ...]]) -> bytes:
+    """A /proc/interrupts as the kernel prints it (" %10u" a column)."""
+    ncpu = len(next(iter(rows.values())))
+    head = " " * 11 + "".join(f"CPU{c:<8}" for c in range(ncpu)).rstrip() + "\n"
+    body = "".join(f"{irq:>3}:" + "".join(f" {v:>10}" for v in counts)
+                   + "  IR-PCI-MSIX-0000:03:00.0    0-edge      eth0\n"
+                   for irq, counts in rows.items())
+    return (head + body + "NMI:" + " 0" * ncpu + "   Non-maskable interrupts\n").encode()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_scanner_tells_which_columns_rose(streamed):
+    # 4 CPUs. First scan: rows read whole -> their non-zero columns (kept mode), nothing known
+    # when streamed (hashes only). Second: IRQ 40's column 2 alone rose -> (2, None) (streamed:
+    # its non-zero columns, the first parse to compare with); IRQ 41 rose on columns 0 and 3
+    # -> its non-zero columns. Third: 40's column 2 again -> (2, None) in both modes.
+    first = {40: (5, 0, 7, 0), 41: (1, 0, 0, 2), 42: (0, 9, 0, 0)}
+    second = {40: (5, 0, 19, 0), 41: (4, 0, 0, 6), 42: (0, 9, 0, 0)}
+    third = {40: (5, 0, 25, 0), 41: (4, 0, 0, 6), 42: (0, 9, 0, 0)}
+    scanner = IrqCountScanner(memo_limit=0 if streamed else 1 << 20)
+
+    def scan(rows):
+        data = _kernel_file(rows)
+        return scanner.scan_chunks([data]) if streamed else scanner.scan(data)
+
+    scan(first)
+    if streamed:
+        assert scanner.cells([40, 41]) == {}
+    else:
+        assert scanner.cells([40, 41]) == {40: (None, {0: 5, 2: 7}), 41: (None, {0: 1, 3: 2})}
+    scan(second)
+    cells = scanner.cells([40, 41, 99])
+    assert cells[40] == ((None, {0: 5, 2: 19}) if streamed else (2, None))
+    assert cells[41] == (None, {0: 4, 3: 6})
+    assert 99 not in cells
+    scan(third)
+    assert scanner.cells([40])[40] == (2, None)

@@ -19,9 +19,11 @@ A row keeps its line only when the caller may need its text: IRQs not in
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Iterator
+from itertools import accumulate
 
 from ..irqcounts_ref import IrqCount, IrqCounts
 from ..sysroot import KernelReadError, SysRoot
+from .cells import CELL, CellsChanged
 from .kept import KeptScan
 from .memo import Memo
 from .streamed import StreamScan, complete_lines
@@ -72,6 +74,45 @@ class IrqCountScanner:
         if self._spare is None:
             self._spare = bytearray(self._size)
         return self._spare
+
+    def cells(self, irqs: Iterable[int]) -> dict[int, CellsChanged]:
+        """What the last scan knows of each IRQ's per-column counts (its row's cells).
+
+        Per IRQ of ``irqs`` that the last scan read: ``(cell, None)`` when that
+        column alone changed since the scan before (the row was summed from
+        it), else ``(None, counts)`` with the non-zero columns' counts when
+        the row's line is at hand (a kept file, or a streamed row whose
+        non-zero cells were noted), else nothing. Columns are indexes into
+        the header's CPUs. Rows not printed in the kernel's fixed-width form
+        are left out.
+        """
+        memo, where = self._memo, self._where
+        out: dict[int, CellsChanged] = {}
+        offsets: list[int] | None = None
+        data = memo.data if memo.hashes is None else None
+        for irq in irqs:
+            i = where.get(irq)
+            if i is None or i >= len(memo.shapes):
+                continue
+            shape = memo.shapes[i]
+            if shape is not None and shape.hot >= 0:
+                out[irq] = (shape.hot, None)
+                continue
+            cells = memo.cells.get(i)
+            if cells is not None:
+                counts = {c: int(v) for c, v in cells.items()}
+                out[irq] = (None, {c: v for c, v in counts.items() if v})
+                continue
+            if data is None or shape is None:
+                continue
+            if offsets is None:
+                offsets = list(accumulate(memo.lens, initial=memo.head))
+            at = offsets[i]
+            numbers = bytes(data[at + shape.first:at + shape.last]).split()
+            if len(numbers) * CELL != shape.last - shape.first:
+                continue
+            out[irq] = (None, {c: int(v) for c, v in enumerate(numbers) if v != b"0"})
+        return out
 
     def _keep(self, memo: Memo | None, size: int, where: dict[int, int] | None = None) -> None:
         self._size = size

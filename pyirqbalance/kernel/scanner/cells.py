@@ -23,6 +23,7 @@ __all__ = [
     "CELL",
     "NO_CELL",
     "SEVERAL_CELLS",
+    "CellsChanged",
     "Lanes",
     "Shape",
     "cell_at",
@@ -33,6 +34,10 @@ __all__ = [
     "resum",
     "row_again",
 ]
+
+#: What a scan knows of a row's columns (:meth:`IrqCountScanner.cells`): the one
+#: column that changed, or the non-zero columns' counts.
+CellsChanged = tuple[int | None, dict[int, int] | None]
 
 #: A file's text: read whole into a reused buffer, or a chunk of it.
 Bytes = bytes | bytearray
