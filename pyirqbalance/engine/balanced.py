@@ -325,8 +325,10 @@ def _peak(load: Mapping[int, float]) -> float:
     return max(load.values(), default=0.0)
 
 
-#: When the busiest CPU is this many times the mean, light IRQs may move too.
+#: When the busiest CPU is this many times the mean, light IRQs may move too
+#: (not those under this share of the mean: an IRQ that barely fires stays).
 CROWDED = 1.5
+LIGHTEST = 0.001
 
 
 def plan_placement(
@@ -413,7 +415,7 @@ def _candidates(
             if all(allowed >> cpu & 1 for cpu, _ in it.spread):
                 continue  # the kernel spreads it over CPUs it may use: leave it so
         elif it.cpu is not None and allowed >> it.cpu & 1:
-            if crowded or it.cost >= heavy:
+            if it.cost >= heavy or (crowded and it.cost >= heavy * (LIGHTEST / HEAVY_SHARE)):
                 cand.append(it)
             continue
         stray.append(it)
@@ -886,16 +888,14 @@ def _keep_in_place(balancer, items: Sequence[Item], plan: Plan, usable: int) -> 
 
     Each goes to the object of its class's level that holds its CPU (its
     mask is what the default would write, and the kernel keeps the CPU), when
-    that object's usable CPUs are all ones the IRQ may use. Otherwise a
-    one-CPU mask keeps it, unless its CPU is overloaded (a soft mask is not
-    made a hard pin there): then the default placement places it.
+    that object's usable CPUs are all ones the IRQ may use; otherwise the
+    default placement places it. An IRQ the plan does not move never gets a
+    one-CPU mask from it: a soft default is not made a hard pin.
     """
     topo: Topology = balancer.topo
     queued = {id(info): info for info in balancer.rebalance}
     if not queued:
         return
-    n_usable = usable.bit_count()
-    mean = sum(v for c, v in plan.after.items() if usable >> c & 1) / n_usable if n_usable else 0
     for it in items:
         info = balancer.irq_info(it.irq)
         if (info is None or id(info) not in queued or it.irq in plan.moves or it.cpu is None
@@ -906,8 +906,6 @@ def _keep_in_place(balancer, items: Sequence[Item], plan: Plan, usable: int) -> 
             obj = obj.parent
         if obj is not None and not obj.mask & usable & ~it.allowed:
             _assign(info, obj, balancer.rebalance)
-        elif plan.after.get(it.cpu, 0.0) <= mean * CROWDED and (cpu := topo.cpu(it.cpu)):
-            _assign(info, cpu, balancer.rebalance)
 
 
 def _assign(info: IrqInfo, cpu: TopoObj, rebalance: list[IrqInfo] | None) -> None:

@@ -284,7 +284,7 @@ def test_where_an_irq_fires_is_read_from_its_counters_not_from_the_write(
     machine = json.loads(json.dumps(TWO_CPU_NIC))
     machine["pci_devices"][0]["irqs"][0]["managed"] = True
     settings = BalancerSettings(placement="balanced")
-    b, sim = _run(fake_machine, counter_simulator, machine, settings, 2)
+    b, _ = _run(fake_machine, counter_simulator, machine, settings, 2)
     plan = b.placement_plan
     assert plan.located == {40: ((0,), 20000), 41: ((0,), 15000), 42: ((0,), 10000),
                             43: ((1,), 5000)}
