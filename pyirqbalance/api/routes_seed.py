@@ -222,12 +222,13 @@ def _first_live_reading(ctx: ApiContext) -> LastReading | None:
     return LastReading(reading.boot_id, reading.ts, values)
 
 
-def _window(ctx: ApiContext, start: float, stop: float, now: float) -> _Window:
+def _window(ctx: ApiContext, start: float, stop: float) -> _Window:
     """Every IRQ's counts in ``(start, stop]``.
 
     A stop at or after the last recorded sample ends at a live reading of /proc/interrupts;
-    so does a stop in the last minute (mmddHHMM's resolution) before the first sample (the
-    daemon's first minute): then the counts run from that sample.
+    so does a window no sample covers whose stop is less than a minute (mmddHHMM's
+    resolution) before the last sample -- the daemon's first minute, asked for "until now"
+    as ``mmddHHMM``: then the counts run from that sample.
     """
     parsed = ctx.live.interrupts()
     counts: dict[int, dict[int, int]] = {r.irq: {} for r in parsed.rows if r.irq is not None}
@@ -256,7 +257,7 @@ def _window(ctx: ApiContext, start: float, stop: float, now: float) -> _Window:
     covered = bool(s.samples)
     if last is None:
         last = _first_live_reading(ctx)   # nothing recorded yet: the daemon's first seconds
-    if last is not None and (stop >= last.ts or (not covered and stop >= now - 60)):
+    if last is not None and (stop >= last.ts or (not covered and stop > last.ts - 60)):
         if first is None and start < last.ts:
             notes.append(f"the window starts before the first recorded sample: summed from "
                          f"{_local(last.ts)}")
@@ -275,7 +276,7 @@ def _summary(ctx: ApiContext) -> dict[str, Any]:
     start, stop = times
     if start > now:
         return {"message": NOT_ENOUGH_DATA}      # nothing has happened in it yet
-    w = _window(ctx, start, now if stop is None else stop, now)
+    w = _window(ctx, start, now if stop is None else stop)
     if not w.covered:
         return {"message": NOT_ENOUGH_DATA}      # no sample in it, and it ends before the last
     btime = _btime(ctx.live.latest())

@@ -217,6 +217,20 @@ def test_window_ending_now_ends_at_a_live_reading(tmp_path: Path):
     assert w.json(f"/irqsummary?start={int(now) - 60}&stop={int(now)}")["message"] == "Success"
 
 
+def test_window_ending_in_the_minute_of_the_first_sample(tmp_path: Path):
+    """Asked "until now" as mmddHHMM in the daemon's first minute: the stop (the minute's
+    start) is before the only recorded sample, but within its minute. The window ends at a
+    live reading, counted from that sample; a stop a minute earlier has no data."""
+    now = time.time()
+    first = now - 100     # however long ago: the rule follows the sample, not the clock
+    w = Wire(tmp_path, btime=int(now) - 3600, readings=[first])
+    ours = w.json(f"/irqsummary?start={int(first) - 300}&stop={int(first) - 30}")
+    assert ours["message"] == "Success"
+    assert ours["irq_data"]["total"] == [100, 200]
+    same(w.ask("GET", f"/irqsummary?start={int(first) - 300}&stop={int(first) - 90}"),
+         original("irqRestServer", "window after the last log"))
+
+
 def test_window_before_the_first_recorded_sample_counts_from_the_first_reading(tmp_path: Path):
     """The daemon's first seconds: nothing recorded yet, only the reading the API took when
     it started. A window ending now counts from that reading."""

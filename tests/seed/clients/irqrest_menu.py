@@ -22,8 +22,11 @@ def call(method, path, params=None, form=None):
     if params:
         url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
     data = urllib.parse.urlencode(form).encode() if form is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Accept": "application/json"})
+    # The original sends these two headers on its GETs (and form data on its PUT).
+    headers = {"Accept": "application/json"}
+    if data is None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return json.loads(resp.read())
