@@ -26,8 +26,8 @@ BOOT_TIMEOUT_S = 900
 
 #: Which steps (tests/realkernel/inguest.py) run in which guest.
 BOOTS: dict[str, tuple[vm.Shape, tuple[str, ...]]] = {
-    "4cpu-1node": (vm.Shape(4, 1), ("oneshot",)),
-    "8cpu-2node": (vm.Shape(8, 2), ("oneshot",)),
+    "4cpu-1node": (vm.Shape(4, 1), ("oneshot", "managed", "uisocket")),
+    "8cpu-2node": (vm.Shape(8, 2), ("restore", "oneshot", "hotplug", "reload", "balanced")),
     "16cpu-4node": (vm.Shape(16, 4), ("oneshot",)),
 }
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.controlsocket import ask
 from tests.waiting import wait_until
 
 WORK = Path("/var/tmp/rk")
@@ -75,6 +76,12 @@ def interrupts() -> dict[str, Obs]:
         rows[head.strip()] = {"counts": [int(x) for x in fields[:ncpu]],
                               "desc": " ".join(fields[ncpu:])}
     return rows
+
+
+def interrupt_columns() -> list[int]:
+    """The CPU numbers of /proc/interrupts' columns (online CPUs only)."""
+    with open("/proc/interrupts") as f:
+        return [int(c.removeprefix("CPU")) for c in f.readline().split()]
 
 
 def online() -> str:
@@ -172,11 +179,27 @@ class Daemon:
         self.sock.bind(str(notify))
         self.passes = 0
         self.statuses: list[str] = []
+        self.pid_file = WORK / f"{name}.pid"
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_file.unlink()
         self.argv = [*(wrap or []), *PYIRQBALANCE, "--foreground", f"--config={config(name, yaml)}",
-                     *args]
+                     f"--pid={self.pid_file}", *args]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                          env=clean_env(NOTIFY_SOCKET=str(notify)))
+        self._pid: int | None = None if wrap else self.proc.pid
+
+    @property
+    def pid(self) -> int:
+        """The daemon's pid (a wrapper's child: from its pid file)."""
+        if self._pid is None:
+            text = wait_until(lambda: self.pid_file.exists() and self.pid_file.read_text().strip(),
+                              LONG, f"{self.name} writes its pid file")
+            self._pid = int(text)
+        return self._pid
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
 
     def _drain(self, timeout: float) -> None:
         self.sock.settimeout(timeout)
@@ -215,7 +238,10 @@ class Daemon:
     def stop(self) -> int | None:
         """SIGTERM, and the exit status (None if it had to be killed)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except (ProcessLookupError, AssertionError):
+                pass
             try:
                 self.proc.wait(LONG)
             except subprocess.TimeoutExpired:
@@ -226,7 +252,7 @@ class Daemon:
         return self.proc.returncode
 
     def control_socket(self) -> str:
-        return f"/run/irqbalance/irqbalance{self.proc.pid}.sock"
+        return f"/run/irqbalance/irqbalance{self.pid}.sock"
 
 
 @contextlib.contextmanager
@@ -280,7 +306,7 @@ def split_nics() -> tuple[str, str]:
     return here, there
 
 
-def udp_traffic(seconds: float) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+def udp_traffic(seconds: float) -> list[subprocess.Popen[bytes]]:
     """Bounded UDP both ways between the NICs: a sink in each namespace, a sender to each."""
     here = Path(__file__).with_name("udpload.py")
     py = sys.executable
@@ -292,7 +318,7 @@ def udp_traffic(seconds: float) -> tuple[subprocess.Popen[bytes], subprocess.Pop
         subprocess.Popen(["ip", "netns", "exec", NETNS, py, str(here), "send", HOST_ADDR,
                           str(seconds)]),
     ]
-    return procs[0], procs[1]
+    return procs
 
 
 # --------------------------------------------------------------------------
@@ -315,8 +341,252 @@ def step_oneshot() -> Obs:
             "reset_errno": reset, "interrupts": interrupts(), "online": online()}
 
 
+def step_managed() -> Obs:
+    """A daemon under strace (its smp_affinity writes and the kernel's answers) for four
+    passes, SIGHUP (a rescan), four more passes; the NVMe drive busy throughout."""
+    before = masks()
+    probe = put_back(before)
+    trace = WORK / "managed.strace"
+    WORK.mkdir(parents=True, exist_ok=True)
+    strace = ["strace", "-f", "--seccomp-bpf", "-qq", "-ttt", "-y", "-e", "trace=write",
+              "-e", "signal=none", "-o", str(trace)]
+    with disk_load(), daemon("managed", ["--interval=1"], wrap=strace) as d:
+        d.wait_pass(4)
+        hup_at = time.time()
+        d.signal(signal.SIGHUP)
+        d.passes_after(4)
+        during = masks()
+        passes = d.passes
+    rc = d.proc.returncode
+    writes = [line for line in trace.read_text().splitlines() if "/smp_affinity>" in line]
+    put_back(before)
+    return {"before": before, "probe_errno": probe, "during": during, "rc": rc,
+            "passes": passes, "hup_at": hup_at, "writes": writes, "log": d.log()[-20000:],
+            "interrupts": interrupts()}
+
+
+def _ban_candidate(rows: dict[str, Obs]) -> str:
+    """An IRQ both daemons would otherwise balance: a legacy IO-APIC one, not the timer."""
+    for irq in sorted(rows, key=int):
+        if irq != "0" and "IO-APIC" in rows[irq]["desc"]:
+            return irq
+    return sorted(rows, key=int)[-1]
+
+
+def step_uisocket() -> Obs:
+    """irqbalance 1.9.2's and pyirqbalance's control sockets asked `setup` and `stats` as
+    irqbalance-ui asks them, each daemon alone, after its first balancing pass."""
+    before = masks()
+    rows = interrupts()
+    ban = _ban_candidate(rows)
+    args = ["--interval=1", f"--banirq={ban}"]
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "irqbalance-ui.log", "wb") as log:
+        proc = subprocess.Popen([IRQBALANCE, "--foreground", *args], stdout=log,
+                                stderr=subprocess.STDOUT, env=clean_env())
+    try:
+        path = f"/run/irqbalance/irqbalance{proc.pid}.sock"
+        wait_until(lambda: os.path.exists(path), LONG, "irqbalance's control socket")
+        theirs_stats = wait_until(lambda: _stats_after_pass(path), LONG,
+                                  "irqbalance's stats after a pass")
+        theirs_setup = ask(path, b"setup")
+    finally:
+        proc.terminate()
+        proc.wait(LONG)
+    put_back(before)
+    with daemon("uisocket", args) as d:
+        d.wait_pass(2)
+        ours_stats = ask(d.control_socket(), b"stats")
+        ours_setup = ask(d.control_socket(), b"setup")
+    put_back(before)
+    nodes = sorted(int(n[4:]) for n in os.listdir("/sys/devices/system/node")
+                   if re.fullmatch(r"node\d+", n))
+    return {"ban": ban, "irqbalance": {"stats": theirs_stats.decode(),
+                                       "setup": theirs_setup.decode()},
+            "pyirqbalance": {"stats": ours_stats.decode(), "setup": ours_setup.decode(),
+                             "rc": d.proc.returncode, "log": d.log()[-8000:]},
+            "online": online(), "nodes": nodes, "interrupts": rows}
+
+
+def _stats_after_pass(path: str) -> bytes | None:
+    reply = ask(path, b"stats")
+    return reply if b"IRQ " in reply else None
+
+
+def step_hotplug() -> Obs:
+    """Under NVMe and NIC load, a CPU the daemon uses goes offline for six passes, then comes
+    back; the masks after every pass."""
+    before = masks()
+    probe = put_back(before)
+    out: Obs = {"before": before, "probe_errno": probe}
+    with disk_load(), daemon("hotplug", ["--interval=1"]) as d:
+        d.wait_pass(3)
+        placed = masks()
+        cpus = [int(c) for c in _cpus_of(online())]
+        single = [int(m.replace(",", ""), 16) for irq, m in placed.items()
+                  if probe.get(irq) == 0 and int(m.replace(",", ""), 16).bit_count() == 1]
+        used = sorted({m.bit_length() - 1 for m in single} - {0})
+        cpu = used[-1] if used else cpus[-1]
+        out.update(placed=placed, cpu=cpu, online_before=online())
+        Path(f"/sys/devices/system/cpu/cpu{cpu}/online").write_text("0")
+        out["online_during"] = online()
+        offline = []
+        for _ in range(6):
+            d.passes_after(1)
+            offline.append(masks())
+        Path(f"/sys/devices/system/cpu/cpu{cpu}/online").write_text("1")
+        out["online_after"] = online()
+        back = []
+        def uses_it() -> bool:
+            d.passes_after(1)
+            m = masks()
+            back.append(m)
+            return any(probe.get(irq) == 0 and int(mask, 16) >> cpu & 1
+                       and int(mask, 16).bit_count() < len(cpus)
+                       for irq, mask in m.items())
+        with contextlib.suppress(AssertionError):
+            wait_until(uses_it, 90, f"an IRQ is placed on CPU {cpu} again")
+        out.update(offline=offline, back=back, alive=d.alive(), passes=d.passes)
+    out.update(rc=d.proc.returncode, log=d.log()[-20000:], interrupts=interrupts())
+    put_back(before)
+    return out
+
+
+def _cpus_of(cpulist: str) -> list[str]:
+    out = []
+    for part in cpulist.split(","):
+        lo, _, hi = part.partition("-")
+        out += [str(c) for c in range(int(lo), int(hi or lo) + 1)]
+    return out
+
+
+API_YAML = (f"api: {{enabled: true, listen: '{API}'}}\n"
+            "history: {enabled: true, path: /var/tmp/rk/history.sqlite}\n")
+
+
+def step_reload() -> Obs:
+    """The e1000e driver unloaded and loaded again under a daemon with the API on."""
+    before = masks()
+    name = nic("e1000e")
+    out: Obs = {"before": before, "default_affinity":
+                Path("/proc/irq/default_smp_affinity").read_text().strip()}
+    with daemon("reload", ["--interval=1"], API_YAML) as d:
+        d.wait_pass(3)
+        rows = interrupts()
+        ours = names_of(rows, rf"\b{name}\b")
+        out.update(nic=name, irqs_loaded=ours, masks_loaded=masks(), rows_loaded=rows)
+        sh("modprobe", "-C", "/dev/null", "-r", "e1000e")
+        wait_until(lambda: not set(ours) & set(interrupts()), LONG, "e1000e's IRQs go")
+        d.passes_after(3)
+        out.update(rows_unloaded=interrupts(), report_unloaded=api_get("/api/v1/report"))
+        sh("modprobe", "-C", "/dev/null", "e1000e")
+        name = wait_until(lambda: _try_nic("e1000e"), LONG, "the e1000e NIC is back")
+        sh("ip", "link", "set", name, "up")
+        wait_until(lambda: names_of(interrupts(), rf"\b{name}\b"), LONG, "e1000e's IRQs return")
+        d.passes_after(4)
+        rows = interrupts()
+        out.update(nic_reloaded=name, irqs_reloaded=names_of(rows, rf"\b{name}\b"),
+                   masks_reloaded=masks(), rows_reloaded=rows,
+                   report_reloaded=api_get("/api/v1/report"), alive=d.alive())
+    out.update(rc=d.proc.returncode, log=d.log()[-20000:], online=online())
+    put_back(before)
+    return out
+
+
+STATE_DIR = "/var/lib/pyirqbalance-rk"
+STATE_FILE = f"{STATE_DIR}/original-affinity.json"
+
+
+def step_restore() -> Obs:
+    """Daemon, stop, --restore; daemon again, the state file's boot id altered, --restore."""
+    before = masks()
+    yaml = f"daemon: {{state_dir: {STATE_DIR}}}\n"
+    restore = [*PYIRQBALANCE, "--restore", f"--config={config('restore-cli', yaml)}"]
+    out: Obs = {"before": before}
+    with daemon("restore", ["--interval=1"], yaml) as d:
+        d.wait_pass(2)
+    out.update(rc_daemon=d.proc.returncode, changed=masks(),
+               state=Path(STATE_FILE).read_text())
+    out["restore"] = oneshot(restore)
+    out.update(restored=masks(), state_kept=os.path.exists(STATE_FILE))
+    with daemon("restore2", ["--interval=1"], yaml) as d:
+        d.wait_pass(2)
+    out["changed2"] = masks()
+    text = Path(STATE_FILE).read_text()
+    data = json.loads(text)
+    real_boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    if isinstance(data, dict) and "boot_id" in data:
+        data["boot_id"] = "0" * 8 + real_boot[8:] if not real_boot.startswith("0" * 8) \
+            else "f" * 8 + real_boot[8:]
+    out.update(state2=text, boot_id=real_boot)
+    Path(STATE_FILE).write_text(json.dumps(data))
+    out["restore2"] = oneshot(restore)
+    out.update(restored2=masks(), state2_kept=os.path.exists(STATE_FILE))
+    put_back(before)
+    return out
+
+
+def _nonzero_columns(rows: dict[str, Obs], columns: list[int]) -> dict[str, list[int]]:
+    return {irq: [cpu for cpu, n in zip(columns, row["counts"]) if n]
+            for irq, row in rows.items()}
+
+
+def step_balanced() -> Obs:
+    """UDP between the two NICs (one in a namespace); --placement=balanced as a dry run
+    (window: since boot) bracketed by two reads of /proc/interrupts and /proc/stat, then as a
+    daemon with CPU 1 banned and the last CPU offline, its plan next to our own reads of
+    /proc/interrupts around one pass."""
+    before = masks()
+    split_nics()
+    out: Obs = {"before": before}
+    traffic = udp_traffic(90)
+    try:
+        wait_until(lambda: sum(sum(r["counts"]) for r in interrupts().values()), 5)
+        out["columns"] = interrupt_columns()
+        out.update(rows1=interrupts(), stat1=proc_stat())
+        dry = subprocess.run([*PYIRQBALANCE, "--dry-run", "--format=json", "--placement=balanced",
+                              f"--config={config('balanced-dry')}"],
+                             capture_output=True, text=True, env=clean_env(), timeout=LONG)
+        out.update(rows2=interrupts(), stat2=proc_stat(), dry_rc=dry.returncode,
+                   dry_stderr=dry.stderr[-4000:], dry=dry.stdout)
+        cpus = _cpus_of(online())
+        last = cpus[-1]
+        Path(f"/sys/devices/system/cpu/cpu{last}/online").write_text("0")
+        out.update(offline=int(last), banned=1, online_daemon=online(),
+                   columns_daemon=interrupt_columns())
+        yaml = API_YAML + "balancing: {placement: balanced, banned_cpulist: '1'}\n"
+        windows = []
+        with daemon("balanced", ["--interval=3"], yaml) as d:
+            d.wait_pass(3)
+            for _ in range(3):
+                d.passes_after(1)
+                a = interrupts()
+                n = d.passes
+                d.passes_after(1)
+                b = interrupts()
+                report = api_get("/api/v1/report")
+                windows.append({"a": a, "b": b, "report": report, "pass": n,
+                                "pass_after_report": d.passes})
+            out.update(windows=windows, masks_daemon=masks(), rc_alive=d.alive())
+        out.update(rc=d.proc.returncode, log=d.log()[-20000:])
+        Path(f"/sys/devices/system/cpu/cpu{last}/online").write_text("1")
+    finally:
+        for p in traffic:
+            p.terminate()
+            p.wait(LONG)
+        sh("ip", "netns", "del", NETNS, check=False)
+    put_back(before)
+    return out
+
+
 STEPS: dict[str, Callable[[], Obs]] = {
     "oneshot": step_oneshot,
+    "managed": step_managed,
+    "uisocket": step_uisocket,
+    "hotplug": step_hotplug,
+    "reload": step_reload,
+    "restore": step_restore,
+    "balanced": step_balanced,
 }
 
 
@@ -330,7 +600,7 @@ def prepare() -> None:
     for driver in ("virtio_net", "e1000e"):
         name = wait_until(lambda d=driver: _try_nic(d), LONG, f"the {driver} NIC appears")
         sh("ip", "link", "set", name, "up")
-    wait_until(lambda: names_of(interrupts(), r"\beth\d|\benp"), LONG, "e1000e's IRQs appear")
+    wait_until(lambda: names_of(interrupts(), rf"\b{name}\b"), LONG, "e1000e's IRQs appear")
 
 
 def _try_nic(driver: str) -> str | None:
