@@ -306,19 +306,18 @@ def split_nics() -> tuple[str, str]:
     return here, there
 
 
-def udp_traffic(seconds: float) -> list[subprocess.Popen[bytes]]:
-    """Bounded UDP both ways between the NICs: a sink in each namespace, a sender to each."""
+def udp_traffic(seconds: float, rate: int = 150) -> list[subprocess.Popen[bytes]]:
+    """Bounded UDP both ways between the NICs, ``rate`` datagrams a second each way (enough
+    interrupts on all four queue IRQs; a guest still responsive). Nobody listens: each
+    datagram still raises the receiving NIC's interrupt."""
     here = Path(__file__).with_name("udpload.py")
     py = sys.executable
-    procs = [
-        subprocess.Popen(["ip", "netns", "exec", NETNS, py, str(here), "sink", PEER_ADDR,
-                          str(seconds)]),
-        subprocess.Popen([py, str(here), "sink", HOST_ADDR, str(seconds)]),
-        subprocess.Popen([py, str(here), "send", PEER_ADDR, str(seconds)]),
+    return [
+        subprocess.Popen([py, str(here), "send", PEER_ADDR, str(seconds), str(rate)],
+                         stdout=subprocess.DEVNULL),
         subprocess.Popen(["ip", "netns", "exec", NETNS, py, str(here), "send", HOST_ADDR,
-                          str(seconds)]),
+                          str(seconds), str(rate)], stdout=subprocess.DEVNULL),
     ]
-    return procs
 
 
 # --------------------------------------------------------------------------
@@ -342,8 +341,8 @@ def step_oneshot() -> Obs:
 
 
 def step_managed() -> Obs:
-    """A daemon under strace (its smp_affinity writes and the kernel's answers) for four
-    passes, SIGHUP (a rescan), four more passes; the NVMe drive busy throughout."""
+    """A daemon under strace (its smp_affinity writes and the kernel's answers) for three
+    passes, SIGHUP (a rescan), three more passes; the NVMe drive busy throughout."""
     before = masks()
     probe = put_back(before)
     trace = WORK / "managed.strace"
@@ -351,10 +350,10 @@ def step_managed() -> Obs:
     strace = ["strace", "-f", "--seccomp-bpf", "-qq", "-ttt", "-y", "-e", "trace=write",
               "-e", "signal=none", "-o", str(trace)]
     with disk_load(), daemon("managed", ["--interval=1"], wrap=strace) as d:
-        d.wait_pass(4)
+        d.wait_pass(3)
         hup_at = time.time()
         d.signal(signal.SIGHUP)
-        d.passes_after(4)
+        d.passes_after(3)
         during = masks()
         passes = d.passes
     rc = d.proc.returncode
@@ -396,7 +395,8 @@ def step_uisocket() -> Obs:
     put_back(before)
     with daemon("uisocket", args) as d:
         d.wait_pass(2)
-        ours_stats = ask(d.control_socket(), b"stats")
+        ours_stats, ours_masks = wait_until(lambda: _stats_and_masks(d.control_socket()), LONG,
+                                            "the same tree in two stats replies around a read")
         ours_setup = ask(d.control_socket(), b"setup")
     put_back(before)
     nodes = sorted(int(n[4:]) for n in os.listdir("/sys/devices/system/node")
@@ -404,8 +404,20 @@ def step_uisocket() -> Obs:
     return {"ban": ban, "irqbalance": {"stats": theirs_stats.decode(),
                                        "setup": theirs_setup.decode()},
             "pyirqbalance": {"stats": ours_stats.decode(), "setup": ours_setup.decode(),
+                             "masks": ours_masks,
                              "rc": d.proc.returncode, "log": d.log()[-8000:]},
+            "probe_errno": put_back(before),
             "online": online(), "nodes": nodes, "interrupts": rows}
+
+
+def _stats_and_masks(path: str) -> tuple[bytes, dict[str, str]] | None:
+    """A stats reply and the masks read right after, when a second reply shows the same
+    tree (no pass moved an IRQ meanwhile; loads may differ)."""
+    first = ask(path, b"stats")
+    now = masks()
+    second = ask(path, b"stats")
+    same = re.sub(rb"(LOAD|DIFF) \d+", b"", first) == re.sub(rb"(LOAD|DIFF) \d+", b"", second)
+    return (first, now) if same else None
 
 
 def _stats_after_pass(path: str) -> bytes | None:
@@ -414,7 +426,7 @@ def _stats_after_pass(path: str) -> bytes | None:
 
 
 def step_hotplug() -> Obs:
-    """Under NVMe and NIC load, a CPU the daemon uses goes offline for six passes, then comes
+    """Under NVMe load, a CPU the daemon uses goes offline for four passes, then comes
     back; the masks after every pass."""
     before = masks()
     probe = put_back(before)
@@ -431,7 +443,7 @@ def step_hotplug() -> Obs:
         Path(f"/sys/devices/system/cpu/cpu{cpu}/online").write_text("0")
         out["online_during"] = online()
         offline = []
-        for _ in range(6):
+        for _ in range(4):
             d.passes_after(1)
             offline.append(masks())
         Path(f"/sys/devices/system/cpu/cpu{cpu}/online").write_text("1")
@@ -498,33 +510,29 @@ STATE_FILE = f"{STATE_DIR}/original-affinity.json"
 
 
 def step_restore() -> Obs:
-    """Daemon, stop, --restore; daemon again, the state file's boot id altered, --restore."""
+    """A daemon runs one pass and stops; --restore with the state file's boot id altered
+    (another boot); the file put back as the daemon wrote it; --restore."""
     before = masks()
     yaml = f"daemon: {{state_dir: {STATE_DIR}}}\n"
     restore = [*PYIRQBALANCE, "--restore", f"--config={config('restore-cli', yaml)}"]
     out: Obs = {"before": before}
     with daemon("restore", ["--interval=1"], yaml) as d:
-        d.wait_pass(2)
-    out.update(rc_daemon=d.proc.returncode, changed=masks(),
-               state=Path(STATE_FILE).read_text())
+        d.wait_pass(1)
+    text = Path(STATE_FILE).read_text()
+    real_boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    out.update(rc_daemon=d.proc.returncode, changed=masks(), state=text, boot_id=real_boot)
+    data = json.loads(text)
+    if isinstance(data, dict) and "boot_id" in data:
+        other = ("f" if real_boot.startswith("0") else "0") * 8 + real_boot[8:]
+        data["boot_id"] = other
+    Path(STATE_FILE).write_text(json.dumps(data))
+    out["other_boot"] = oneshot(restore)
+    out.update(after_other_boot=masks(), other_boot_kept=os.path.exists(STATE_FILE))
+    Path(STATE_FILE).write_text(text)
     out["restore"] = oneshot(restore)
     out.update(restored=masks(), state_kept=os.path.exists(STATE_FILE))
-    with daemon("restore2", ["--interval=1"], yaml) as d:
-        d.wait_pass(2)
-    out["changed2"] = masks()
-    text = Path(STATE_FILE).read_text()
-    data = json.loads(text)
-    real_boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    if isinstance(data, dict) and "boot_id" in data:
-        data["boot_id"] = "0" * 8 + real_boot[8:] if not real_boot.startswith("0" * 8) \
-            else "f" * 8 + real_boot[8:]
-    out.update(state2=text, boot_id=real_boot)
-    Path(STATE_FILE).write_text(json.dumps(data))
-    out["restore2"] = oneshot(restore)
-    out.update(restored2=masks(), state2_kept=os.path.exists(STATE_FILE))
     put_back(before)
     return out
-
 
 def _nonzero_columns(rows: dict[str, Obs], columns: list[int]) -> dict[str, list[int]]:
     return {irq: [cpu for cpu, n in zip(columns, row["counts"]) if n]
@@ -532,43 +540,50 @@ def _nonzero_columns(rows: dict[str, Obs], columns: list[int]) -> dict[str, list
 
 
 def step_balanced() -> Obs:
-    """UDP between the two NICs (one in a namespace); --placement=balanced as a dry run
-    (window: since boot) bracketed by two reads of /proc/interrupts and /proc/stat, then as a
-    daemon with CPU 1 banned and the last CPU offline, its plan next to our own reads of
-    /proc/interrupts around one pass."""
+    """UDP between the two NICs (one in a namespace). --placement=balanced as a dry run
+    (window: since boot) between two reads of /proc/interrupts and /proc/stat; then as a
+    daemon with CPU 1 banned and the last CPU offline, its report after each of two passes
+    next to our own reads of /proc/interrupts right after the pass before and that pass."""
     before = masks()
+    probe = put_back(before)
     split_nics()
-    out: Obs = {"before": before}
-    traffic = udp_traffic(90)
+    out: Obs = {"before": before, "probe_errno": probe, "clk_tck": os.sysconf("SC_CLK_TCK")}
+    started = time.monotonic()
+    times = out["times"] = {}
+    traffic = udp_traffic(600)
     try:
-        wait_until(lambda: sum(sum(r["counts"]) for r in interrupts().values()), 5)
-        out["columns"] = interrupt_columns()
-        out.update(rows1=interrupts(), stat1=proc_stat())
+        wait_until(lambda: all(sum(interrupts()[irq]["counts"]) for irq in _nic_irqs()), LONG,
+                   "both NICs' IRQs fire")
+        out["nic_irqs"] = _nic_irqs()
+        times["firing"] = time.monotonic() - started
+        out.update(columns=interrupt_columns(), rows1=interrupts(), stat1=proc_stat())
         dry = subprocess.run([*PYIRQBALANCE, "--dry-run", "--format=json", "--placement=balanced",
                               f"--config={config('balanced-dry')}"],
                              capture_output=True, text=True, env=clean_env(), timeout=LONG)
         out.update(rows2=interrupts(), stat2=proc_stat(), dry_rc=dry.returncode,
                    dry_stderr=dry.stderr[-4000:], dry=dry.stdout)
-        cpus = _cpus_of(online())
-        last = cpus[-1]
+        times["dry run"] = time.monotonic() - started
+        last = _cpus_of(online())[-1]
         Path(f"/sys/devices/system/cpu/cpu{last}/online").write_text("0")
         out.update(offline=int(last), banned=1, online_daemon=online(),
                    columns_daemon=interrupt_columns())
         yaml = API_YAML + "balancing: {placement: balanced, banned_cpulist: '1'}\n"
         windows = []
-        with daemon("balanced", ["--interval=3"], yaml) as d:
-            d.wait_pass(3)
-            for _ in range(3):
+        with daemon("balanced", ["--interval=2"], yaml) as d:
+            d.wait_pass(2)
+            for _ in range(2):
                 d.passes_after(1)
                 a = interrupts()
                 n = d.passes
                 d.passes_after(1)
                 b = interrupts()
                 report = api_get("/api/v1/report")
-                windows.append({"a": a, "b": b, "report": report, "pass": n,
-                                "pass_after_report": d.passes})
-            out.update(windows=windows, masks_daemon=masks(), rc_alive=d.alive())
+                windows.append({"a": a, "b": b, "report": report, "pass": n + 1,
+                                "passes_seen": d.passes_after(0)})
+            out.update(windows=windows, masks_daemon=masks(), alive=d.alive())
+            times["daemon"] = time.monotonic() - started
         out.update(rc=d.proc.returncode, log=d.log()[-20000:])
+        times["stopped"] = time.monotonic() - started
         Path(f"/sys/devices/system/cpu/cpu{last}/online").write_text("1")
     finally:
         for p in traffic:
@@ -578,6 +593,10 @@ def step_balanced() -> Obs:
     put_back(before)
     return out
 
+
+def _nic_irqs() -> list[str]:
+    """The IRQs of the NICs' queues: virtio-net's input/output, e1000e's rx/tx."""
+    return names_of(interrupts(), r"-(input|output)\.\d+$|-(rx|tx)-\d+$")
 
 STEPS: dict[str, Callable[[], Obs]] = {
     "oneshot": step_oneshot,
