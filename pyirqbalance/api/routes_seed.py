@@ -106,7 +106,7 @@ def seed_blueprint(ctx: ApiContext) -> Blueprint:
 
 
 def _local(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _mmddhhmm(ts: float) -> str:
@@ -196,7 +196,7 @@ def _live_tail(ctx: ApiContext, last: LastReading, start: float,
             if delta:
                 per = counts.setdefault(int(row.label), {})
                 per[cpu] = per.get(cpu, 0) + delta
-    taken = datetime.fromtimestamp(snap.taken_at).strftime("%Y-%m-%d %H:%M:%S")
+    taken = _local(snap.taken_at)
     if same_boot:
         notes.append(f"ends at /proc/interrupts read at {taken}: counts after the last "
                      f"recorded sample ({_local(last.ts)}) come from it")
