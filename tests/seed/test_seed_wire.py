@@ -332,7 +332,16 @@ def test_by_cpu_bad_input_is_400_not_500(static: Wire, case: str, query: str):
     assert static.ask("GET", "/get_interrupt_by_cpu" + query)[0] == 400
 
 
-def test_by_cpu_second_up_to_an_hour(static: Wire):
+def test_by_cpu_second_up_to_an_hour(static: Wire, monkeypatch: pytest.MonkeyPatch):
+    from pyirqbalance.api import routes_seed
+
+    waited: list[float] = []
+    monkeypatch.setattr(routes_seed.time, "sleep", waited.append)   # no hour-long test
+    for value in ("61", "3600"):
+        status, _, body = static.ask("GET", f"/get_interrupt_by_cpu?second={value}")
+        assert (status, body) == (200, b'{"CPU0":0,"CPU1":0}\n'), value
+    assert waited == [61.0, 3600.0]
+    monkeypatch.undo()
     for value in ("3601", "-1", "nan"):
         status, _, body = static.ask("GET", f"/get_interrupt_by_cpu?second={value}")
         assert status == 400 and b"0 to 3600" in body, value
