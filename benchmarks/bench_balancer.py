@@ -54,7 +54,7 @@ FLOOR = [sys.executable, os.path.join(HERE, "read_floor.py"), f"--sysroot={harne
 def _machines(big: bool) -> list[tuple[str, dict]]:
     """4, 64, 256 (and 1024) CPUs, ~8 IRQs per CPU; every IRQ fires in the cycles mode."""
     out = [("a_desktop4", gen_machines.machine_a())]
-    # the same machines as shared/oracle's cost anchor (gen_machines.py seeds)
+    # the same machines as tests/oracle/gen_machines.py's seeds
     sizes = [("scale_64", 2, 16, 2, 2, 512, 64), ("scale_256", 2, 64, 2, 4, 2048, 256)]
     if big:
         sizes.append(("scale_1024", 4, 128, 2, 8, 8192, 1024))

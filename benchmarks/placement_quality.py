@@ -113,7 +113,7 @@ def run_machine(name: str, passes: int, work: Path) -> dict[str, dict]:
 
 
 def verdicts(rows: dict[str, dict]) -> list[str]:
-    """The issue's targets for the balanced placement on one machine; what missed."""
+    """The targets for the balanced placement on one machine (docs/placement.md); what missed."""
     ref, bal = rows["irqbalance"], rows["balanced"]
     missed = []
     if bal["ratio"] > TARGET:

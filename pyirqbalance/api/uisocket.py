@@ -3,7 +3,7 @@
 irqbalance 1.9 listens on ``/run/irqbalance/irqbalance<PID>.sock`` (falling
 back to the abstract address of 108 NUL bytes), accepts one command per
 connection from uid 0 only, and answers ``stats`` and ``setup`` with
-space-separated records (spec §8). This module reproduces that protocol to
+space-separated records (irqbalance.c ``sock_handle``). This module reproduces that protocol to
 the byte, with one deliberate difference: irqbalance serves the socket inside
 its main loop with a blocking ``recvmsg``, so a client that connects and sends
 nothing stalls the balancer; :class:`ControlSocket` serves it on its own

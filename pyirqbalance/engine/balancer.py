@@ -182,7 +182,7 @@ class Balancer:
     # ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Build tree and database, queue every IRQ, take the baseline (§7.1 steps 8-12)."""
+        """Build tree and database, queue every IRQ, take the baseline (irqbalance.c ``main``)."""
         with self.lock:
             counts = self._build()
             for info in self.irqs:

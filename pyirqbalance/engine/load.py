@@ -110,7 +110,7 @@ def _assign_irq_loads(obj: TopoObj, shares: _Shares) -> None:
 
 
 def propagate_loads(topo: Topology) -> None:
-    """Object loads, per-object interrupt counts, then IRQ loads (§5 steps 1-3)."""
+    """Object loads, per-object interrupt counts, then IRQ loads (``parse_proc_stat``)."""
     for node in topo.nodes:
         _set_load(node)
     for node in topo.nodes:

@@ -70,7 +70,7 @@ class BalanceLevel(enum.IntEnum):
 
 
 class HintPolicy(enum.Enum):
-    """``--hintpolicy`` of irqbalance 1.0-1.1 (spec §1.2)."""
+    """``--hintpolicy`` of irqbalance 1.0-1.1 (irqbalance.c ``parse_command_line`` of 1.0-1.4)."""
 
     EXACT = "exact"
     SUBSET = "subset"

@@ -63,7 +63,7 @@ EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME = 0, 1, 2, 3
 
 PROG = "pyirqbalance"
 
-# irqbalance's usage text (spec §1.1), printed to stdout after a bad option.
+# irqbalance's usage text (irqbalance.c ``usage``), printed to stdout after a bad option.
 USAGE = (
     f"{PROG} [--oneshot | -o] [--debug | -d] [--foreground | -f] [--journal | -j]\n"
     "\t[--powerthresh= | -p <off> | <n>] [--banirq= | -i <n>] [--banmod= | -m <module>]"
@@ -121,7 +121,7 @@ _OPTIONS = (
          help="seconds between passes (at least 1, default 10)"),
     _Opt("migrateval", "e", True, True, arg="N",
          help="move an IRQ only if that cuts the load gap by 1/N (default 0: off)"),
-    # irqbalance 1.0-1.4 (spec §1.2)
+    # irqbalance 1.0-1.4 (irqbalance.c ``parse_command_line`` then)
     _Opt("hintpolicy", None, True, True, arg="exact|subset|ignore", legacy=True,
          help="legacy: use /proc/irq/N/affinity_hint (any prefix works, an empty value "
               "means exact; default ignore)"),
@@ -256,7 +256,7 @@ def parse_command_line(
 
 
 # --------------------------------------------------------------------------
-# irqbalance's number checks (spec §1.1)
+# irqbalance's number checks (irqbalance.c ``parse_command_line``)
 # --------------------------------------------------------------------------
 
 

@@ -607,7 +607,7 @@ def check_banned_cpus_env(environ: Mapping[str, str]) -> None:
     """Refuse unparsable IRQBALANCE_BANNED_CPUS / _CPULIST values (exit 2).
 
     irqbalance silently keeps the part of a bad value it could parse
-    (spec §2.1), i.e. bans CPUs nobody asked for; pyirqbalance stops instead.
+    (cputree.c ``setup_banned_cpus``), i.e. bans CPUs nobody asked for; pyirqbalance stops instead.
     Empty values are ignored (as irqbalance 1.9 does) and ``-`` bans nothing.
     """
     cpus = environ.get("IRQBALANCE_BANNED_CPUS")

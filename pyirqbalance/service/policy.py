@@ -2,8 +2,9 @@
 
 Both are called for every IRQ when the IRQ database is built (start-up and
 each rescan) with the device's sysfs directory (the sysfs root for IRQs
-without a PCI device) and the IRQ number, as irqbalance calls them (spec
-§3.6, §1.2). Unlike irqbalance they run without a shell (an argv list, so
+without a PCI device) and the IRQ number, as irqbalance calls them (classify.c
+``get_irq_user_policy``; the banscript of 1.0-1.4). Unlike irqbalance they run without a
+shell (an argv list, so
 no quoting surprises), in their own process group, with a timeout after
 which the whole group is killed; output beyond 64 KiB is drained and
 dropped. A hook that hangs, crashes or prints garbage therefore changes

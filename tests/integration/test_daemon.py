@@ -286,7 +286,7 @@ def test_unwritable_affinity_files_do_not_stop_the_pass(tmp_path):
     out = run("--oneshot", "--interval=1", "--sysroot", str(tree))
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
-    assert affinity(tree, AHCI).bit_count() == 1   # storage: one CPU (spec §3.3)
+    assert affinity(tree, AHCI).bit_count() == 1   # storage: one CPU (classify.c)
 
 
 class FaultyRoot(SysRoot):

@@ -50,7 +50,7 @@ def test_dry_run_json_explains_every_irq_and_writes_nothing(tmp_path):
 
 
 def test_oneshot_places_by_class(tmp_path):
-    """Spec §3.3: network/storage/video IRQs end on one CPU each, class OTHER stays on
+    """classify.c: network/storage/video IRQs end on one CPU each, class OTHER stays on
     the package (already its mask here, so not written). Exact masks depend on
     readdir order, which tests/golden pins down; this file system's order is arbitrary."""
     tree = _tree(tmp_path)

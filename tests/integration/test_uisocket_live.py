@@ -447,8 +447,8 @@ def test_stats_of_the_engine_match_real_irqbalance(serve, tmp_path: Path) -> Non
     report = balancer.run_pass()
     assert report.rescanned
     got = request(server.address, b"stats").decode()
-    # After a rebuild, irqbalance orders same-class IRQs by heap address (spec
-    # §12.4), which no reimplementation reproduces: the objects, their loads and
+    # After a rebuild, irqbalance orders same-class IRQs by heap address (``sort_irqs``
+    # in classify.c), which no reimplementation reproduces: the objects, their loads and
     # the IRQ records must agree; which ethernet queue sits on which CPU may not.
     assert _records(got) == _records(passes[3]["stats"])
     assert balancer.banned_cpus == 0b1010

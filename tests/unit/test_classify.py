@@ -1,4 +1,4 @@
-"""IRQ classification tables and the database plan (spec §3)."""
+"""IRQ classification tables and the database plan (classify.c)."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_heap_ranks_switch_to_the_hole_at_first_legacy_device():
 
 
 def test_policy_numa_node_that_does_not_exist_is_ignored():
-    """Spec §3.6: numa_node accepted only if that node object exists."""
+    """classify.c get_irq_user_policy: numa_node accepted only if that node object exists."""
     plan = _plan([], [_Dev("0000:01:00.0", (31,))],
                  policy=lambda path, irq: IrqPolicy(numa_node=7),
                  node_exists=lambda n: n in (-1, 0, 1))

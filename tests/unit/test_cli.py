@@ -1,4 +1,5 @@
-"""Command line: getopt_long semantics, irqbalance's checks (spec §1.1-1.3), precedence."""
+"""Command line: getopt_long semantics, irqbalance's checks (irqbalance.c parse_command_line,
+main), precedence."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def test_last_value_wins_and_lists_add_up():
 
 
 # --------------------------------------------------------------------------
-# irqbalance's validation (spec §1.1 table)
+# irqbalance's validation (irqbalance.c parse_command_line)
 # --------------------------------------------------------------------------
 
 
@@ -109,7 +110,7 @@ def test_accepted_odd_values():
     ("s", HintPolicy.SUBSET), ("sub", HintPolicy.SUBSET), ("i", HintPolicy.IGNORE),
 ])
 def test_hintpolicy_prefixes(arg, policy):
-    """Spec §1.2: a prefix of exact, then subset, then ignore; empty selects exact."""
+    """irqbalance 1.0-1.4: a prefix of exact, then subset, then ignore; empty selects exact."""
     assert opts(f"--hintpolicy={arg}").settings.hintpolicy is policy
 
 
@@ -127,7 +128,7 @@ def test_defaults():
 
 
 def test_presence_of_a_variable_turns_it_on():
-    """Spec §1.3: any value, even empty."""
+    """irqbalance.c main: any value, even empty."""
     assert opts(env={"IRQBALANCE_ONESHOT": ""}).oneshot
     d = opts(env={"IRQBALANCE_DEBUG": "0"})
     assert d.debug and d.foreground

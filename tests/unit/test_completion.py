@@ -53,7 +53,7 @@ def test_script_is_valid_bash(script):
 
 def test_daemon_offers_every_option(script):
     offered = set(complete(script, "pyirqbalance", "-"))
-    # irqbalance's options (spec §1.1, §1.2) whatever the table says
+    # irqbalance's options (parse_command_line, 1.9 and 1.0-1.4) whatever the table says
     assert {"--oneshot", "-o", "--banirq", "-i", "--policyscript", "-l", "--hintpolicy",
             "--banscript", "-b", "--version", "-V"} <= offered
     for opt in cli.option_table():

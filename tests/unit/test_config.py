@@ -30,7 +30,8 @@ def test_shipped_file_is_the_defaults_and_documents_every_key():
 
 
 def test_defaults_are_irqbalance_defaults():
-    """Spec §1.1: interval 10, deepestcache 2, powerthresh off, migrateval 0; §1.2 hint ignore."""
+    """irqbalance.c's defaults: interval 10, deepestcache 2, powerthresh off, migrateval 0;
+    1.0-1.4's hint policy ignore."""
     b = Config().balancing
     assert (b.interval, b.deepestcache, b.powerthresh, b.migrateval, b.hintpolicy) == (
         10, 2, None, 0, HintPolicy.IGNORE)
@@ -142,7 +143,7 @@ _ISOLATED_5 = CpuFacts(dirs=(), online=0xFF, isolated=1 << 5, nohz_full=0)
     ({"IRQBALANCE_BANNED_CPUS": "ff,00000000"}, 0xFF << 32),
 ])
 def test_good_banned_cpu_variables_are_accepted_and_ban_what_they_say(env, banned):
-    """Spec §2.1: a non-empty variable replaces the isolated/nohz_full default."""
+    """cputree.c setup_banned_cpus: a non-empty variable replaces the isolated/nohz_full default."""
     check_banned_cpus_env(env)  # raises for a bad value
     settings = build_settings(Config().balancing, env, hz=100)
     assert compute_banned_cpus(settings, _ISOLATED_5).mask == banned

@@ -149,3 +149,30 @@ def test_architecture_lists_every_module():
     named = set(re.findall(r"\b([a-z_0-9]+\.py)\b", tree))
     assert modules - named == set(), "modules missing from docs/architecture.md"
     assert named - modules == set(), "docs/architecture.md names modules that do not exist"
+
+
+def test_testing_md_counts_the_differential_machines():
+    from tests.differential.cases import (
+        CYCLES_MACHINES,
+        CYCLES_PASSES,
+        KNOWN_DIFFERENCES,
+        ONESHOT_MACHINES,
+    )
+
+    text = " ".join((ROOT / "docs" / "testing.md").read_text().split())
+    permuted = {k.machine for k in KNOWN_DIFFERENCES if k.mode == "oneshot"}
+    assert f"on the same {len(ONESHOT_MACHINES)} fake machines" in text
+    assert (f"identical masks on {len(ONESHOT_MACHINES) - len(permuted)} machines; "
+            f"on {len(permuted)}, equal IRQs swap masks") in text
+    assert f"Daemon, {CYCLES_PASSES} simulated passes on {len(CYCLES_MACHINES)} machines" in text
+
+
+def test_relative_links_in_the_docs_resolve():
+    broken = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert broken == []

