@@ -502,7 +502,13 @@ def test_a_process_named_irqbalance_on_this_host_is_seen(tmp_path):
         found = find_irqbalance(live, self_pid=os.getpid())
         assert found is not None and is_irqbalance(read_process_names(live, found))
         assert proc.pid in _irqbalance_pids(live)
-        assert find_irqbalance(live, self_pid=proc.pid) != proc.pid
+        # through a /proc holding only this child (its real kernel files): the finder names
+        # it, and never the process that asks
+        only = tmp_path / "only-child"
+        (only / "proc").mkdir(parents=True)
+        (only / "proc" / str(proc.pid)).symlink_to(f"/proc/{proc.pid}")
+        assert find_irqbalance(SysRoot(str(only)), self_pid=os.getpid()) == proc.pid
+        assert find_irqbalance(SysRoot(str(only)), self_pid=proc.pid) is None
     finally:
         proc.kill()
         proc.wait()
