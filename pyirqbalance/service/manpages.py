@@ -223,7 +223,8 @@ def _see_also(*pages: str) -> str:
 
 def _action_tag(action: argparse.Action) -> str:
     if not action.option_strings:
-        return f"\\fI{roff_text(str(action.metavar or action.dest).upper())}\\fR"
+        tag = f"\\fI{roff_text(str(action.metavar or action.dest).upper())}\\fR"
+        return f"[{tag}]" if action.nargs == "?" else tag
     names = ", ".join(f"\\fB{roff_text(s)}\\fR" for s in action.option_strings)
     if action.nargs == 0:
         return names
