@@ -135,27 +135,28 @@ def parse_cpulist(text: str, nbits: int = MAX_CPUS) -> int:
     for item in s.split(","):
         if not item:
             raise MaskError(f"empty entry in cpu list {s!r}")
+        where = "" if item == s else f" in {s!r}"
         rng, _, stride = item.partition(":")
         first, dash, last = rng.partition("-")
-        if len(first) > 6 or len(last) > 6:
-            raise MaskError(f"cpu number too large in {item!r} of {s!r}")
         if not first or not _DEC.issuperset(first) or (
             dash and (not last or not _DEC.issuperset(last))
         ):
-            raise MaskError(f"bad cpu list entry {item!r} in {s!r}")
+            raise MaskError(f"{item!r} is not a CPU number or range{where}")
+        if len(first) > 6 or len(last) > 6:
+            raise MaskError(f"cpu number too large in {item!r}{where}")
         a = int(first)
         b = int(last) if dash else a
         if a > b:
-            raise MaskError(f"reversed range {item!r} in cpu list {s!r}")
+            raise MaskError(f"reversed range {item!r}{where}")
         if b >= nbits:
-            raise MaskError(f"cpu {b} out of range (max {nbits - 1}) in {s!r}")
+            raise MaskError(f"cpu {b} out of range (max {nbits - 1}){where}")
         if stride:
             used, slash, group = stride.partition("/")
             if not (slash and used.isdecimal() and group.isdecimal()):
-                raise MaskError(f"bad stride {item!r} in cpu list {s!r}")
+                raise MaskError(f"bad stride {item!r}{where}")
             u, g = int(used), int(group)
             if not 0 < u <= g:
-                raise MaskError(f"bad stride {item!r} in cpu list {s!r}")
+                raise MaskError(f"bad stride {item!r}{where}")
             for start in range(a, b + 1, g):
                 for cpu in range(start, min(start + u, b + 1)):
                     value |= 1 << cpu

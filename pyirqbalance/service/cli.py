@@ -63,13 +63,11 @@ EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME = 0, 1, 2, 3
 
 PROG = "pyirqbalance"
 
-# irqbalance's usage text (irqbalance.c ``usage``), printed to stdout after a bad option.
+# Printed to stdout after a bad option (where irqbalance prints its usage text, which
+# lists none of pyirqbalance's own options): where to look, as GNU tools say it.
 USAGE = (
-    f"{PROG} [--oneshot | -o] [--debug | -d] [--foreground | -f] [--journal | -j]\n"
-    "\t[--powerthresh= | -p <off> | <n>] [--banirq= | -i <n>] [--banmod= | -m <module>]"
-    " [--policyscript= | -l <script>]\n"
-    "\t[--pid= | -s <file>] [--deepestcache= | -c <n>] [--interval= | -t <n>]"
-    " [--migrateval= | -e <n>]\n"
+    f"Usage: {PROG} [OPTION]...  (irqbalance's options, and pyirqbalance's own)\n"
+    f"Try '{PROG} --help' for more information.\n"
 )
 
 _ULONG_MAX = 2**64 - 1

@@ -616,8 +616,8 @@ def check_banned_cpus_env(environ: Mapping[str, str]) -> None:
             parse_mask(cpus)
         except MaskError as err:
             raise ConfigError(
-                f"IRQBALANCE_BANNED_CPUS={cpus!r} is not a hex CPU mask such as 'ff,00000000' "
-                f"({err})"
+                f"IRQBALANCE_BANNED_CPUS={cpus!r}: {err}; expected a hex CPU mask such as "
+                "'ff,00000000'"
             ) from None
     cpulist = environ.get("IRQBALANCE_BANNED_CPULIST")
     if cpulist and cpulist.strip() != "-":
@@ -625,8 +625,8 @@ def check_banned_cpus_env(environ: Mapping[str, str]) -> None:
             parse_cpulist(cpulist)
         except MaskError as err:
             raise ConfigError(
-                f"IRQBALANCE_BANNED_CPULIST={cpulist!r} is not a CPU list such as '0-3,8' "
-                f"or '-' ({err})"
+                f"IRQBALANCE_BANNED_CPULIST={cpulist!r}: {err}; expected a CPU list such as "
+                "'0-3,8', or '-' to ban none"
             ) from None
 
 
