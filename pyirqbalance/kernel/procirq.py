@@ -23,6 +23,7 @@ __all__ = [
     "Spurious",
     "WriteResult",
     "WriteStatus",
+    "affinity_writable",
     "list_irq_dirs",
     "parse_spurious",
     "read_action_names",
@@ -115,6 +116,12 @@ def read_irq_affinity(root: SysRoot, irq: int) -> IrqAffinity:
         spurious=None if (text := read("spurious")) is None else parse_spurious(text),
         writable=writable,
     )
+
+
+def affinity_writable(root: SysRoot, irq: int) -> bool:
+    """Whether /proc/irq/N/smp_affinity has a write bit: the kernel creates it 0444 for an
+    IRQ userspace may not move (kernel-managed, per-CPU), and refuses the write (EIO)."""
+    return root.has_write_bit(root.irq_file(irq, "smp_affinity"))
 
 
 def read_smp_affinity(root: SysRoot, irq: int) -> int | None:

@@ -15,13 +15,16 @@ from .. import __version__
 from ..engine.topology import ObjType, TopoObj
 from ..kernel import procinterrupts
 from ..kernel.cpumask import format_cpulist, format_mask, parse_mask
+from ..kernel.procirq import affinity_writable
 
 __all__ = [
     "format_placement_text",
+    "format_summary",
     "format_text",
     "machine_report",
     "placement_report",
     "placement_section",
+    "summarise",
 ]
 
 #: Said in --dry-run when the balanced placement estimated the IRQs' costs.
@@ -64,6 +67,7 @@ def machine_report(balancer) -> dict[str, Any]:
     irqs = []
     for d in balancer.decisions():
         info = balancer.irq_info(d.irq)
+        moves = d.target_mask is not None and d.current_mask != d.target_mask
         irqs.append({
             "irq": d.irq,
             "name": names.get(d.irq) or d.name,
@@ -77,7 +81,10 @@ def machine_report(balancer) -> dict[str, Any]:
             "assigned": d.assigned,
             "load": d.load,
             "reason": d.reason,
+            # The kernel creates smp_affinity read-only for IRQs it manages itself.
+            "kernel_refuses": moves and not affinity_writable(balancer.root, d.irq),
         })
+    banned_mask = topo.banned & topo.online
     return {
         "pyirqbalance": __version__,
         "sysroot": balancer.root.base,
@@ -90,8 +97,61 @@ def machine_report(balancer) -> dict[str, Any]:
         },
         "topology": [_tree(n) for n in topo.nodes if n.children or n.number >= 0],
         "irqs": irqs,
+        "summary": summarise(irqs, banned_mask),
         **placement_section(balancer),
     }
+
+
+def summarise(irqs: list[dict[str, Any]], banned: int) -> dict[str, Any]:
+    """How many IRQs the pass would move, by balance level, and what the others are."""
+    by_level: dict[str, int] = {}
+    off_banned = refused = in_place = banned_irqs = left_alone = 0
+    for irq in irqs:
+        if irq["target_mask"] is None:
+            if irq["class"] == "banned":
+                banned_irqs += 1
+            else:
+                left_alone += 1
+        elif irq["kernel_refuses"]:
+            refused += 1
+        elif irq["current_mask"] == irq["target_mask"]:
+            in_place += 1
+        else:
+            by_level[irq["level"]] = by_level.get(irq["level"], 0) + 1
+            current = irq["current_mask"]
+            if current is not None and parse_mask(current) & banned:
+                off_banned += 1
+    return {
+        "irqs": len(irqs),
+        "would_move": sum(by_level.values()),
+        "by_level": by_level,
+        "off_banned_cpus": off_banned,
+        "kernel_refuses": refused,
+        "in_place": in_place,
+        "banned": banned_irqs,
+        "left_alone": left_alone,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """``would move 9 of 16 IRQs (core level 6, cache level 2; 3 off banned CPUs); ...``."""
+    levels = [f"{level} level {n}" for level, n in sorted(
+        summary["by_level"].items(), key=lambda item: (-item[1], item[0]))]
+    detail = ", ".join(levels)
+    if summary["off_banned_cpus"]:
+        detail += f"; {summary['off_banned_cpus']} off banned CPUs"
+    text = f"would move {summary['would_move']} of {summary['irqs']} IRQs"
+    if detail:
+        text += f" ({detail})"
+    parts = [text]
+    if summary["kernel_refuses"]:
+        parts.append(f"{summary['kernel_refuses']} the kernel manages itself would refuse a move")
+    parts.append(f"{summary['in_place']} already in place")
+    if summary["banned"]:
+        parts.append(f"{summary['banned']} banned")
+    if summary["left_alone"]:
+        parts.append(f"{summary['left_alone']} not balanced")
+    return "; ".join(parts)
 
 
 def placement_section(balancer) -> dict[str, Any]:
@@ -135,7 +195,7 @@ def format_text(report: dict[str, Any]) -> str:
     lines = [
         f"pyirqbalance {report['pyirqbalance']} (sysroot {report['sysroot']})",
         f"online CPUs: {cpus['online']} ({cpus['online_count']})   "
-        f"banned: {cpus['banned'] or 'none'} ({cpus['banned_source']})",
+        f"banned: {_banned(cpus['banned'], cpus['banned_source'])}",
         "",
     ]
     rows = [("IRQ", "NAME", "CLASS", "LEVEL", "NODE", "CURRENT", "TARGET", "WHY")]
@@ -156,13 +216,34 @@ def format_text(report: dict[str, Any]) -> str:
     text = "\n".join(lines) + "\n"
     if "placement" in report:
         text += "\n" + format_placement_text(report["placement"])
-    return text
+    return text + "\n" + format_summary(report["summary"]) + "\n"
+
+
+#: Where a banned set is worked out from the kernel's facts (not set by the user).
+_AUTOMATIC = {
+    "isolated and nohz_full CPUs": "no isolated or nohz_full CPUs",
+    "isolcpus= and nohz_full= on the kernel command line":
+        "no isolcpus= or nohz_full= on the kernel command line",
+}
+
+
+def _banned(cpus: str, source: str | None) -> str:
+    """``"2-3 (isolated and nohz_full CPUs)"``, ``"none (no isolated or nohz_full CPUs)"``,
+    ``"none (set by IRQBALANCE_BANNED_CPULIST)"``."""
+    if source is None:
+        return cpus or "none"
+    if source in _AUTOMATIC:
+        return f"{cpus} ({source})" if cpus else f"none ({_AUTOMATIC[source]})"
+    return f"{cpus or 'none'} (set by {source})"
 
 
 def _short_reason(irq: dict[str, Any]) -> str:
     reason = irq["reason"]
     if irq["target_mask"] is None:
         return reason.split("; ")[-1]
+    if irq.get("kernel_refuses"):
+        return ("kernel-managed (smp_affinity read-only): the kernel refuses a move to "
+                + (irq["assigned"] or ""))
     current, target = irq["current_mask"], irq["target_mask"]
     same = current is not None and parse_mask(current) == parse_mask(target)
     return ("keep " if same else "move to ") + (irq["assigned"] or "")
