@@ -565,7 +565,8 @@ def test_unit_exposure_is_at_most_4():
                    "EnvironmentFile=-/etc/default/irqbalance",
                    "EnvironmentFile=-/etc/sysconfig/irqbalance",
                    "ExecReload=/bin/kill -HUP $MAINPID",
-                   "RuntimeDirectory=irqbalance", "StateDirectory=pyirqbalance"):
+                   "RuntimeDirectory=irqbalance pyirqbalance", "RuntimeDirectoryPreserve=yes",
+                   "StateDirectory=pyirqbalance"):
         assert needed in unit
     settings = [ln.split("=")[0] for ln in unit.splitlines() if ln and not ln.startswith("#")]
     assert "ProtectKernelTunables" not in settings and "PrivateUsers" not in settings
