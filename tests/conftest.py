@@ -319,6 +319,22 @@ def real_proc_irq_untouched():
 
 
 # --------------------------------------------------------------------------
+# the slow tiers (marker "slow": pytest -m "not slow" runs the others)
+# --------------------------------------------------------------------------
+
+#: Where the tests start daemons, QEMU guests or package builds.
+SLOW_TIERS = ("tests/integration/", "tests/hostile/", "tests/seed/", "tests/differential/",
+              "tests/packaging/", "tests/realkernel/", "tests/monitoring/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow = pytest.mark.slow
+    for item in items:
+        if item.nodeid.startswith(SLOW_TIERS):
+            item.add_marker(slow)
+
+
+# --------------------------------------------------------------------------
 # CI: every tier ran something
 # --------------------------------------------------------------------------
 
