@@ -7,6 +7,7 @@ range a calendar can show, bodies are JSON or form data of bounded size.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import json
@@ -402,13 +403,21 @@ def set_affinity(ctx: ApiContext, irq: int, mask: int, parameter: str) -> dict[s
     if mask & ~online:
         raise ApiError(400, f"{parameter}: CPU {format_cpulist(mask & ~online)} not online "
                             f"(online: {format_cpulist(online)})", parameter)
-    disown = getattr(ctx.balancer, "disown", None)
-    if disown is not None:
-        disown(irq)  # our own write, not a foreign one (engine/foreign.py)
-    result = write_smp_affinity(ctx.root, irq, mask)
-    if result.errno:
-        status = WRITE_STATUS.get(result.errno, 409)
-        raise ApiError(status, f"the kernel refused {result.text} for IRQ {irq}: {result.reason}")
+    balancer = ctx.balancer
+    # Written and pinned under the balancer's lock: a pass running between the write and
+    # the pin would write its own placement over the client's mask.
+    with getattr(balancer, "lock", None) or contextlib.nullcontext():
+        disown = getattr(balancer, "disown", None)
+        if disown is not None:
+            disown(irq)  # our own write, not a foreign one (engine/foreign.py)
+        result = write_smp_affinity(ctx.root, irq, mask)
+        if result.errno:
+            status = WRITE_STATUS.get(result.errno, 409)
+            raise ApiError(status,
+                           f"the kernel refused {result.text} for IRQ {irq}: {result.reason}")
+        pin = getattr(balancer, "pin_irq", None)
+        if pin is not None:
+            pin(irq)  # at once; the registry below persists the pin (and pins again)
     ctx.overrides.set(irq, mask)
     ctx.log.info("API: IRQ %d pinned to %s", irq, format_cpulist(mask))
     return {"irq": irq, "mask": format_mask(mask), "cpus": format_cpulist(mask), "override": True,
