@@ -16,11 +16,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.hermetic import pyirqbalance_argv
 from tests.oracle import mkfake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +44,8 @@ def run(tree: Path, *args: str) -> subprocess.CompletedProcess:
            if not k.startswith(("IRQBALANCE_", "NOTIFY_", "WATCHDOG_")) and k != "INVOCATION_ID"}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "pyirqbalance", "--oneshot", "--interval=1", f"--sysroot={tree}",
-         f"--config={config}", *args], capture_output=True, text=True, env=env, timeout=120)
+        pyirqbalance_argv("--oneshot", "--interval=1", f"--sysroot={tree}", f"--config={config}",
+                          *args), capture_output=True, text=True, env=env, timeout=120)
 
 
 def affinities(tree: Path) -> dict[str, str]:
@@ -97,8 +97,8 @@ def test_header_names_the_variable_that_banned_none(tmp_path):
     config.write_text("")
     env["PYTHONPATH"] = str(ROOT)
     out = subprocess.run(
-        [sys.executable, "-m", "pyirqbalance", "--oneshot", "--dry-run", f"--sysroot={tree}",
-         f"--config={config}"], capture_output=True, text=True, env=env, timeout=120)
+        pyirqbalance_argv("--oneshot", "--dry-run", f"--sysroot={tree}", f"--config={config}"),
+        capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.splitlines()[1].endswith("banned: none (set by IRQBALANCE_BANNED_CPULIST)")
 
 
