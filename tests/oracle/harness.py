@@ -161,11 +161,16 @@ def irqbalance_version() -> str:
     return (out.stdout + out.stderr).strip().removeprefix("irqbalance version ")
 
 
+#: The harness's configuration of pyirqbalance: no foreign-write check, since the
+#: harness puts refused writes back after the pass instead of failing them (see the file).
+HARNESS_CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "config" / "harness.yaml"
+
+
 def pyirqbalance_command(*args: str) -> list[str]:
     """argv of pyirqbalance on the staged tree with the suite's explicit configuration:
-    ``python3 -m pyirqbalance --config=DEFAULTS --sysroot {sysroot} ARGS`` (never the
+    ``python3 -m pyirqbalance --config=HARNESS --sysroot {sysroot} ARGS`` (never the
     host's /etc/pyirqbalance/pyirqbalance.yaml; a ``--config`` in ARGS wins)."""
-    return [*pyirqbalance_argv(), f"--sysroot={SYSROOT}", *args]
+    return [*pyirqbalance_argv(f"--config={HARNESS_CONFIG}"), f"--sysroot={SYSROOT}", *args]
 
 
 # --------------------------------------------------------------------------
