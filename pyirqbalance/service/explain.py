@@ -172,19 +172,40 @@ def placement_report(balancer) -> dict[str, Any] | None:
     return out
 
 
+def _window_s(window: str) -> float | None:
+    """Seconds of a plan's window (``"10 s"``), None for ``"since boot"``."""
+    number, _, unit = window.partition(" ")
+    try:
+        return float(number) if unit == "s" else None
+    except ValueError:
+        return None
+
+
+def _interrupt_time(us: float, window_s: float | None) -> str:
+    """``"30.0 ms (3.0%)"``: interrupt time over the window, and its share of the window."""
+    text = f"{us / 1e3:.1f} ms"
+    return f"{text} ({us / (window_s * 1e6):.1%})" if window_s else text
+
+
 def format_placement_text(section: dict[str, Any]) -> str:
-    """The balanced placement's section of the text report."""
+    """The balanced placement's section of the text report: interrupt time of the window
+    (the last pass's, or since boot) in ms, and its share of the window's time."""
+    window = section["window"]
+    seconds = _window_s(window)
+    moves = len(section["moves"])
     lines = [
-        f"balanced placement ({section['window']}): busiest CPU {section['busiest_now_us']} us "
-        f"now, {section['busiest_after_us']} us after {len(section['moves'])} moves; "
-        f"floor {section['floor_us']} us",
+        f"balanced placement, interrupt time {'since boot' if seconds is None else 'in ' + window}"
+        f": busiest CPU {_interrupt_time(section['busiest_now_us'], seconds)} now, "
+        f"{_interrupt_time(section['busiest_after_us'], seconds)} after {moves} "
+        f"move{'' if moves == 1 else 's'}; floor {_interrupt_time(section['floor_us'], seconds)}",
     ]
     if "note" in section:
         lines.append(f"  note: {section['note']}")
-    rows = [(str(c["cpu"]), str(c["now_us"]), str(c["after_us"])) for c in section["cpus"]]
-    now_w = max([len("NOW_US")] + [len(now) for _, now, _ in rows])
-    after_w = max([len("AFTER_US")] + [len(after) for _, _, after in rows])
-    lines.append(f"  {'CPU':<4} {'NOW_US':>{now_w}}  {'AFTER_US':>{after_w}}")
+    rows = [(str(c["cpu"]), _interrupt_time(c["now_us"], seconds),
+             _interrupt_time(c["after_us"], seconds)) for c in section["cpus"]]
+    now_w = max([len("NOW")] + [len(now) for _, now, _ in rows])
+    after_w = max([len("AFTER")] + [len(after) for _, _, after in rows])
+    lines.append(f"  {'CPU':<4} {'NOW':>{now_w}}  {'AFTER':>{after_w}}")
     lines.extend(f"  {cpu:<4} {now:>{now_w}}  {after:>{after_w}}" for cpu, now, after in rows)
     return "\n".join(lines) + "\n"
 
