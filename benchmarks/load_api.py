@@ -9,7 +9,12 @@ API on 127.0.0.1 and metrics on), then, after three passes of warm-up, for
 2. 200 slow HTTP clients, each sending one header byte a second (cut off by
    the daemon after 10 s, reconnected here so that 200 are always there);
 3. 200 idle control-socket clients (closed by the daemon after 10 s,
-   reconnected likewise).
+   reconnected likewise);
+4. 8 sampling readers (``GET /get_interrupt_by_cpu?second=60``, sent again
+   when answered) and 4 clients that pipeline three
+   ``GET /get_current_distribution`` each and never read (reconnected when
+   the daemon cuts them off), with /proc/interrupts padded to 6 MB so that
+   each of those replies is as large as on a 256-CPU machine.
 
 In every phase ``GET /api/v1/health`` is sent 10 times a second on a new
 connection; the table gives its p50/p99/max latency and the passes'
@@ -105,6 +110,48 @@ def idle_control(path: str) -> Crowd:
     return Crowd(CLIENTS, connect, lambda s, tick: None)
 
 
+#: Bytes added to /proc/interrupts in the phase of pipelining clients.
+PAD = 6_000_000
+SAMPLERS, PIPELINERS = 8, 4
+
+
+def _drain(s: socket.socket, tick: int) -> None:
+    """Read what has arrived (the sampling replies), so that a closed connection shows."""
+    while True:
+        try:
+            if not s.recv(65536, socket.MSG_DONTWAIT):
+                return
+        except OSError:
+            return
+
+
+def readers(port: int) -> tuple[Crowd, Crowd]:
+    def sampler() -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /get_interrupt_by_cpu?second=60 HTTP/1.0\r\nHost: x\r\n\r\n")
+        return s
+
+    def pipeliner() -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /get_current_distribution HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        return s
+
+    return (Crowd(SAMPLERS, sampler, _drain),
+            Crowd(PIPELINERS, pipeliner, lambda s, tick: None))
+
+
+class _Pair:
+    def __init__(self, crowds: tuple[Crowd, Crowd]) -> None:
+        self.crowds = crowds
+
+    def close(self) -> None:
+        for c in self.crowds:
+            c.close()
+
+
 def measure(port: int, seconds: float) -> tuple[list[float], set[str], int]:
     """Health latencies (ms), the distinct last_pass times seen, failed requests."""
     latencies: list[float] = []
@@ -146,13 +193,20 @@ def main() -> int:
         rows = []
         all_gaps: list[float] = []
         try:
-            phases: list[tuple[str, Callable[[], Crowd | None]]] = [
+            phases: list[tuple[str, Callable[[], Crowd | _Pair | None]]] = [
                 ("no load", lambda: None),
                 (f"{CLIENTS} slow HTTP clients", lambda: slow_http(d.port or 0)),
             ]
             if os.geteuid() == 0:
                 phases.append((f"{CLIENTS} idle control-socket clients",
                                lambda: idle_control(str(d.socket_path()))))
+
+            def heavy() -> _Pair:
+                d.kernel.edit = lambda text: text + " " * PAD + "\n"
+                return _Pair(readers(d.port or 0))
+
+            phases.append((f"{SAMPLERS} sampling readers + {PIPELINERS} pipelining non-readers",
+                           heavy))
             for name, make in phases:
                 crowd = make()
                 try:

@@ -59,6 +59,9 @@ MAX_BODY = 64 << 10
 ECHO_LIMIT = 64
 #: Latest time accepted in a window: 9999-12-31T23:59:59Z.
 MAX_TIME = 253402300799.0
+#: Seconds a request waits for a lock another process holds on the history
+#: store before it is answered 503.
+QUERY_BUSY_TIMEOUT = 0.25
 #: WSGI environ key of the connection's peer (set by the server's channels).
 PEER_KEY = "pyirqbalance.peer"
 
@@ -153,7 +156,13 @@ def parse_time(text: str, parameter: str, now: float | None = None) -> float:
                                   parameter)
         return value
     if _EPOCH.fullmatch(t):
-        return _in_range(float(t), text, parameter)
+        try:
+            value = float(t)
+        except ValueError:  # "1.2.3e5", ".e5": digits and dots that are no number
+            raise TimeFormatError(
+                400, f"{parameter}: {echo(text)} is not a number of epoch seconds",
+                parameter) from None
+        return _in_range(value, text, parameter)
     if t[:1] == "-":
         raise ApiError(400, f"{parameter}: {echo(text)} is not -N[smhd] within 1970 to 9999",
                        parameter)
@@ -360,7 +369,7 @@ def open_store(ctx: ApiContext) -> HistoryStore:
         raise ApiError(503, "history is not enabled: windows need the history store "
                             "(history: section of the configuration)", "start")
     try:
-        return HistoryStore.open(ctx.history, create=False)
+        return HistoryStore.open(ctx.history, create=False, busy_timeout=QUERY_BUSY_TIMEOUT)
     except HistoryError as err:
         raise ApiError(503, str(err)) from err
 

@@ -45,6 +45,7 @@ from .context import (
     parse_time,
     set_affinity,
 )
+from .gate import FIRST_READING_KEY, REFUSED_KEY
 from .routes_v1 import irq_details, irq_release
 
 __all__ = ["MAX_SECONDS", "NOT_ENOUGH_DATA", "cpu_deltas", "seed_blueprint", "seed_json"]
@@ -396,6 +397,16 @@ def cpu_deltas(before: Interrupts, after: Interrupts) -> dict[int, int]:
 
 
 def _measure(ctx: ApiContext, seconds: float) -> tuple[Snapshot, Snapshot]:
+    """Readings ``seconds`` apart: the first taken while the request waited off the
+    workers (api/gate.py), or here when no gate parked it (a WSGI test client)."""
+    if FIRST_READING_KEY in request.environ:
+        refused = request.environ.get(REFUSED_KEY)
+        if refused:
+            raise ApiError(503, refused, "second")
+        first = request.environ[FIRST_READING_KEY]
+        if first is None:
+            raise ApiError(503, "cannot read /proc/interrupts")
+        return first, ctx.live.read_now()
     first = ctx.live.read_now()
     time.sleep(seconds)  # this request's thread only: passes go on
     return first, ctx.live.read_now()

@@ -19,18 +19,20 @@ import socket
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import waitress.server
 from flask import Flask, Response, jsonify, request
-from waitress.channel import HTTPChannel
+from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.task import WSGITask
 from werkzeug.exceptions import HTTPException
 
 from ..engine.model import PassReport
 from ..errors import PyirqbalanceError
+from ..history.store import HistoryBusy, HistoryError
 from ..supervise import ThreadHealth, supervise
 from .context import (
     MAX_BODY,
@@ -40,6 +42,7 @@ from .context import (
     LiveState,
     parse_time,
 )
+from .gate import FIRST_READING_KEY, REFUSED_KEY, Gate, Sampler
 from .metrics import CONTENT_TYPE, Metrics
 from .routes_seed import seed_blueprint, seed_json
 from .routes_v1 import v1_blueprint
@@ -122,18 +125,76 @@ class _PeerTask(WSGITask):
     def get_environment(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environment()
         environ[PEER_KEY] = getattr(self.channel, "peer", None)
+        if hasattr(self.request, "first_reading"):  # parked by the gate's sampler
+            environ[FIRST_READING_KEY] = self.request.first_reading
+            environ[REFUSED_KEY] = getattr(self.request, "refused", None)
         return environ
 
 
 class PeerChannel(HTTPChannel):
-    """waitress's channel, noting who is connected (SO_PEERCRED) when it is accepted."""
+    """waitress's channel: who is connected (SO_PEERCRED), the gate, a send timeout.
+
+    A reply the client does not take for :data:`SEND_TIMEOUT` seconds is
+    abandoned and the connection closed, so a client that pipelines requests
+    and never reads the replies cannot hold a worker.
+    """
 
     task_class = _PeerTask
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any,
                  map: Any = None) -> None:
         self.peer = _peer_of(sock)
+        self.abandoned = False
         super().__init__(server, sock, addr, adj, map=map)
+
+    def service(self) -> None:
+        slot, self.gate_slot = getattr(self, "gate_slot", None), None
+        try:
+            super().service()
+        finally:
+            if slot is not None:
+                self.server.gate.done(slot)
+
+    def handle_close(self) -> None:
+        if self.abandoned:
+            # Reset rather than close: the unsent reply is dropped by the kernel
+            # too, instead of waiting behind a window the client never opens.
+            try:
+                self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        super().handle_close()
+
+    def write_soon(self, data: Any) -> int:
+        if self.abandoned:
+            raise ClientDisconnected
+        written: int = super().write_soon(data)
+        if self.abandoned:
+            raise ClientDisconnected
+        return written
+
+    def _flush_outbufs_below_high_watermark(self) -> None:
+        """waitress waits here, without a limit, for the client to take the output."""
+        if self.total_outbufs_len <= self.adj.outbuf_high_watermark:
+            return
+        with self.outbuf_lock:
+            _, failed = self._flush_exception(self._flush_some, do_close=False)
+            if failed:
+                self.server.pull_trigger()
+                self.outbuf_lock.wait(SEND_TIMEOUT)
+                return
+            left, since = self.total_outbufs_len, time.monotonic()
+            while self.connected and self.total_outbufs_len > self.adj.outbuf_high_watermark:
+                self.server.pull_trigger()
+                self.outbuf_lock.wait(0.5)
+                if self.total_outbufs_len < left:
+                    left, since = self.total_outbufs_len, time.monotonic()
+                elif time.monotonic() - since > SEND_TIMEOUT:
+                    self.abandoned = True
+                    self.will_close = True  # the server's thread closes it
+                    self.server.pull_trigger()
+                    return
 
 
 # --------------------------------------------------------------------------
@@ -150,6 +211,7 @@ def create_app(ctx: ApiContext) -> Flask:
     app.register_blueprint(v1_blueprint(ctx), url_prefix="/api/v1")
     app.add_url_rule("/metrics", view_func=lambda: _metrics(ctx))
     app.register_error_handler(ApiError, _on_api_error)
+    app.register_error_handler(HistoryError, _on_history_error)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, lambda err: _on_crash(ctx, err))
     return app
@@ -180,6 +242,14 @@ def _on_api_error(err: ApiError) -> Response:
     return resp
 
 
+def _on_history_error(err: HistoryError) -> Response:
+    """The history store failed or is locked by another process: 503 at once."""
+    resp = _error(503, str(err))
+    if isinstance(err, HistoryBusy):
+        resp.headers["Retry-After"] = "5"
+    return resp
+
+
 def _on_http_error(err: HTTPException) -> Response:
     return _error(err.code or 500, f"{err.name}: {err.description}")
 
@@ -203,6 +273,12 @@ RESERVED_SLOTS = 64
 REQUEST_READ_TIMEOUT = 10.0
 #: Seconds an idle keep-alive connection is kept.
 IDLE_TIMEOUT = 30.0
+#: Seconds a reply may go without the client taking a byte of it; then it is
+#: abandoned and the connection closed.
+SEND_TIMEOUT = 10.0
+#: Bytes of replies buffered per connection before the worker waits for the
+#: client to take them (waitress's default is 16 MiB).
+OUTBUF_HIGH_WATERMARK = 4 << 20
 
 
 def _guard_slow_clients(srv: Any, limit: int = CONNECTION_LIMIT) -> None:
@@ -223,6 +299,12 @@ def _guard_slow_clients(srv: Any, limit: int = CONNECTION_LIMIT) -> None:
         channels = list(srv.active_channels.values())
         reading = set()
         for ch in channels:
+            if getattr(ch, "abandoned", False) or (
+                    ch.total_outbufs_len and now - ch.last_activity > SEND_TIMEOUT):
+                # A reply nobody takes. Its socket is not writable, so waitress's
+                # loop would never get to close it: ApiService._serve resets it.
+                ch.abandoned = True
+                continue
             if ch.requests or ch.request is None:
                 continue  # being answered, or between requests (channel_timeout's job)
             reading.add(id(ch))
@@ -238,6 +320,13 @@ def _guard_slow_clients(srv: Any, limit: int = CONNECTION_LIMIT) -> None:
                 ch.will_close = True
 
     srv.maintenance = maintenance
+
+
+def _reset_abandoned(srv: Any) -> None:
+    """Close the connections whose replies were abandoned (between two polls of the loop)."""
+    for ch in list(srv.active_channels.values()):
+        if getattr(ch, "abandoned", False):
+            ch.handle_close()
 
 
 class ApiService:
@@ -259,6 +348,10 @@ class ApiService:
         self._servers: list[Any] = []
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        from . import routes_seed  # the sampling route's longest window, as it stands
+
+        self.sampler = Sampler(ctx.live.read_now, lambda: routes_seed.MAX_SECONDS)
+        self.sampler.release = lambda channel: channel.server.gate.add_task(channel)
         entries = list(config.listen)
         if config.metrics_listen and ctx.metrics is not None:
             entries.append(config.metrics_listen)
@@ -281,11 +374,12 @@ class ApiService:
                 out.append(f"http://{srv.effective_host}:{srv.effective_port}")
         return out
 
-    def _server(self, app: Any, entry: str) -> Any:
+    def _server(self, app: Any, entry: str, sampler: Sampler | None = None) -> Any:
         opts: dict[str, Any] = {"threads": self.config.threads, "ident": "pyirqbalance",
                                 "clear_untrusted_proxy_headers": True, "asyncore_loop_timeout": 0.2,
                                 "connection_limit": CONNECTION_LIMIT, "cleanup_interval": 1,
-                                "channel_timeout": IDLE_TIMEOUT}
+                                "channel_timeout": IDLE_TIMEOUT,
+                                "outbuf_high_watermark": OUTBUF_HIGH_WATERMARK}
         if entry.startswith("unix:"):
             opts.update(unix_socket=entry[5:], unix_socket_perms=self.config.unix_socket_perms)
         else:
@@ -299,6 +393,8 @@ class ApiService:
         except (OSError, ValueError) as err:
             raise ApiConfigError(f"api listen {entry}: {err}") from err
         srv.channel_class = PeerChannel
+        srv.gate = Gate(srv.add_task, self.config.threads, sampler)
+        srv.add_task = srv.gate.add_task
         _guard_slow_clients(srv)
         return srv
 
@@ -316,7 +412,8 @@ class ApiService:
         serving = []
         for (app, entry), health in zip(apps, self.health):
             try:
-                self._servers.append(self._server(app, entry))
+                self._servers.append(self._server(app, entry,
+                                                  self.sampler if app is self.app else None))
             except ApiConfigError as err:
                 health.set("disabled", str(err))
                 self.ctx.log.error("API not started on %s: %s; balancing goes on without it",
@@ -324,6 +421,7 @@ class ApiService:
                 continue
             serving.append(health)
         self._stopping.clear()
+        self.sampler.start()
         try:
             # A first reading before the first pass: the seed windows of the daemon's
             # first seconds count from it.
@@ -346,6 +444,7 @@ class ApiService:
         # from another thread would pull them from under select(). Polling in
         # short rounds lets stop() end the loop; the sockets are closed in stop().
         while not self._stopping.is_set():
+            _reset_abandoned(srv)
             waitress.server.wasyncore.loop(timeout=0.2, map=srv._map, count=1,
                                            use_poll=srv.adj.asyncore_use_poll)
 
@@ -356,6 +455,7 @@ class ApiService:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.sampler.stop()
         for t in self._threads:
             t.join(timeout=10)
         for srv in self._servers:

@@ -4,8 +4,13 @@
 writer thread (the latest one wins: deltas are taken against the last
 *recorded* reading, so skipping passes loses nothing). The writer records a
 reading when ``resolution_s`` has passed, and reads /proc itself when no pass
-came for that long (``--interval`` longer than the resolution). Any store
-error disables history with one clear log line; the balancer never sees it.
+came for that long (``--interval`` longer than the resolution). A store
+another process keeps locked is waited for at most :data:`RECORD_BUSY_TIMEOUT`
+seconds, then that reading is skipped (the next one covers it) and the
+store tried again every :data:`BUSY_RETRY` seconds, with one warning and the
+thread's health saying ``waiting`` meanwhile; history is never disabled for
+it. Any other store error disables history with one clear log line; the
+balancer never sees it.
 Any other failure of the writer is logged and the writer restarted
 (:func:`~pyirqbalance.supervise.supervise`); after three in a row history
 is disabled with the reason, shown by ``/api/v1/health``.
@@ -32,6 +37,7 @@ from .store import (
     DAY,
     JIFFIES_IRQ,
     JIFFIES_SOFTIRQ,
+    HistoryBusy,
     HistoryConfig,
     HistoryError,
     HistoryStore,
@@ -46,6 +52,10 @@ __all__ = ["HistoryRecorder", "boot_identity", "read_boot_id", "reading_from_sna
 _JITTER = 0.9
 #: Shortest wait before the writer reads /proc itself for lack of passes.
 _MIN_IDLE_READ = 1.0
+#: Seconds the writer waits for a lock another process holds on the store.
+RECORD_BUSY_TIMEOUT = 2.0
+#: Seconds between tries while another process holds the store's lock.
+BUSY_RETRY = 5.0
 
 
 def read_boot_id(root: SysRoot) -> str | None:
@@ -166,12 +176,37 @@ class HistoryRecorder:
         with self._wake:
             self._pending, self._busy = None, False
 
+    def _locked(self, err: HistoryBusy) -> None:
+        """The store is locked by another process: say so once, try again later."""
+        if self.health.state != "waiting":
+            self.log.warning("history: %s; retrying every %.0f s (balancing continues)",
+                             err, BUSY_RETRY)
+        self.health.set("waiting", str(err))
+
+    def _usable(self) -> None:
+        if self.health.state == "waiting":
+            self.log.warning("history: the store is usable again")
+            self.health.set("running")
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless stopping; False once stopping."""
+        with self._wake:
+            if not self._stopping:
+                self._wake.wait(seconds)
+            return not self._stopping
+
     def _run(self) -> None:
-        try:
-            store = HistoryStore.open(self.config)
-        except HistoryError as err:
-            self._fail(err)
-            return
+        while True:
+            try:
+                store = HistoryStore.open(self.config, busy_timeout=RECORD_BUSY_TIMEOUT)
+                break
+            except HistoryBusy as err:
+                self._locked(err)
+                if not self._pause(BUSY_RETRY):
+                    return
+            except HistoryError as err:
+                self._fail(err)
+                return
         try:
             self._loop(store)
         finally:
@@ -237,6 +272,7 @@ class HistoryRecorder:
         ))
         try:
             recorded = store.record(reading)
+            self._usable()
             self._last_ts = snapshot.taken_at
             self.recorded += 1
             if recorded.invalid:
@@ -244,5 +280,8 @@ class HistoryRecorder:
             if snapshot.taken_at - self._last_prune > DAY / 24:
                 store.prune(snapshot.taken_at)
                 self._last_prune = snapshot.taken_at
+        except HistoryBusy as err:
+            self._locked(err)
+            self._pause(BUSY_RETRY)
         except HistoryError as err:
             self._fail(err)

@@ -45,6 +45,7 @@ __all__ = [
     "JIFFIES_IRQ",
     "JIFFIES_SOFTIRQ",
     "Boot",
+    "HistoryBusy",
     "HistoryConfig",
     "HistoryError",
     "HistoryStore",
@@ -115,6 +116,22 @@ class HistoryConfig:
 
 class HistoryError(PyirqbalanceError):
     """The store cannot be opened, is not a history store, or is corrupt."""
+
+
+class HistoryBusy(HistoryError):
+    """Another process holds the store's lock longer than this connection waits."""
+
+
+#: Seconds a connection waits for another holder of the store's lock by default.
+BUSY_TIMEOUT = 10.0
+
+
+def _failure(path: str, what: str, err: sqlite3.Error) -> HistoryError:
+    """The store's error for ``err``: :class:`HistoryBusy` for a lock held elsewhere."""
+    text = str(err)
+    if isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return HistoryBusy(f"history store {path}: {what}: locked by another process ({text})")
+    return HistoryError(f"history store {path}: {what}: {err}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +321,11 @@ def _private(path: str) -> None:
 class HistoryStore:
     """One connection to the store; use it from one thread (open one per thread)."""
 
-    def __init__(self, path: str, *, retention_days: float = 30, create: bool = True) -> None:
+    def __init__(self, path: str, *, retention_days: float = 30, create: bool = True,
+                 busy_timeout: float = BUSY_TIMEOUT) -> None:
+        """``create=False``: a reader's connection (never creates, writes or waits
+        to write anything); ``busy_timeout``: seconds to wait for a lock another
+        connection holds, then :class:`HistoryBusy`."""
         self.path = path
         self.retention_days = retention_days
         if not create and not os.path.exists(path):
@@ -313,22 +334,27 @@ class HistoryStore:
             if create:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
                 _private(path)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
-        except (OSError, sqlite3.Error) as err:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+        except OSError as err:
             raise HistoryError(f"history store {path}: cannot open: {err}") from err
+        except sqlite3.Error as err:
+            raise _failure(path, "cannot open", err) from err
         try:
-            self._wal()
-            # NORMAL in WAL mode: a commit survives a process crash; only a power
-            # loss may drop the last transactions, never corrupt the file.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._transaction():  # IMMEDIATE: two openers do not both create it
+            if create:
+                self._wal(busy_timeout)
+                # NORMAL in WAL mode: a commit survives a process crash; only a power
+                # loss may drop the last transactions, never corrupt the file.
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                with self._transaction():  # IMMEDIATE: two openers do not both create it
+                    version = self._meta_get("schema") if self._has_meta() else None
+                    if version is None:
+                        for statement in _SCHEMA.split(";"):
+                            if statement.strip():
+                                self._db.execute(statement)
+                        self._meta_set("schema", str(SCHEMA_VERSION))
+                        version = str(SCHEMA_VERSION)
+            else:
                 version = self._meta_get("schema") if self._has_meta() else None
-                if version is None and create:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
-                    self._meta_set("schema", str(SCHEMA_VERSION))
-                    version = str(SCHEMA_VERSION)
             if version is None:
                 raise HistoryError(f"history store {path}: not initialised")
             if version != str(SCHEMA_VERSION):
@@ -338,6 +364,9 @@ class HistoryStore:
                 )
         except sqlite3.DatabaseError as err:
             self._db.close()
+            failure = _failure(path, "cannot open", err)
+            if isinstance(failure, HistoryBusy):
+                raise failure from err
             raise HistoryError(
                 f"history store {path}: not a usable SQLite database: {err}") from err
         except HistoryError:
@@ -351,8 +380,10 @@ class HistoryStore:
         self._known: set[int] | None = None
 
     @classmethod
-    def open(cls, config: HistoryConfig, *, create: bool = True) -> HistoryStore:
-        return cls(config.path, retention_days=config.retention_days, create=create)
+    def open(cls, config: HistoryConfig, *, create: bool = True,
+             busy_timeout: float = BUSY_TIMEOUT) -> HistoryStore:
+        return cls(config.path, retention_days=config.retention_days, create=create,
+                   busy_timeout=busy_timeout)
 
     def close(self) -> None:
         self._db.close()
@@ -367,10 +398,10 @@ class HistoryStore:
     # small helpers
     # ------------------------------------------------------------------
 
-    def _wal(self) -> None:
+    def _wal(self, wait: float) -> None:
         """Switch to WAL once; the switch needs a moment alone with the file, and
         SQLite does not wait for that through its busy timeout."""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + wait
         while True:
             try:
                 mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
@@ -443,7 +474,7 @@ class HistoryStore:
         except sqlite3.DatabaseError as err:
             # The in-memory state may be ahead of the rolled-back transaction.
             self._last, self._meta, self._rows, self._known = None, None, {}, None
-            raise HistoryError(f"history store {self.path}: cannot record: {err}") from err
+            raise _failure(self.path, "cannot record", err) from err
 
     def _record(self, reading: Reading) -> Recorded:
         last, meta = self._load_state()
@@ -568,7 +599,7 @@ class HistoryStore:
                 )
                 return dropped
         except sqlite3.DatabaseError as err:
-            raise HistoryError(f"history store {self.path}: cannot prune: {err}") from err
+            raise _failure(self.path, "cannot prune", err) from err
 
     # ------------------------------------------------------------------
     # overrides (affinities pinned through the API)
@@ -594,13 +625,13 @@ class HistoryStore:
         try:
             return self._db.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as err:
-            raise HistoryError(f"history store {self.path}: {err}") from err
+            raise _failure(self.path, "cannot read", err) from err
 
     def _execute(self, sql: str, params: tuple = ()) -> None:
         try:
             self._db.execute(sql, params)
         except sqlite3.DatabaseError as err:
-            raise HistoryError(f"history store {self.path}: {err}") from err
+            raise _failure(self.path, "cannot write", err) from err
 
     def sample_count(self) -> int:
         """Readings recorded (all boots)."""

@@ -92,6 +92,19 @@ def _is_number(token: str) -> bool:
     return token.isascii() and token.isdigit()
 
 
+#: A count printed with more digits than this is no counter's value (a 64-bit
+#: one has 20): it reads as :data:`OUT_OF_RANGE` rather than being converted
+#: (CPython refuses ``int()`` of more than 4300 digits, and it costs time).
+MAX_COUNT_DIGITS = 40
+#: What such a count reads as: beyond every counter width, so the history
+#: store leaves it out as it does any value that is not a count.
+OUT_OF_RANGE = 10**MAX_COUNT_DIGITS
+
+
+def _count(token: str) -> int:
+    return int(token) if len(token) <= MAX_COUNT_DIGITS else OUT_OF_RANGE
+
+
 def _split_counts(body: str, limit: int | None) -> tuple[tuple[int, ...], str, int]:
     """Leading counts of a row body, the text after them, and the blank gap between."""
     tokens = body.split(None, limit) if limit is not None else body.split()
@@ -100,7 +113,7 @@ def _split_counts(body: str, limit: int | None) -> tuple[tuple[int, ...], str, i
         k = 0
         while _is_number(tokens[k]):
             k += 1
-    counts = tuple(map(int, tokens[:k]))
+    counts = tuple(map(_count, tokens[:k]))
     if k == len(tokens):
         return counts, "", 0
     rest = tokens[k] if k == limit else body.split(None, k)[k]
@@ -186,6 +199,9 @@ def parse_interrupts(text: str) -> Interrupts:
         label = label.strip()
         if not colon or not label or len(label.split()) != 1:
             raise ParseError("expected 'LABEL: counts'", path=_PATH, lineno=lineno, line=line)
+        if _is_number(label) and len(label) > MAX_COUNT_DIGITS:
+            raise ParseError("IRQ number out of range", path=_PATH, lineno=lineno,
+                             line=line[:80])
         irq = int(label) if _is_number(label) else None
         # Named rows take every leading number: old ARM kernels print IPI counts
         # for all present CPUs under a header of online CPUs only.

@@ -55,6 +55,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Daemon", "PassListener", "Service", "run"]
 
+#: The loop counts as stuck once no pass ended for this many intervals plus
+#: :data:`STALL_GRACE` seconds (``/api/v1/health``: ``pass_stalled``).
+STALL_INTERVALS = 3
+STALL_GRACE = 10.0
+
 #: Called with every pass's report, on the loop's thread; must not block.
 PassListener = Callable[[PassReport], None]
 
@@ -139,6 +144,8 @@ class Daemon:
         #: What health and metrics show of the daemon (threads, last pass, reloads).
         self.board = StatusBoard()
         self.board.interval = self.interval
+        #: When the daemon started (the pass age counts from it before the first pass).
+        self.started_at = time.monotonic()
 
     # -- waiting -------------------------------------------------------
 
@@ -212,6 +219,23 @@ class Daemon:
         self.notifier.notify("READY=1", self._status())
 
     # -- passes --------------------------------------------------------
+
+    def pass_age(self) -> float:
+        """Seconds since the last pass ended (since the start, before the first)."""
+        last = self.board.last_pass
+        return round(time.monotonic() - (self.started_at if last is None else last), 3)
+
+    def stall_limit(self) -> float:
+        """A pass age beyond this means the loop is stuck: a few intervals and a margin."""
+        return float(STALL_INTERVALS * self.interval + STALL_GRACE)
+
+    def stalled(self) -> str | None:
+        """The ``pass_stalled`` condition: None while passes come in time."""
+        age = self.pass_age()
+        if age <= self.stall_limit():
+            return None
+        return (f"no balancing pass for {age:.0f} s (interval {self.interval} s): "
+                "the main loop is stuck")
 
     def _status(self) -> str:
         b = self.balancer
@@ -473,6 +497,9 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     board = daemon.board
     board.flags["cpu_mismatch"] = lambda: balancer.cpu_mismatch
     board.flags["irqs_left_alone"] = lambda: _left_alone(balancer)
+    board.flags["pass_stalled"] = daemon.stalled
+    board.facts["last_pass_age_s"] = daemon.pass_age
+    board.facts["stalled_after_s"] = daemon.stall_limit
     cfg = opts.config
     if not opts.oneshot and (cfg.history.enabled or cfg.api.enabled or cfg.metrics.enabled):
         # Imported only when asked for: the HTTP stack is not free to load.
