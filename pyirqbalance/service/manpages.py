@@ -115,8 +115,12 @@ _ENVIRONMENT = (
 _DAEMON_FILES = (
     (DEFAULT_CONFIG_PATH, "Configuration, optional; see pyirqbalance.yaml(5)."),
     ("/etc/default/irqbalance, /etc/sysconfig/irqbalance",
-     "irqbalance's environment files, read unchanged by the systemd unit."),
-    ("/etc/default/pyirqbalance", "Read by the unit after them (PYIRQBALANCE_ARGS)."),
+     "irqbalance's environment files, read unchanged by the systemd unit and the "
+     "sysvinit script /etc/init.d/pyirqbalance."),
+    ("/etc/default/pyirqbalance", "Read by the unit and the script after them "
+     "(PYIRQBALANCE_ARGS)."),
+    ("/usr/share/doc/pyirqbalance/docs/",
+     "The documents the option descriptions name (docs/placement.md, docs/api.md, ...)."),
     (f"{DEFAULT_STATE_DIR}/original-affinity.json",
      "The affinities found before the first change, for --restore."),
     (f"{DEFAULT_STATE_DIR}/history.sqlite", "Interrupt history, when history.enabled."),

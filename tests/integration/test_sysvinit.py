@@ -84,7 +84,7 @@ sh "$t/init" bogus >/dev/null 2>&1; echo "usage=$?"
 def test_start_status_reload_stop_in_a_private_namespace(tmp_path):
     tree = tmp_path / "tree"
     mkfake.build_tree(mkfake.Machine(json.loads(MACHINE.read_text())), str(tree), force=True)
-    log = tmp_path / "daemon.log"
+    log = tmp_path / "daemon.log"      # what the daemon sent to the namespace's /dev/log
     wrapper = tmp_path / "pyirqbalance"
     # A Python script named pyirqbalance, as the package's /usr/bin/pyirqbalance is: the
     # kernel names the process after it, which is what the script's stop and status match.
@@ -94,7 +94,8 @@ def test_start_status_reload_stop_in_a_private_namespace(tmp_path):
     wrapper.chmod(0o755)
     defaults = tmp_path / "etc-default"
     defaults.mkdir()
-    (defaults / "irqbalance").write_text("IRQBALANCE_BANNED_CPULIST=3\nIRQBALANCE_ARGS=--interval=1\n")
+    (defaults / "irqbalance").write_text(
+        "IRQBALANCE_BANNED_CPULIST=3\nIRQBALANCE_ARGS=--interval=1\n")
     (defaults / "pyirqbalance").write_text(
         f"DAEMON={wrapper}\nPYIRQBALANCE_ARGS=\"--sysroot={tree}\"\n")
     init = tmp_path / "init"

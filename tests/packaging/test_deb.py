@@ -9,6 +9,7 @@ from an extracted copy, and its maintainer scripts run against a temporary
 from __future__ import annotations
 
 import ast
+import gzip
 import json
 import os
 import re
@@ -139,9 +140,11 @@ def test_package_lists_scripts_unit_conffiles_manpages_and_completion(contents):
                  "/usr/share/man/man5/pyirqbalance.yaml.5.gz",
                  "/usr/share/bash-completion/completions/pyirqbalance",
                  "/usr/share/bash-completion/completions/pyirqbalancectl",
-                 "/usr/lib/python3/dist-packages/pyirqbalance/service/cli.py"):
+                 "/usr/lib/python3/dist-packages/pyirqbalance/service/cli.py",
+                 "/etc/init.d/pyirqbalance"):
         assert path in contents, path
     assert contents["/usr/bin/pyirqbalance"].startswith("-rwxr-xr-x root/root")
+    assert contents["/etc/init.d/pyirqbalance"].startswith("-rwxr-xr-x root/root")
     assert " -> pyirqbalance" in contents["/usr/share/bash-completion/completions/pyirqbalancectl"]
     # Everything the daemon creates at run time is made by systemd or by the daemon itself.
     assert not any(p.startswith(("/var/", "/run/")) for p in contents)
@@ -161,7 +164,8 @@ def test_package_ships_the_monitoring_mixin(contents, extracted):
 
 def test_conffiles_and_dependencies(deb, control):
     conffiles = (control / "conffiles").read_text().split()
-    assert sorted(conffiles) == ["/etc/default/pyirqbalance", "/etc/pyirqbalance/pyirqbalance.yaml"]
+    assert sorted(conffiles) == ["/etc/default/pyirqbalance", "/etc/init.d/pyirqbalance",
+                                 "/etc/pyirqbalance/pyirqbalance.yaml"]
     depends = run("dpkg-deb", "-f", deb, "Depends").stdout
     names = {d.strip().split()[0] for d in depends.split(",")}
     assert names >= DEBIAN_DEPENDS
@@ -178,6 +182,36 @@ def test_apt_can_install_it(deb):
               cwd=deb.parent, env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8"})
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(rf"^Inst pyirqbalance .*{re.escape(VERSION)}", out.stdout, re.M), out.stdout
+
+
+def test_init_script_is_the_repository_script(extracted):
+    script = (extracted / "etc/init.d/pyirqbalance").read_bytes()
+    assert script == (REPO / "sysvinit" / "pyirqbalance").read_bytes()
+
+
+#: Where the installed documents' relative links lead (README.md -> docs/api.md ...).
+DOC = "usr/share/doc/pyirqbalance"
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_the_documents_the_installed_text_points_to_are_installed(extracted):
+    """Every relative link of the installed README.md and docs/*.md leads to an installed
+    file, and every docs/ path the manual pages and --help name is installed."""
+    doc = extracted / DOC
+    texts = [doc / "README.md", *sorted((doc / "docs").glob("*.md"))]
+    assert (doc / "docs" / "README.md").is_file() and len(texts) > 5
+    for text in texts:
+        for target in LINK.findall(text.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            assert (text.parent / target).exists(), f"{text.relative_to(doc)} -> {target}"
+    doc_path = re.compile(r"docs/[\w.-]+\.md")
+    named = set(doc_path.findall((REPO / "pyirqbalance/service/cli.py").read_text()))
+    for page in (extracted / "usr/share/man").rglob("*.gz"):
+        named |= set(doc_path.findall(gzip.decompress(page.read_bytes()).decode()))
+    assert "docs/placement.md" in named
+    for name in named:
+        assert (doc / name).is_file(), name
 
 
 def test_unit_is_the_repository_unit(extracted):
@@ -357,7 +391,7 @@ def stubs(tmp_path: Path, irqbalance_enabled: bool, irqbalance_running: bool) ->
         "pidof": f"*) exit {running};;",
     }
     for tool in ("deb-systemd-helper", "deb-systemd-invoke", "systemctl", "pidof",
-                 "py3compile", "pypy3compile", "py3clean"):
+                 "py3compile", "pypy3compile", "py3clean", "update-rc.d", "invoke-rc.d"):
         path = bin_dir / tool
         path.write_text(STUB.format(log=log, cases=answers.get(tool, "")))
         path.chmod(0o755)
