@@ -161,7 +161,7 @@ def config(name: str, text: str = "") -> str:
 def oneshot(argv: list[str], timeout: float = LONG) -> Obs:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                           env=clean_env())
-    return {"argv": argv, "rc": proc.returncode, "stderr": proc.stderr[-4000:]}
+    return {"argv": argv, "rc": proc.returncode, "stderr": proc.stderr[-20000:]}
 
 
 class Daemon:
@@ -306,7 +306,7 @@ def split_nics() -> tuple[str, str]:
     return here, there
 
 
-def udp_traffic(seconds: float, rate: int = 150) -> list[subprocess.Popen[bytes]]:
+def udp_traffic(seconds: float, rate: int = 60) -> list[subprocess.Popen[bytes]]:
     """Bounded UDP both ways between the NICs, ``rate`` datagrams a second each way (enough
     interrupts on all four queue IRQs; a guest still responsive). Nobody listens: each
     datagram still raises the receiving NIC's interrupt."""
@@ -490,13 +490,13 @@ def step_reload() -> Obs:
         out.update(nic=name, irqs_loaded=ours, masks_loaded=masks(), rows_loaded=rows)
         sh("modprobe", "-C", "/dev/null", "-r", "e1000e")
         wait_until(lambda: not set(ours) & set(interrupts()), LONG, "e1000e's IRQs go")
-        d.passes_after(3)
+        d.passes_after(2)
         out.update(rows_unloaded=interrupts(), report_unloaded=api_get("/api/v1/report"))
         sh("modprobe", "-C", "/dev/null", "e1000e")
         name = wait_until(lambda: _try_nic("e1000e"), LONG, "the e1000e NIC is back")
         sh("ip", "link", "set", name, "up")
         wait_until(lambda: names_of(interrupts(), rf"\b{name}\b"), LONG, "e1000e's IRQs return")
-        d.passes_after(4)
+        d.passes_after(3)
         rows = interrupts()
         out.update(nic_reloaded=name, irqs_reloaded=names_of(rows, rf"\b{name}\b"),
                    masks_reloaded=masks(), rows_reloaded=rows,
