@@ -348,6 +348,7 @@ CI_TIERS = {
     "packaging": "tests/packaging",
     "uisocket-live": "tests/integration/test_uisocket_live.py",
     "realkernel": "tests/realkernel",
+    "sysvinit": "tests/integration/test_sysvinit.py",
 }
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ def test_covered_tiers_follow_the_paths_given():
     assert covered_tiers(["tests"], ROOT, ROOT) == every
     assert covered_tiers(["."], ROOT / "tests", ROOT) == every
     assert covered_tiers(["tests/unit"], ROOT, ROOT) == []
-    assert covered_tiers(["tests/integration"], ROOT, ROOT) == ["uisocket-live"]
+    assert covered_tiers(["tests/integration"], ROOT, ROOT) == ["uisocket-live", "sysvinit"]
     assert covered_tiers(["tests/seed/test_defects.py::test_x"], ROOT, ROOT) == ["seed"]
 
 
