@@ -2,6 +2,7 @@
 """CPU of one balancing pass, --placement=balanced against the default, in process.
 
     python3 benchmarks/bench_placement_cost.py [--passes 8] [--big] [--share 1.0]
+        [--load steady|changing|crowded]
 
 The bench_balancer machines (scale_256: 256 CPUs, 2048 IRQs; --big: also scale_1024, 1024
 CPUs, 8192 IRQs) are built with mkfake on /dev/shm; the tests' counter simulator fires
@@ -9,8 +10,10 @@ every IRQ's rate between passes (``--share``: only that share of the IRQs fire) 
 applies the writes with the kernel's rules. Each placement runs in a fresh tree and
 balancer; a pass's cost is the thread CPU time of ``Balancer.run_pass`` (reading and
 parsing the two files included; the simulator outside). The figure is the median of the
-steady passes (the first, placing pass left out). No harness, no FIFOs: this isolates
-what the placement adds. bench_balancer.py --balanced measures the same through the
+steady passes (the first, placing pass left out). ``--load changing``: before each pass a
+new tenth of the firing IRQs (fixed seed) fires 5x its rate; ``--load crowded``: one NUMA
+node, every IRQ firing on CPU 0 at start (an irqaffinity=0 boot). No harness, no FIFOs:
+this isolates what the placement adds. bench_balancer.py --balanced measures the same through the
 oracle's harness, daemon process and all.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -43,7 +47,16 @@ def _quiet(desc: dict, share: float) -> dict:
     return desc
 
 
-def passes_ms(desc: dict, placement: str, passes: int, where: str) -> list[float]:
+def _crowded(desc: dict) -> dict:
+    for q in [q for d in desc.get("pci_devices", []) for q in d.get("irqs", [])] + desc.get(
+            "irqs", []):
+        if isinstance(q, dict):
+            q["effective_affinity"] = "0"
+            q.pop("counts", None)
+    return desc
+
+
+def passes_ms(desc: dict, placement: str, passes: int, where: str, load: str) -> list[float]:
     m = mkfake.Machine(desc)
     mkfake.build_tree(m, where, force=True)
     root = SysRoot(where)
@@ -51,7 +64,14 @@ def passes_ms(desc: dict, placement: str, passes: int, where: str) -> list[float
     b = Balancer(root, BalancerSettings(placement=placement))
     b.start()
     out = []
+    rng = random.Random(23)
+    base = {n: q.get("rate", 0) for n, q in m.irqs.items()}
+    firing = sorted(n for n, r in base.items() if r)
     for _ in range(passes):
+        if load == "changing":
+            hot = set(rng.sample(firing, max(1, len(firing) // 10)))
+            for n in firing:
+                m.irqs[n]["rate"] = base[n] * (5 if n in hot else 1)
         sim.advance(1)
         t = time.thread_time()
         b.run_pass()
@@ -65,21 +85,27 @@ def main() -> int:
     ap.add_argument("--passes", type=int, default=8)
     ap.add_argument("--big", action="store_true")
     ap.add_argument("--share", type=float, default=1.0)
+    ap.add_argument("--load", choices=["steady", "changing", "crowded"], default="steady")
     a = ap.parse_args()
     names = ["scale_256", "scale_1024"] if a.big else ["scale_256"]
-    print("| machine | CPUs | IRQs | firing | default ms/pass | balanced ms/pass | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| machine | CPUs | IRQs | firing | load | default ms/pass | balanced ms/pass | ratio |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|")
     for name in names:
         sockets, cores, threads, nodes, irqs, seed = SIZES[name]
         medians = {}
         for placement in ("irqbalance", "balanced"):
-            desc = gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)
-            ms = passes_ms(_quiet(desc, a.share), placement, a.passes, f"/dev/shm/placecost-{name}")
+            if a.load == "crowded":
+                desc = _crowded(gen_machines.server(name, sockets, cores, threads, 1, irqs,
+                                                    seed=seed))
+            else:
+                desc = gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)
+            ms = passes_ms(_quiet(desc, a.share), placement, a.passes,
+                           f"/dev/shm/placecost-{name}", a.load)
             medians[placement] = statistics.median(ms)
             print(f"  {name} {placement}: {' '.join(f'{x:.1f}' for x in ms)}", file=sys.stderr)
         d, bal = medians["irqbalance"], medians["balanced"]
-        print(f"| {name} | {sockets * cores * threads} | {irqs} | {a.share:.0%} | {d:.1f} | "
-              f"{bal:.1f} | {bal / d:.2f} |")
+        print(f"| {name} | {sockets * cores * threads} | {irqs} | {a.share:.0%} | {a.load} | "
+              f"{d:.1f} | {bal:.1f} | {bal / d:.2f} |")
     return 0
 
 

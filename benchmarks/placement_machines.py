@@ -230,29 +230,32 @@ def hard_machines() -> list[dict]:
     rng = random.Random(2307)
     # 2 nodes x 24 CPUs (12 cores x 2 threads a socket, siblings 24 apart): node 0 =
     # 0-11,24-35. A 24-queue managed NVMe on node 0 whose queues the kernel spread over
-    # two-CPU masks (writes refused), 24 i40e queues on node 1 with one-CPU hints.
+    # two-CPU masks (writes refused), 24 i40e queues there with one-CPU hints, 16 on node 1.
     node0 = list(range(12)) + list(range(24, 36))
-    node1 = list(range(12, 24)) + list(range(36, 48))
-    nvme_q = queues(301, rates(rng, 24, 900, 0.8), "nvme0q", managed=True)
+    nvme_q = queues(301, rates(rng, 24, 400, 0.8), "nvme0q", managed=True)
     for i, q in enumerate(nvme_q):
         q["name"] = f"nvme0q{i + 1}"
         q["affinity"] = f"{node0[i]},{node0[(i + 12) % 24]}"
-    nic_q = queues(401, hot_cold(rng, 24, 24, 1500, 4), "i40e-ens2f0-TxRx")
+    nic_q = queues(401, rates(rng, 24, 1500, 0.5), "i40e-ens2f0-TxRx")
     for i, q in enumerate(nic_q):
-        q["affinity_hint"] = str(node1[i])
+        q["affinity_hint"] = str(node0[i])
+    nic2_q = queues(451, rates(rng, 16, 1500, 0.5), "i40e-ens3f0-TxRx")
     managed = {
         "name": "p_managed_2cpu",
         "comment": "2 nodes, 48 CPUs: a kernel-managed 24-queue NVMe on node 0 whose queues "
-                   "have two-CPU masks (the kernel fires each on one of them; writes refused), "
-                   "24 hinted i40e queues on node 1.",
+                   "have two-CPU masks (the kernel fires each on one of them; writes refused) "
+                   "and 24 hinted i40e queues on node 0 too; a 16-queue i40e on node 1.",
         "topology": {"packages": 2, "cores_per_package": 12, "threads_per_core": 2,
                      "numa_nodes": 2},
         "pci_devices": [
             device("0000:5e:00.0", NVME, 0, [{"irq": 300, "type": "msix", "name": "nvme0q0",
                                               "rate": 2}] + nvme_q, "nvme"),
-            device("0000:af:00.0", NET, 1, [{"irq": 400, "type": "msix",
-                                             "name": "i40e-0000:af:00.0:misc", "rate": 1}]
+            device("0000:3b:00.0", NET, 0, [{"irq": 400, "type": "msix",
+                                             "name": "i40e-0000:3b:00.0:misc", "rate": 1}]
                    + nic_q, "i40e"),
+            device("0000:af:00.0", NET, 1, [{"irq": 450, "type": "msix",
+                                             "name": "i40e-0000:af:00.0:misc", "rate": 1}]
+                   + nic2_q, "i40e"),
         ],
         "irqs": legacy(0, 1, 8, 9),
     }

@@ -61,6 +61,7 @@ __all__ = [
     "BalancedPlacement",
     "Item",
     "Plan",
+    "plan_by_kind",
     "plan_placement",
 ]
 
@@ -401,6 +402,43 @@ def plan_placement(
     return Plan(placed, moves, before, st.load, floor_of(items, usable, background))
 
 
+def plan_by_kind(
+    items: Sequence[Item],
+    kinds: Mapping[int, object],
+    usable: int,
+    *,
+    min_gain: float = 0.05,
+    max_moves: int = 16,
+) -> Plan:
+    """:func:`plan_placement` for each kind of IRQ alone (costs in interrupts).
+
+    Without IRQ time accounting nothing says what an interrupt of each
+    device class costs. Spreading each class's interrupts evenly over the
+    CPUs keeps every CPU near the mean whatever the classes' costs are,
+    which balancing all interrupts as equal does not (a CPU may end with
+    all of the dear ones). The move budget goes to the classes in turn,
+    the most interrupts first.
+    """
+    groups: dict[object, list[Item]] = {}
+    for it in items:
+        groups.setdefault(kinds.get(it.irq), []).append(it)
+    placed: dict[int, int] = {}
+    moves: dict[int, tuple[int | None, int]] = {}
+    before: dict[int, float] = {}
+    after: dict[int, float] = {}
+    budget = max_moves
+    for group in sorted(groups.values(), key=lambda g: (-sum(i.cost for i in g), g[0].irq)):
+        plan = plan_placement(group, usable, min_gain=min_gain, max_moves=budget)
+        budget = max(budget - len(plan.moves), 0)
+        placed.update(plan.placed)
+        moves.update(plan.moves)
+        for cpu, ns in plan.before.items():
+            before[cpu] = before.get(cpu, 0.0) + ns
+        for cpu, ns in plan.after.items():
+            after[cpu] = after.get(cpu, 0.0) + ns
+    return Plan(placed, moves, before, after, floor_of(items, usable, {}))
+
+
 def _candidates(
     items: Sequence[Item], usable: int, heavy: float, crowded: bool
 ) -> tuple[list[Item], list[Item]]:
@@ -554,6 +592,8 @@ class BalancedPlacement:
         self._misses: dict[int, int] = {}
         self._stuck: set[int] = set()
         self._estimate_said = False
+        #: Some pass placed firing IRQs (until then a pass may move any number of them).
+        self._placed = False
         self._planned_at = 0.0
         self._window_s: float | None = None
         self.last_plan: Plan | None = None
@@ -568,6 +608,7 @@ class BalancedPlacement:
             # jiffies may have changed meaning; what an interrupt costs has not
             self._topo, self._counts, self._jiffies, self._columns = topo, {}, {}, {}
             self._history = {}
+            self._placed = False
             self._requested, self._misses, self._stuck = {}, {}, set()
             self.last_plan = None
         rows = procstat.parse_irq_jiffies(stat) if stat is not None else None
@@ -602,13 +643,17 @@ class BalancedPlacement:
             predicted = max((v for c, v in last.after.items() if usable >> c & 1),
                             default=0.0) * scale
             measured = max((v for c, v in cpu_ns.items() if usable >> c & 1), default=0.0)
-        plan = plan_placement(
-            items, usable, background,
-            # load that changed since the last windows asks for a larger gain
-            min_gain=s.placement_min_gain + changed,
-            # the first pass places every IRQ; later passes move at most the budget
-            max_moves=s.placement_max_moves if not boot else max(len(items), 1),
-        )
+        # the first pass that sees IRQs fire places them all; later ones move at most the budget
+        budget = s.placement_max_moves if self._placed else max(len(items), 1)
+        self._placed = self._placed or bool(items)
+        # load that changed since the last windows asks for a larger gain
+        min_gain = s.placement_min_gain + changed
+        if estimated:
+            kinds = {info.irq: info.irq_class for info in firing}
+            plan = plan_by_kind(items, kinds, usable, min_gain=min_gain, max_moves=budget)
+        else:
+            plan = plan_placement(items, usable, background, min_gain=min_gain,
+                                  max_moves=budget)
         plan = plan._replace(
             estimated=estimated, window_s=None if window is None else round(window, 3),
             located={irq: (tuple(c for c, _ in loc.cpus), loc.n)
@@ -620,8 +665,9 @@ class BalancedPlacement:
                 "balanced placement: measured interrupt time differs from the prediction by more "
                 "than %.0f us on some CPU: planning from the measurement", noise / 1e3)
         if predicted is not None:
-            self.log.debug("balanced placement: busiest CPU predicted %.1f us, measured %.1f us",
-                           predicted / 1e3, (measured or 0.0) / 1e3)
+            self.log.debug("balanced placement: pass %d: busiest CPU predicted %.1f us, "
+                           "measured %.1f us", balancer.cycle, predicted / 1e3,
+                           (measured or 0.0) / 1e3)
         self._hand_over(balancer, plan, usable)
         _keep_in_place(balancer, items, plan, usable)
         self.last_plan = plan
