@@ -13,7 +13,8 @@ at that window's rates -- the rules of the oracle's quality.py (tests/oracle/qua
 the costliest movable IRQ, the busiest CPU's fixed load (kernel-managed, IRQF_NOBALANCING
 and reverting IRQs where they fire), the total over the usable CPUs, per NUMA node its
 devices' load over its usable CPUs. Summaries are over the steady passes (the 3rd to the
-last); moves are effective-CPU changes from the 2nd pass on; remote counts firing IRQs of a
+last; on a machine whose load shifts once, not the window the shift lands in nor the next);
+moves are effective-CPU changes from the 2nd pass on; remote counts firing IRQs of a
 device with a node that fire off it. For the balanced placement, its own prediction of the
 busiest CPU (its debug log) is compared with what the next window measured. A machine whose
 load shifts once (``harness.rate_shift``) also reports how many passes after the shift the
@@ -113,6 +114,12 @@ def score(desc: dict, res: harness.CyclesResult) -> dict:
         remote.append(sum(1 for n, cpu in p.effective.items() if rates.get(n) and n in dev_node
                           and node_of.get(cpu, dev_node[n]) != dev_node[n]))
     steady = ratios[2:] or ratios
+    shift = desc.get("harness", {}).get("rate_shift")
+    if shift:
+        # the window the shift lands in and the next one: no balancer could foresee it;
+        # how soon each recovers is ``recovered_after``
+        landed = {shift["pass"] - 1, shift["pass"]}
+        steady = [r for p, r in zip(passes[2:], ratios[2:]) if p.index not in landed] or steady
     moves = sum(sum(1 for irq, cpu in b.effective.items() if a.effective.get(irq) != cpu)
                 for a, b in itertools.pairwise(passes))
     out = {
@@ -128,7 +135,6 @@ def score(desc: dict, res: harness.CyclesResult) -> dict:
               for i in sorted(predicted) if i >= 3 and busiest.get(i)]
     if predicted:
         out["prediction_error"] = round(max(errors), 3) if errors else None
-    shift = desc.get("harness", {}).get("rate_shift")
     if shift:
         after = ratios[shift["pass"] - 2:]  # from the placement the shift found
         out["recovered_after"] = next((i for i, x in enumerate(after) if x <= TARGET), None)

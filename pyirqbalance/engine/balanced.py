@@ -340,6 +340,7 @@ def plan_placement(
     min_gain: float = 0.05,
     max_moves: int = 16,
     heavy_share: float = HEAVY_SHARE,
+    min_gain_ns: float = 0.0,
 ) -> Plan:
     """Where the movable IRQs go: the busiest CPU lowest, then the fewest moves.
 
@@ -354,8 +355,9 @@ def plan_placement(
     Candidates are the IRQs of at least ``heavy_share`` of the mean usable
     CPU's time, and every IRQ when the busiest CPU is :data:`CROWDED` times
     the mean. The moves are kept only if together they lower the busiest
-    CPU's time by more than ``min_gain`` of it, at this window's times and at
-    the items' ``steady`` times alike (the hysteresis).
+    CPU's time by more than ``min_gain`` of it (and by ``min_gain_ns`` at
+    least: what the measurement cannot tell apart), at this window's times
+    and at the items' ``steady`` times alike (the hysteresis).
     """
     items = list(items)
     background = dict(background or {})
@@ -394,7 +396,8 @@ def plan_placement(
     first_load = dict(st.load)
     _improve(st, placed, max_moves)
     moved = {irq for irq, cpu in placed.items() if forced.get(irq) != cpu}
-    if moved and not _worth_it(items, moved, placed, forced, first_load, st.load, min_gain):
+    if moved and not _worth_it(items, moved, placed, forced, first_load, st.load, min_gain,
+                               min_gain_ns):
         for irq in moved:
             placed[irq] = forced[irq]
         st.load = first_load
@@ -499,10 +502,11 @@ def _worth_it(
     first: Mapping[int, float],
     after: Mapping[int, float],
     min_gain: float,
+    min_gain_ns: float = 0.0,
 ) -> bool:
-    """Whether the moves together lower the busiest CPU by more than ``min_gain`` of it,
-    at this window's times and at the steady ones."""
-    if _peak(after) > _peak(first) * (1.0 - min_gain):
+    """Whether the moves together lower the busiest CPU by more than ``min_gain`` of it
+    (and ``min_gain_ns``), at this window's times and at the steady ones."""
+    if _peak(after) > min(_peak(first) * (1.0 - min_gain), _peak(first) - min_gain_ns):
         return False
     if all(it.steady is None for it in items):
         return True
@@ -518,7 +522,8 @@ def _worth_it(
     for irq in moved:
         after_steady[forced[irq]] -= steady[irq]
         after_steady[placed[irq]] = after_steady.get(placed[irq], 0.0) + steady[irq]
-    return _peak(after_steady) <= _peak(before) * (1.0 - min_gain)
+    return _peak(after_steady) <= min(_peak(before) * (1.0 - min_gain),
+                                      _peak(before) - min_gain_ns)
 
 
 # --------------------------------------------------------------------------
@@ -645,15 +650,19 @@ class BalancedPlacement:
             measured = max((v for c, v in cpu_ns.items() if usable >> c & 1), default=0.0)
         # the first pass that sees IRQs fire places them all; later ones move at most the budget
         budget = s.placement_max_moves if self._placed else max(len(items), 1)
+        if self._placed and changed:
+            # load that changed since the last windows asks for a larger gain, with fewer
+            # moves: a shift is followed over a few passes, a random hot set barely chased
+            budget = max(round(budget * (1.0 - changed)), 1)
         self._placed = self._placed or bool(items)
-        # load that changed since the last windows asks for a larger gain
-        min_gain = s.placement_min_gain + changed
+        min_gain = s.placement_min_gain + changed / 2
         if estimated:
             kinds = {info.irq: info.irq_class for info in firing}
             plan = plan_by_kind(items, kinds, usable, min_gain=min_gain, max_moves=budget)
         else:
+            # a gain under a jiffy is within what the estimates cannot tell apart
             plan = plan_placement(items, usable, background, min_gain=min_gain,
-                                  max_moves=budget)
+                                  max_moves=budget, min_gain_ns=noise / 2 if self._placed else 0.0)
         plan = plan._replace(
             estimated=estimated, window_s=None if window is None else round(window, 3),
             located={irq: (tuple(c for c, _ in loc.cpus), loc.n)
@@ -833,10 +842,10 @@ class BalancedPlacement:
         comparison runs over the last windows (up to :data:`_WINDOWS`) in
         which the same IRQs fired on the CPU: /proc/stat counts whole jiffies,
         so one window's time is off by up to ``noise`` (two jiffies), and so
-        is a run of windows' total. An estimate is corrected only when the
-        run's total is further than that from what it predicts, and then to
-        the edge of the noise: on a steady load the estimates settle, and
-        longer runs narrow them down. ``factor`` gets
+        is a run of windows' total (typically by about one). An estimate is
+        corrected only when the run's total is more than a jiffy from what it
+        predicts, and then to within a jiffy of it: on a steady load the
+        estimates settle, and longer runs narrow them down. ``factor`` gets
         each CPU's measured time over its predicted time this window; returns
         whether some CPU's prediction was off by more than ``noise``.
         """
@@ -868,9 +877,9 @@ class BalancedPlacement:
             runs[1].append((t, irqs))
             total = sum(w for w, _ in runs[1])
             expected = sum(k * ns[irq] for _, counts in runs[1] for irq, k in counts.items())
-            if expected > 0 and abs(total - expected) > noise:
-                # off by more than the rounding: corrected to the edge of it
-                target = total - noise if total > expected else total + noise
+            if expected > 0 and abs(total - expected) > noise / 2:
+                # off by more than a jiffy: corrected to within one
+                target = total - noise / 2 if total > expected else total + noise / 2
                 for irq, k in irqs.items():
                     correction.setdefault(irq, []).extend((target / expected, k))
         for irq, pairs in correction.items():
@@ -918,7 +927,7 @@ class BalancedPlacement:
 
 #: Windows of a CPU's measured time an estimate is corrected by at most (while
 #: the same IRQs fire there).
-_WINDOWS = 8
+_WINDOWS = 16
 #: Weight of a new window in an IRQ's smoothed interrupts per window.
 _RATE_WEIGHT = 0.75
 #: Every interrupt's cost, ns, when the kernel does not account IRQ time.
