@@ -95,7 +95,7 @@ def main() -> int:
         medians = {}
         for placement in ("irqbalance", "balanced"):
             if a.load == "crowded":
-                desc = _crowded(gen_machines.server(name, sockets, cores, threads, 1, irqs,
+                desc = _crowded(gen_machines.server(name, 1, sockets * cores, threads, 1, irqs,
                                                     seed=seed))
             else:
                 desc = gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)

@@ -60,6 +60,7 @@ __all__ = [
     "UNIT_NS",
     "BalancedPlacement",
     "Item",
+    "Located",
     "Plan",
     "plan_by_kind",
     "plan_placement",
@@ -93,6 +94,14 @@ class Item(NamedTuple):
     steady: float | None = None
 
 
+class Located(NamedTuple):
+    """Where one firing IRQ's interrupts of the window were counted."""
+
+    n: int
+    #: (CPU, interrupts) per CPU whose column rose; empty: not known.
+    cpus: tuple[tuple[int, int], ...]
+
+
 class Plan(NamedTuple):
     """What one pass decided, and the interrupt time per CPU it predicts."""
 
@@ -109,8 +118,8 @@ class Plan(NamedTuple):
     estimated: bool = False
     #: Length of the window the times cover, s (None: since boot).
     window_s: float | None = None
-    #: irq -> (CPUs its /proc/interrupts columns rose on, its count's rise) this window.
-    located: Mapping[int, tuple[tuple[int, ...], int]] = MappingProxyType({})
+    #: irq -> where its /proc/interrupts columns rose this window.
+    located: Mapping[int, Located] = MappingProxyType({})
     #: The busiest CPU's time the last plan predicted for this window, and the
     #: time /proc/stat measured on that CPU (ns; None: no prediction).
     predicted_busiest: float | None = None
@@ -137,8 +146,8 @@ class Plan(NamedTuple):
                 for irq, (src, dst) in sorted(self.moves.items())
             ],
             "located": [
-                {"irq": irq, "cpus": list(where), "count": n}
-                for irq, (where, n) in sorted(self.located.items())
+                {"irq": irq, "cpus": [cpu for cpu, _ in loc.cpus], "count": loc.n}
+                for irq, loc in sorted(self.located.items())
             ],
         }
         if self.predicted_busiest is not None and self.measured_busiest is not None:
@@ -560,12 +569,28 @@ def movable_cpus(info: IrqInfo, topo: Topology, usable: int) -> int:
     return allowed
 
 
-class _Located(NamedTuple):
-    """Where one firing IRQ's interrupts of the window were counted."""
+class _Run:
+    """A CPU's last windows (up to :data:`_WINDOWS`) in which the same IRQs fired there:
+    the time /proc/stat measured over them and each IRQ's interrupts."""
 
-    n: int
-    #: (CPU, interrupts) per CPU whose column rose; empty: not known.
-    cpus: tuple[tuple[int, int], ...]
+    __slots__ = ("counts", "irqs", "total", "windows")
+
+    def __init__(self, irqs: Iterable[int]) -> None:
+        self.irqs = frozenset(irqs)
+        self.windows: deque[tuple[float, Mapping[int, int]]] = deque()
+        self.total = 0.0
+        self.counts: dict[int, int] = dict.fromkeys(self.irqs, 0)
+
+    def add(self, ns: float, counts: Mapping[int, int]) -> None:
+        if len(self.windows) == _WINDOWS:
+            old_ns, old = self.windows.popleft()
+            self.total -= old_ns
+            for irq, k in old.items():
+                self.counts[irq] -= k
+        self.windows.append((ns, counts))
+        self.total += ns
+        for irq, k in counts.items():
+            self.counts[irq] += k
 
 
 class BalancedPlacement:
@@ -589,9 +614,8 @@ class BalancedPlacement:
         self._ns: dict[int, float] = {}
         #: irq -> smoothed interrupts per window.
         self._rate: dict[int, float] = {}
-        #: cpu -> (the IRQs that fired there, its last windows with just them:
-        #: (measured ns, irq -> interrupts)).
-        self._history: dict[int, tuple[frozenset[int], deque]] = {}
+        #: cpu -> its last windows in which the same IRQs fired there.
+        self._history: dict[int, _Run] = {}
         #: irq -> the CPU the last plan moved it to; IRQs that twice did not fire there.
         self._requested: dict[int, int] = {}
         self._misses: dict[int, int] = {}
@@ -665,8 +689,7 @@ class BalancedPlacement:
                                   max_moves=budget, min_gain_ns=noise / 2 if self._placed else 0.0)
         plan = plan._replace(
             estimated=estimated, window_s=None if window is None else round(window, 3),
-            located={irq: (tuple(c for c, _ in loc.cpus), loc.n)
-                     for irq, loc in located.items()},
+            located=located,
             predicted_busiest=predicted, measured_busiest=measured, replanned=replanned,
         )
         if replanned:
@@ -710,7 +733,7 @@ class BalancedPlacement:
 
     def _locate_all(
         self, balancer, firing: list[IrqInfo], deltas: Mapping[int, int], online: int, boot: bool
-    ) -> dict[int, _Located]:
+    ) -> dict[int, Located]:
         """Each firing IRQ's CPUs, from the rise of its /proc/interrupts columns.
 
         A column that alone changed gives the whole rise to its CPU; a row
@@ -721,7 +744,7 @@ class BalancedPlacement:
         """
         columns = list(cpus_of(online))
         cells = balancer.interrupt_columns([info.irq for info in firing])
-        out: dict[int, _Located] = {}
+        out: dict[int, Located] = {}
         for info in firing:
             irq, n = info.irq, deltas[info.irq]
             found: tuple[tuple[int, int], ...] = ()
@@ -745,10 +768,10 @@ class BalancedPlacement:
             if not found or (boot and len(found) > 1):
                 cpu = self._read_location(irq, online)
                 found = ((cpu, n),) if cpu is not None else ()
-            out[irq] = _Located(n, found)
+            out[irq] = Located(n, found)
         return out
 
-    def _check_requests(self, located: Mapping[int, _Located]) -> None:
+    def _check_requests(self, located: Mapping[int, Located]) -> None:
         """IRQs that twice did not fire where the plan moved them stay where they fire."""
         for irq, cpu in self._requested.items():
             loc = located.get(irq)
@@ -770,7 +793,7 @@ class BalancedPlacement:
         firing: list[IrqInfo],
         topo: Topology,
         usable: int,
-        located: Mapping[int, _Located],
+        located: Mapping[int, Located],
         cpu_ns: Mapping[int, float],
         estimated: bool,
         boot: bool,
@@ -796,31 +819,50 @@ class BalancedPlacement:
             replanned = self._measure(on, cpu_ns, fresh, factor, noise) and not boot
         items: list[Item] = []
         surprise = total = 0.0
+        stuck = self._stuck
+        #: the IRQs of one device mostly share where they may go
+        allowed_of: dict[tuple, int] = {}
         for info in firing:
             irq = info.irq
             loc = located[irq]
             per = ns[irq]
-            if replanned:  # this window's measured times, shared as the estimates say
-                cost_at = {cpu: k * per * factor.get(cpu, 1.0) for cpu, k in loc.cpus}
-            else:
-                cost_at = {cpu: k * per for cpu, k in loc.cpus}
             n = loc.n
+            spread: tuple[tuple[int, float], ...] = ()
             if rebuilt and irq in rate:
                 n = round(rate[irq])  # since boot: its rate before the rebuild stands
-                cost_at = {cpu: n * per for cpu, _ in loc.cpus[:1]}
-            elif not boot:
-                if irq in rate:
-                    surprise += abs(n - rate[irq]) * per
-                    total += n * per
-                    rate[irq] += _RATE_WEIGHT * (n - rate[irq])
-                else:
+                cost = n * per
+            elif len(loc.cpus) == 1:
+                cost = n * per * (factor.get(loc.cpus[0][0], 1.0) if replanned else 1.0)
+            else:
+                # several CPUs; when replanned: this window's measured times, shared as
+                # the estimates say
+                spread = tuple((cpu, k * per * (factor.get(cpu, 1.0) if replanned else 1.0))
+                               for cpu, k in loc.cpus)
+                cost = sum(ns_ for _, ns_ in spread)
+            if not boot:
+                last = rate.get(irq)
+                if last is None:
                     rate[irq] = n
-            cost = sum(cost_at.values())
-            main = max(loc.cpus, key=lambda p: (p[1], -p[0]))[0] if loc.cpus else None
-            allowed = 0 if irq in self._stuck else movable_cpus(info, topo, usable)
+                else:
+                    surprise += abs(n - last) * per
+                    total += n * per
+                    rate[irq] = last + _RATE_WEIGHT * (n - last)
+            if not loc.cpus:
+                main = None
+            elif len(loc.cpus) == 1:
+                main = loc.cpus[0][0]
+            else:
+                main = max(loc.cpus, key=lambda p: (p[1], -p[0]))[0]
+            if irq in stuck:
+                allowed = 0
+            else:
+                key = (id(info.node), info.level, info.hint, id(info.hintpolicy),
+                       info.unmanaged_reason is None)
+                allowed = allowed_of.get(key, -1)
+                if allowed < 0:
+                    allowed = allowed_of[key] = movable_cpus(info, topo, usable)
             node = info.node.number if info.node is not None else NO_NODE
             steady = rate[irq] * per if irq in rate and not boot else None
-            spread = tuple(cost_at.items()) if len(cost_at) > 1 else ()
             items.append(Item(irq, cost, main, allowed, node, spread, steady))
         background = {} if estimated or rebuilt else {
             cpu: t for cpu, t in cpu_ns.items() if t and cpu not in on
@@ -855,10 +897,10 @@ class BalancedPlacement:
         history = self._history
         for cpu, irqs in on.items():
             t = cpu_ns.get(cpu, 0.0)
-            known = {irq: k for irq, k in irqs.items() if irq not in fresh}
-            predicted = sum(k * ns[irq] for irq, k in known.items())
-            new = sum(k for irq, k in irqs.items() if irq in fresh)
-            if new:  # the seed: what the known IRQs leave, per interrupt
+            if fresh and not fresh.isdisjoint(irqs):
+                # the seed: what the known IRQs leave, per interrupt
+                predicted = sum(k * ns[irq] for irq, k in irqs.items() if irq not in fresh)
+                new = sum(k for irq, k in irqs.items() if irq in fresh)
                 seed = max(t - predicted, 0.0) / new
                 for irq in irqs:
                     if irq in fresh:
@@ -866,17 +908,17 @@ class BalancedPlacement:
                         correction.pop(irq, None)
                 history.pop(cpu, None)
                 continue
+            predicted = sum(k * ns[irq] for irq, k in irqs.items())
             if predicted <= 0:
                 continue
             factor[cpu] = t / predicted
             off = off or abs(t - predicted) > noise
-            runs = history.get(cpu)
-            key = frozenset(irqs)
-            if runs is None or runs[0] != key:
-                runs = history[cpu] = (key, deque(maxlen=_WINDOWS))
-            runs[1].append((t, irqs))
-            total = sum(w for w, _ in runs[1])
-            expected = sum(k * ns[irq] for _, counts in runs[1] for irq, k in counts.items())
+            run = history.get(cpu)
+            if run is None or run.irqs != irqs.keys():
+                run = history[cpu] = _Run(irqs.keys())
+            run.add(t, irqs)
+            expected = sum(k * ns[irq] for irq, k in run.counts.items())
+            total = run.total
             if expected > 0 and abs(total - expected) > noise / 2:
                 # off by more than a jiffy: corrected to within one
                 target = total - noise / 2 if total > expected else total + noise / 2
