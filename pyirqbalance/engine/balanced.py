@@ -612,8 +612,9 @@ class BalancedPlacement:
         self._columns: dict[int, dict[int, int]] = {}
         #: irq -> estimated ns per interrupt.
         self._ns: dict[int, float] = {}
-        #: irq -> smoothed interrupts per window.
+        #: irq -> smoothed interrupts per window; their mean over the last windows.
         self._rate: dict[int, float] = {}
+        self._long_run: dict[int, tuple[float, int]] = {}
         #: cpu -> its last windows in which the same IRQs fired there.
         self._history: dict[int, _Run] = {}
         #: irq -> the CPU the last plan moved it to; IRQs that twice did not fire there.
@@ -674,12 +675,15 @@ class BalancedPlacement:
             measured = max((v for c, v in cpu_ns.items() if usable >> c & 1), default=0.0)
         # the first pass that sees IRQs fire places them all; later ones move at most the budget
         budget = s.placement_max_moves if self._placed else max(len(items), 1)
+        min_gain = s.placement_min_gain
         if self._placed and changed:
-            # load that changed since the last windows asks for a larger gain, with fewer
-            # moves: a shift is followed over a few passes, a random hot set barely chased
-            budget = max(round(budget * (1.0 - changed)), 1)
+            # load that changed since the last windows asks for fewer moves and, planned
+            # for this window, a larger gain: a shift is followed over a few passes, a
+            # random hot set is not chased (its items are at their long-run rates)
+            budget = max(round(budget * (1.0 - changed)), 2)
+            if changed <= _UNFORESEEN:
+                min_gain += changed / 2
         self._placed = self._placed or bool(items)
-        min_gain = s.placement_min_gain + changed / 2
         if estimated:
             kinds = {info.irq: info.irq_class for info in firing}
             plan = plan_by_kind(items, kinds, usable, min_gain=min_gain, max_moves=budget)
@@ -840,19 +844,11 @@ class BalancedPlacement:
                                for cpu, k in loc.cpus)
                 cost = sum(ns_ for _, ns_ in spread)
             if not boot:
-                last = rate.get(irq)
-                if last is None:
-                    rate[irq] = n
-                else:
-                    surprise += abs(n - last) * per
+                unforeseen = self._count(irq, n)
+                if unforeseen is not None:
+                    surprise += unforeseen * per
                     total += n * per
-                    rate[irq] = last + _RATE_WEIGHT * (n - last)
-            if not loc.cpus:
-                main = None
-            elif len(loc.cpus) == 1:
-                main = loc.cpus[0][0]
-            else:
-                main = max(loc.cpus, key=lambda p: (p[1], -p[0]))[0]
+            main = _main_cpu(loc)
             if irq in stuck:
                 allowed = 0
             else:
@@ -867,7 +863,32 @@ class BalancedPlacement:
         background = {} if estimated or rebuilt else {
             cpu: t for cpu, t in cpu_ns.items() if t and cpu not in on
         }
-        return items, background, replanned, min(surprise / total, 1.0) if total else 0.0
+        changed = min(surprise / total, 1.0) if total else 0.0
+        if changed > _UNFORESEEN:
+            items = self._long_run_items(items)
+        return items, background, replanned, changed
+
+    def _count(self, irq: int, n: int) -> float | None:
+        """Take a window's ``n`` interrupts into the IRQ's rates; how far they were from
+        its smoothed rate (None for an IRQ not seen before)."""
+        rate, long_run = self._rate, self._long_run
+        last = rate.get(irq)
+        if last is None:
+            rate[irq] = n
+            long_run[irq] = (float(n), 1)
+            return None
+        rate[irq] = last + _RATE_WEIGHT * (n - last)
+        mean, seen = long_run.get(irq, (float(n), 0))
+        seen = min(seen + 1, _WINDOWS)
+        long_run[irq] = (mean + (n - mean) / seen, seen)
+        return abs(n - last)
+
+    def _long_run_items(self, items: list[Item]) -> list[Item]:
+        """The load changes more than it stays: the items at their long-run rates, not at
+        this window's (nothing says the next window will look like this one)."""
+        long_run, ns = self._long_run, self._ns
+        return [_at_rate(it, long_run[it.irq][0] * ns[it.irq]) if it.irq in long_run else it
+                for it in items]
 
     def _measure(
         self,
@@ -972,6 +993,25 @@ class BalancedPlacement:
 _WINDOWS = 16
 #: Weight of a new window in an IRQ's smoothed interrupts per window.
 _RATE_WEIGHT = 0.75
+#: The share of a window's time its IRQs' smoothed rates did not foresee above
+#: which the plan is made for the long-run rates.
+_UNFORESEEN = 0.5
+
+
+def _main_cpu(loc: Located) -> int | None:
+    """The CPU that took most of the IRQ's interrupts (ties: the lowest number)."""
+    if len(loc.cpus) == 1:
+        return loc.cpus[0][0]
+    return max(loc.cpus, key=lambda p: (p[1], -p[0]))[0] if loc.cpus else None
+
+
+def _at_rate(it: Item, cost: float) -> Item:
+    """``it`` costing ``cost`` (its spread shares scaled alike), steady at that."""
+    if it.spread and it.cost > 0:
+        scale = cost / it.cost
+        return it._replace(cost=cost, steady=cost,
+                           spread=tuple((cpu, ns * scale) for cpu, ns in it.spread))
+    return it._replace(cost=cost, steady=cost)
 #: Every interrupt's cost, ns, when the kernel does not account IRQ time.
 UNIT_NS = 1000
 
