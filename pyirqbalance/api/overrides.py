@@ -33,6 +33,12 @@ class OverrideRegistry:
             try:
                 with HistoryStore(path) as store:
                     self._masks = store.overrides()
+                    bad = store.bad_overrides
+                if bad:
+                    self.log.warning("API overrides in %s left out (not an IRQ number and a hex "
+                                     "mask): %s", path,
+                                     ", ".join(f"{str(i)[:16]!r}: {str(m)[:32]!r}"
+                                               for i, m in bad[:5]))
             except HistoryError as err:
                 self.log.warning("API overrides not loaded: %s", err)
 

@@ -81,14 +81,28 @@ class ApiConfigError(PyirqbalanceError):
     """A listener or token file that cannot be used (the daemon reports it and exits 2)."""
 
 
+#: Largest token file read.
+TOKEN_LIMIT = 4096
+
+
 def load_token(path: str) -> str:
     """The bearer token: the content of a regular file only root may read."""
+    from ..service.statefiles import NotAStateFile, read_small
+
     try:
+        # Without blocking (a FIFO), and bounded (/dev/zero, a huge file).
+        data = read_small(path, TOKEN_LIMIT)
         st = os.stat(path)
-        with open(path, encoding="utf-8") as f:
-            token = f.read().strip()
     except OSError as err:
         raise ApiConfigError(f"api token file {path}: {err.strerror}") from err
+    except NotAStateFile as err:
+        raise ApiConfigError(f"api token file {path}: {err}") from err
+    if data is None:
+        raise ApiConfigError(f"api token file {path}: No such file or directory")
+    try:
+        token = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ApiConfigError(f"api token file {path}: not UTF-8 text") from None
     if not stat.S_ISREG(st.st_mode):
         raise ApiConfigError(f"api token file {path}: not a regular file")
     if st.st_mode & 0o077 or st.st_uid != 0:

@@ -283,6 +283,50 @@ class _Client:
     sock: socket.socket
     deadline: float
     reply: memoryview | None = None
+    #: The peer's uid (SO_PEERCRED at accept; None if unknown): whose log lines these are.
+    uid: int | None = None
+
+
+#: Log lines about one client uid's bad messages per :data:`LOG_WINDOW` seconds.
+LOG_BURST = 10
+LOG_WINDOW = 60.0
+
+
+def _peer_uid(sock: socket.socket) -> int | None:
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    except OSError:
+        return None
+    return int(_UCRED.unpack_from(creds)[1])
+
+
+class _LogLimit:
+    """At most :data:`LOG_BURST` lines per client uid and window, then a count of the rest."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self._windows: dict[int | None, list] = {}  # uid -> [start, lines, suppressed]
+
+    def say(self, uid: int | None, level: int, message: str) -> None:
+        now = time.monotonic()
+        w = self._windows.get(uid)
+        if w is None or now - w[0] >= LOG_WINDOW:
+            if w is not None and w[2]:
+                self.log.warning("control socket: %d more messages about clients of uid %s "
+                                 "were not logged", w[2], uid)
+            w = self._windows[uid] = [now, 0, 0]
+            if len(self._windows) > 1024:  # forget old windows
+                for key in [k for k, v in self._windows.items() if now - v[0] >= LOG_WINDOW]:
+                    del self._windows[key]
+        if w[1] < LOG_BURST:
+            w[1] += 1
+            self.log.log(level, "%s", message)
+            if w[1] == LOG_BURST:
+                self.log.warning("control socket: clients of uid %s sent %d bad messages: "
+                                 "the next ones are not logged for %.0f s", uid, LOG_BURST,
+                                 LOG_WINDOW)
+        else:
+            w[2] += 1
 
 
 class ControlSocket:
@@ -319,6 +363,7 @@ class ControlSocket:
         self.health = ThreadHealth("control socket")
         #: Connections closed to make room for newer ones.
         self.dropped = 0
+        self._limit = _LogLimit(self.log)
 
     # -- life cycle ------------------------------------------------------
 
@@ -438,7 +483,7 @@ class ControlSocket:
                                      "(%d closed so far)", len(clients), self.dropped)
                 self._close(sel, clients, next(iter(clients.values())))
             conn.setblocking(False)
-            clients[conn] = _Client(conn, time.monotonic() + self.timeout)
+            clients[conn] = _Client(conn, time.monotonic() + self.timeout, uid=_peer_uid(conn))
             sel.register(conn, selectors.EVENT_READ)
 
     def _receive(
@@ -450,10 +495,10 @@ class ControlSocket:
         except BlockingIOError:
             return
         except OSError:
-            self.log.warning("Error while receiving data.")
+            self._limit.say(client.uid, logging.WARNING, "Error while receiving data.")
             self._close(sel, clients, client)
             return
-        reply = self._answer(data, ancdata)
+        reply = self._answer(data, ancdata, client.uid)
         if not reply:
             self._close(sel, clients, client)
             return
@@ -461,13 +506,18 @@ class ControlSocket:
         sel.modify(client.sock, selectors.EVENT_WRITE)
         self._send(sel, clients, client)
 
-    def _answer(self, data: bytes, ancdata: list[tuple[int, int, bytes]]) -> bytes:
-        """Check size and credentials, run the command; the reply (b"" = none)."""
+    def _answer(self, data: bytes, ancdata: list[tuple[int, int, bytes]],
+                uid: int | None = None) -> bytes:
+        """Check size and credentials, run the command; the reply (b"" = none).
+
+        irqbalance's log line for a bad message is written at most
+        :data:`LOG_BURST` times a minute per client uid (:class:`_LogLimit`).
+        """
         if len(data) == RECV_SIZE:
-            self.log.warning("Received command too long.")
+            self._limit.say(uid, logging.WARNING, "Received command too long.")
             return b""
         if not ancdata:
-            self.log.warning("Connection no memory.")
+            self._limit.say(uid, logging.WARNING, "Connection no memory.")
             return b""
         level, kind, cred = ancdata[0]
         if (
@@ -476,7 +526,7 @@ class ControlSocket:
             or len(cred) < _UCRED.size
             or _UCRED.unpack_from(cred)[1] != 0
         ):
-            self.log.info("Permission denied for user to connect to socket.")
+            self._limit.say(uid, logging.INFO, "Permission denied for user to connect to socket.")
             return b""
         command = parse_command(data)
         try:

@@ -135,7 +135,11 @@ class Balancer:
         self.balanced: BalancedPlacement | None = None
         #: Called with {IRQ: smp_affinity} of the IRQs about to be written for the
         #: first time, before any of them is (the daemon stores them durably).
-        self.before_first_write: Callable[[dict[int, int]], None] | None = None
+        #: Called with the masks of IRQs about to be written for the first time;
+        #: returns those it recorded (None: all). The others are not written.
+        self.before_first_write: Callable[[dict[int, int]], set[int] | None] | None = None
+        #: IRQs left pending because their original could not be recorded.
+        self.originals_held: frozenset[int] = frozenset()
         #: Set while rebuilds cannot make sysfs and /proc/interrupts agree on the
         #: CPUs (no balancing meanwhile): what disagrees, in one line.
         self.cpu_mismatch: str | None = None
@@ -541,6 +545,9 @@ class Balancer:
             self.root, self.irqs, topo.online, self.rebalance,
             banned=topo.banned, write=self.write, log=self.log.debug,
         )
+        for info in self.irqs:
+            if info.irq in self.originals_held:
+                info.moved = True
         if self.foreign is not None and self.write:
             self.foreign.learn(self.root, activations)
         for act in activations:
@@ -610,9 +617,17 @@ class Balancer:
             if current is not None and current != info.assigned.mask & online:
                 found[info.irq] = current
         hook = self.before_first_write
+        held: set[int] = set()
         if found and hook is not None:
-            hook(found)
-            self._originals.update(found)
+            recorded = hook(found)
+            if recorded is not None:
+                held = set(found) - recorded
+            self._originals.update((irq, m) for irq, m in found.items() if irq not in held)
+        for info in self.irqs:
+            # Not written this pass, tried again at the next one (still pending).
+            if info.irq in held:
+                info.moved = False
+        self.originals_held = frozenset(held)
 
     # ------------------------------------------------------------------
     # --placement=balanced (engine/balanced.py)

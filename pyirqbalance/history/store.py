@@ -305,6 +305,10 @@ def _rowid(cursor: sqlite3.Cursor) -> int:
     return rowid
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+#: Longest override mask kept (8192 CPUs).
+_MASK_DIGITS = 2048
+
 #: The store's mode (SQLite gives its -wal and -shm files the same).
 DB_MODE = 0o600
 
@@ -606,7 +610,17 @@ class HistoryStore:
     # ------------------------------------------------------------------
 
     def overrides(self) -> dict[int, int]:
-        return {irq: int(mask, 16) for irq, mask in self._query("SELECT irq, mask FROM overrides")}
+        """The pinned IRQs; rows not an IRQ and a hex mask are left out (``bad_overrides``)."""
+        out: dict[int, int] = {}
+        self.bad_overrides: list[tuple[object, object]] = []
+        for irq, mask in self._query("SELECT irq, mask FROM overrides"):
+            if (isinstance(irq, int) and 0 <= irq < 1 << 32 and isinstance(mask, str)
+                    and 0 < len(mask) <= _MASK_DIGITS and mask.isascii()
+                    and all(c in _HEX for c in mask)):
+                out[irq] = int(mask, 16)
+            else:
+                self.bad_overrides.append((irq, mask))
+        return out
 
     def set_override(self, irq: int, mask: int) -> None:
         self._execute(

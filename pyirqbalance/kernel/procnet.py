@@ -28,9 +28,14 @@ from typing import NamedTuple
 
 from .sysroot import SysRoot
 
-__all__ = ["TCP_ESTABLISHED", "TcpSocket", "find_owner", "parse_tcp_table", "read_tcp_owner"]
+__all__ = ["CONNECTED_STATES", "TCP_ESTABLISHED", "TcpSocket", "find_owner", "parse_tcp_table",
+           "read_tcp_owner"]
 
 TCP_ESTABLISHED = 1
+#: States of a peer socket still owned by its process (include/net/tcp_states.h):
+#: ESTABLISHED, FIN_WAIT1, FIN_WAIT2 (the peer half-closed after sending its
+#: request), CLOSE_WAIT, LAST_ACK, CLOSING. Not TIME_WAIT, whose rows show uid 0.
+CONNECTED_STATES = frozenset({1, 4, 5, 8, 9, 11})
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -76,10 +81,10 @@ def _plain(ip: Address) -> Address:
 
 def find_owner(tables: tuple[TcpSocket, ...], peer: tuple[str, int],
                server_port: int) -> int | None:
-    """uid of the established socket at ``peer`` connected to our ``server_port``."""
+    """uid of the socket at ``peer`` connected to our ``server_port`` (also half-closed)."""
     want = _plain(ipaddress.ip_address(peer[0]))
     for s in tables:
-        if (s.state == TCP_ESTABLISHED and s.local[1] == peer[1] and s.remote[1] == server_port
+        if (s.state in CONNECTED_STATES and s.local[1] == peer[1] and s.remote[1] == server_port
                 and _plain(s.local[0]) == want):
             return s.uid
     return None

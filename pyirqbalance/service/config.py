@@ -465,10 +465,11 @@ def read_config_text(path: str | os.PathLike[str]) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
         raise ConfigError(f"{path}: {err.strerror or err}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # before fdopen, which refuses a directory itself
+        os.close(fd)
+        raise ConfigError(f"{path}: not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path}: not a regular file")
         if st.st_size > MAX_FILE_SIZE:
             raise ConfigError(f"{path}: {st.st_size} bytes, more than the {MAX_FILE_SIZE} allowed")
         try:

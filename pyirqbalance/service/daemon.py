@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Daemon", "PassListener", "Service", "run"]
 
+#: umask of a daemon (not of a oneshot run, which creates nothing but the state file).
+DAEMON_UMASK = 0o027
+
 #: The loop counts as stuck once no pass ended for this many intervals plus
 #: :data:`STALL_GRACE` seconds (``/api/v1/health``: ``pass_stalled``).
 STALL_INTERVALS = 3
@@ -435,6 +438,10 @@ def run(opts: Options, *, reload: Callable[[], Options] | None = None,
         log.warning("Irqbalance hasn't been executed under root privileges, "
                     "thus it won't in fact balance interrupts.")
 
+    if not opts.oneshot:
+        # The daemon's own umask, whatever it was started with: its files are
+        # private unless created with a mode of their own (the pid file's 0644).
+        os.umask(DAEMON_UMASK)
     lock = InstanceLock(opts.run_dir)
     pid_written = False
     try:
@@ -473,6 +480,10 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
 
     signals = _Signals()
     signals.install()
+    if not opts.oneshot and (opts.policyscript or opts.banscript):
+        from .policy import become_subreaper  # deferred: hooks only
+
+        become_subreaper()  # a hook's descendants that call setsid are ended with it
     notifier = Notifier(env)
     balancer = Balancer(
         root, opts.settings, write=True, log=log,
@@ -492,12 +503,14 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     if topo is not None and topo.num_online <= 1:
         log.warning("Balancing is ineffective on systems with a single cpu.  Shutting down")
         return EXIT_OK
-    balancer.before_first_write = OriginalAffinities(opts.state_dir, log).record
+    originals = OriginalAffinities(opts.state_dir, log, root)
+    balancer.before_first_write = originals.record
     _watch_foreign_writes(balancer, opts, log)
     board = daemon.board
     board.flags["cpu_mismatch"] = lambda: balancer.cpu_mismatch
     board.flags["irqs_left_alone"] = lambda: _left_alone(balancer)
     board.flags["pass_stalled"] = daemon.stalled
+    board.flags["originals_unrecorded"] = lambda: originals.problem
     board.facts["last_pass_age_s"] = daemon.pass_age
     board.facts["stalled_after_s"] = daemon.stall_limit
     cfg = opts.config

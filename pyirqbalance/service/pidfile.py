@@ -12,10 +12,13 @@ import logging
 import os
 
 from ..errors import StartError
+from .statefiles import NotAStateFile, read_small
 
 __all__ = ["LOCK_FILE", "InstanceLock", "remove_pidfile", "write_pidfile"]
 
 LOCK_FILE = "pyirqbalance.lock"
+#: The pid file's mode, as irqbalance creates it.
+PID_MODE = 0o644
 #: The lock's mode: root writes it, its group may read the holder's pid.
 LOCK_MODE = 0o640
 
@@ -75,14 +78,20 @@ def write_pidfile(path: str, pid: int, log: logging.Logger) -> bool:
     try:
         with open(tmp, "w") as f:
             f.write(f"{pid}\n")
+            os.fchmod(f.fileno(), PID_MODE)  # irqbalance's world-readable pid file, any umask
         try:
             os.link(tmp, path)  # fails if the file exists: create-if-absent, complete
             return True
         except FileExistsError:
             try:
-                with open(path) as f:
-                    other = int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
+                # Without blocking: a FIFO or a device may be in its place.
+                data = read_small(path, 4096)
+            except NotAStateFile as err:
+                log.warning("pid file %s: %s: not replaced", path, err)
+                return False
+            try:
+                other = int((data or b"").split()[0])
+            except (ValueError, IndexError):
                 other = None
             if other is not None and other != pid and _pid_alive(other):
                 log.warning("pid file %s names running process %d: not replaced", path, other)
@@ -99,9 +108,8 @@ def write_pidfile(path: str, pid: int, log: logging.Logger) -> bool:
 
 def remove_pidfile(path: str, pid: int) -> None:
     try:
-        with open(path) as f:
-            mine = f.read().split()[:1] == [str(pid)]
+        mine = (read_small(path, 4096) or b"").split()[:1] == [str(pid).encode()]
         if mine:
             os.unlink(path)
-    except (OSError, IndexError):
+    except (OSError, ValueError):
         pass

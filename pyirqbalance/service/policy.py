@@ -159,6 +159,7 @@ def run_hook(argv: list[str], timeout: float, *, limit: int = OUTPUT_LIMIT) -> H
         for pipe in out:
             if pipe is not None:
                 pipe.close()
+        _end_orphans()
     stdout = out[proc.stdout].decode("utf-8", "replace")
     stderr = out[proc.stderr].decode("utf-8", "replace")
     if timed_out:
@@ -167,6 +168,71 @@ def run_hook(argv: list[str], timeout: float, *, limit: int = OUTPUT_LIMIT) -> H
     if code < 0:
         return HookResult(0, -code, stdout, stderr)
     return HookResult(code, None, stdout, stderr)
+
+
+#: PR_SET_CHILD_SUBREAPER (include/uapi/linux/prctl.h).
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper: bool | None = None
+
+
+def become_subreaper() -> bool:
+    """Make this process adopt its orphaned descendants (once); False where it cannot.
+
+    A hook's child that calls ``setsid`` leaves the hook's process group, so
+    killing the group misses it; once its parent is gone it is re-parented to
+    the nearest subreaper -- this process -- and :func:`_end_orphans` ends it.
+    """
+    global _subreaper
+    if _subreaper is None:
+        import ctypes  # deferred: daemons with hooks only
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _subreaper = False
+    return _subreaper
+
+
+def _children() -> set[int]:
+    """This process's children (every thread's ``/proc/self/task/*/children``)."""
+    from ..kernel.sysroot import SysRoot  # the host's /proc: our own processes
+
+    host = SysRoot("/")
+    kids: set[int] = set()
+    for tid in host.listdir(host.proc("self", "task")) or ():
+        text = host.try_read_text(host.proc("self", "task", tid, "children"))
+        kids.update(int(p) for p in (text or "").split() if p.isdigit())
+    return kids
+
+
+def _end_orphans(rounds: int = 20) -> None:
+    """Kill and reap every child left: descendants of hooks this process adopted.
+
+    The daemon starts no other processes. Each round ends the orphans found;
+    their own children are adopted in turn and ended in the next round.
+    """
+    if not _subreaper:
+        return
+    for _ in range(rounds):
+        kids = _children()
+        if not kids:
+            return
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 2.0
+        for pid in kids:
+            while True:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done or time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
 
 
 def _exited(pid: int) -> bool:

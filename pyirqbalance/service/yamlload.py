@@ -133,3 +133,8 @@ def safe_load_limited(text: str, *, max_depth: int, max_nodes: int) -> Any:
         raise YamlLimitError(_where(err)) from None
     except RecursionError:
         raise YamlLimitError(f"YAML nested more than {max_depth} levels deep") from None
+    except (ValueError, TypeError, OverflowError) as err:
+        # A value its tag's constructor refuses: an invalid date, an integer of more
+        # digits than Python converts, "!!int abc".
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise YamlLimitError(f"YAML value that cannot be read: {text[:120]}") from None

@@ -129,7 +129,8 @@ class Kernel:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=10)
 
 
 class LiveDaemon:

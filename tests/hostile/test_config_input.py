@@ -29,6 +29,10 @@ CASES = {
     "big": ("#" * (1 << 20) + "\n", "more than the 1048576 allowed"),
     "bad value echo": ("balancing:\n  interval: '" + "x" * 100_000 + "'\n", "is not allowed"),
     "recursive alias": ("a: &a [*a]\n", "refers to itself"),
+    "invalid date": ("balancing:\n  interval: 2024-13-45\n", "month must be in 1..12"),
+    "5000-digit integer": ("balancing:\n  interval: " + "9" * 5000 + "\n",
+                           "Exceeds the limit (4300 digits)"),
+    "int tag on text": ("balancing:\n  interval: !!int abc\n", "invalid literal for int()"),
 }
 PATH_KEYS = [("daemon", "run_dir"), ("daemon", "pid_file"), ("daemon", "state_dir"),
              ("api", "unix_socket"), ("api", "token_file"), ("history", "path"),
@@ -51,6 +55,11 @@ def test_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
     os.mkfifo(fifo)
     out = run_cli(f"--config={fifo}", "--oneshot", "--dry-run", "--sysroot", str(tmp_path),
                   timeout=30)
+    assert out.returncode == 2 and "not a regular file" in one_line_error(out)
+
+
+def test_a_directory_given_as_the_configuration_is_one_line_and_exit_2(tmp_path):
+    out = run_cli(f"--config={tmp_path}", "--oneshot", "--dry-run", "--sysroot", str(tmp_path))
     assert out.returncode == 2 and "not a regular file" in one_line_error(out)
 
 

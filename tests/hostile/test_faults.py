@@ -126,7 +126,7 @@ def test_restore_after_kill_9_once_balanced(live):
     assert d.proc is not None
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait()
-    saved = json.loads((d.state_dir / "original-affinity.json").read_text())
+    saved = json.loads((d.state_dir / "original-affinity.json").read_text())["irqs"]
     changed = {irq for irq, mask in affinities(d.root).items() if mask != before[irq]}
     assert changed <= {int(irq) for irq in saved}
     out = run_cli("--restore", f"--sysroot={d.tree}")

@@ -465,8 +465,8 @@ def test_oneshot_records_originals_and_restore_puts_them_back(tmp_path):
     changed = {irq for irq in before if before[irq] != after[irq]}
     assert changed
     state = tree / "var" / "lib" / "pyirqbalance" / "original-affinity.json"
-    saved = json.loads(state.read_text())
-    assert {irq: int(text, 16) for irq, text in saved.items()} == {
+    saved = json.loads(state.read_text())["irqs"]
+    assert {irq: int(entry["mask"].replace(",", ""), 16) for irq, entry in saved.items()} == {
         irq: before[irq] for irq in changed}
     dry = run("--restore", "--dry-run", "--sysroot", str(tree))
     assert dry.returncode == 0 and dry.stdout.count("would restore") == len(changed)
