@@ -33,7 +33,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import StartError
+from ..errors import PyirqbalanceError, StartError
 from ..kernel.cpumask import MaskError, format_mask, parse_mask
 from ..kernel.procirq import read_smp_affinity, write_smp_affinity
 from ..kernel.sysroot import SysRoot
@@ -74,7 +74,7 @@ class State(NamedTuple):
     irqs: dict[int, Original]
 
 
-class OldFormat(ValueError):
+class OldFormat(PyirqbalanceError, ValueError):
     """A file of an older pyirqbalance: masks without boot or IRQ identity."""
 
 

@@ -13,10 +13,12 @@ import os
 import stat
 import time
 
+from ..errors import PyirqbalanceError
+
 __all__ = ["NotAStateFile", "read_small", "set_aside", "utc_stamp"]
 
 
-class NotAStateFile(ValueError):
+class NotAStateFile(PyirqbalanceError, ValueError):
     """A path that is not a regular file of at most the size allowed."""
 
 
