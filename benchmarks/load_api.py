@@ -76,7 +76,10 @@ class Crowd:
             for i, s in enumerate(self.socks):
                 if not self._alive(s):
                     s.close()
-                    self.socks[i] = s = self.connect()
+                    try:
+                        self.socks[i] = s = self.connect()
+                    except OSError:  # the daemon is stopping, or its backlog is full
+                        continue
                     self.reconnects += 1
                 try:
                     self.feed(s, tick)
