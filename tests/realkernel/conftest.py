@@ -31,7 +31,7 @@ BOOT_TIMEOUT_S = 900
 BOOTS: dict[str, tuple[vm.Shape, tuple[str, ...]]] = {
     "4cpu-1node": (vm.Shape(4, 1), ("oneshot", "managed", "uisocket")),
     "8cpu-2node": (vm.Shape(8, 2), ("oneshot", "hotplug", "reload", "balanced")),
-    "16cpu-4node": (vm.Shape(16, 4), ("oneshot",)),
+    "16cpu-4node": (vm.Shape(16, 4), ("restore", "oneshot")),
 }
 
 
