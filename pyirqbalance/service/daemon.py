@@ -6,8 +6,11 @@ hook, the systemd notifier, the services (control socket; the API and
 history plug in the same way) and the per-pass listeners (the original
 affinities; metrics and history likewise) -- then runs :class:`Daemon`.
 
-Signal handlers only set flags and wake the loop, which waits on an event
-with a timeout, so a pass is never interrupted half-way:
+Signal handlers only set flags and wake the loop, which waits on a pipe
+with a timeout, so a pass is never interrupted half-way. A handler takes
+no lock: Python runs it on the main thread between two bytecodes, possibly
+while that thread holds the very lock (a ``threading.Event``'s, say) the
+handler would wait for, and the daemon would then never see SIGTERM.
 
 * SIGTERM, SIGINT, SIGUSR2: finish the pass, exit 0;
 * SIGHUP: read the configuration again, hand the balancer its new settings
@@ -25,7 +28,6 @@ import gc
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -81,13 +83,20 @@ class Service(Protocol):
 
 
 class _Signals:
-    """Flags set by signal handlers; the loop acts on them."""
+    """Flags set by signal handlers; the loop acts on them.
+
+    The loop waits in :meth:`wait` on the read end of a pipe. The C-level
+    handler writes the signal number to the write end (``signal.set_wakeup_fd``:
+    whichever thread the kernel interrupts), and the Python handler, once it has
+    set its flag, writes a byte too, so the loop never checks the flags before
+    the handler has run. Neither takes a lock.
+    """
 
     def __init__(self) -> None:
-        self.wake = threading.Event()
         self.stop = False
         self.reload = False
         self.dump = False
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def install(self) -> None:
         import signal  # deferred: dry runs install no handlers (start-up cost)
@@ -95,14 +104,46 @@ class _Signals:
         def flag(name: str) -> Callable:
             def handler(signum, frame) -> None:
                 setattr(self, name, True)
-                self.wake.set()
+                self.wake()
 
             return handler
 
+        signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
             signal.signal(sig, flag("stop"))
         signal.signal(signal.SIGHUP, flag("reload"))
         signal.signal(signal.SIGUSR1, flag("dump"))
+
+    def wake(self) -> None:
+        """Make :meth:`wait` return (safe in a signal handler: no lock, never blocks)."""
+        try:
+            os.write(self._w, b"\0")
+        except OSError:  # full (the loop is woken already) or closed: the flag is set
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a wake; True if woken (the wakes are consumed)."""
+        import select  # deferred with the rest of the daemon's waiting
+
+        if not select.select([self._r], [], [], max(timeout, 0))[0]:
+            return False
+        try:
+            while os.read(self._r, 4096):
+                pass
+        except OSError:  # drained (BlockingIOError)
+            pass
+        return True
+
+    def close(self) -> None:
+        """Stop waking the pipe and close it (a late signal only sets its flag)."""
+        import signal
+
+        old = signal.set_wakeup_fd(-1)
+        if old != self._w:  # someone else's: leave it in place
+            signal.set_wakeup_fd(old)
+        os.close(self._r)
+        os.close(self._w)
+        self._r = self._w = -1
 
 
 def peak_rss_kib() -> int:
@@ -170,8 +211,7 @@ class Daemon:
             if left <= 0:
                 return True
             step = left if self.watchdog is None else min(left, self.watchdog)
-            if self.signals.wake.wait(step):
-                self.signals.wake.clear()
+            if self.signals.wait(step):
                 self._handle_signals()
         return False
 
@@ -539,3 +579,4 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
         return daemon.run()
     finally:
         notifier.close()
+        signals.close()
