@@ -3,7 +3,8 @@
 ``state_dir/original-affinity.json`` holds, for each IRQ pyirqbalance
 changed, the mask the kernel printed before pyirqbalance's first write, and
 what identifies that IRQ: the boot it was found in (the kernel's boot id),
-the IRQ's actions (handler names in /proc/interrupts) and its PCI device::
+the IRQ's actions (its handlers' names, the /proc/irq/N/<name>/ directories)
+and its PCI device::
 
     {"format": 2, "boot_id": "...",
      "irqs": {"24": {"mask": "0000000f", "actions": "eth0-TxRx-0", "device": "0000:00:1f.6"}}}
@@ -35,13 +36,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import PyirqbalanceError, StartError
 from ..kernel.cpumask import MaskError, format_mask, parse_mask
-from ..kernel.procirq import read_smp_affinity, write_smp_affinity
+from ..kernel.procirq import read_action_names, read_smp_affinity, write_smp_affinity
 from ..kernel.sysroot import SysRoot
 from .cli import EXIT_OK, EXIT_RUNTIME
 from .pidfile import InstanceLock
 from .statefiles import NotAStateFile, read_small, set_aside
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .config import Options
 
 __all__ = ["FORMAT", "STATE_FILE", "OldFormat", "Original", "OriginalAffinities", "State",
@@ -155,19 +158,17 @@ def current_boot(root: SysRoot) -> str | None:
     return f"btime:{btime}" if btime is not None else None
 
 
-def identify(root: SysRoot) -> tuple[dict[int, str], dict[int, str]]:
-    """(actions, PCI device) of every IRQ, as /proc/interrupts and /sys say now."""
-    from ..kernel.procinterrupts import parse_interrupts  # deferred (start-up cost)
+def identify(root: SysRoot, irqs: Iterable[int]) -> tuple[dict[int, str], dict[int, str]]:
+    """(actions, PCI device) of ``irqs``, as /proc/irq and /sys say now.
+
+    The actions are the names of the IRQ's handlers, its ``/proc/irq/N/<name>/``
+    directories (kernel/irq/proc.c ``register_handler_proc``), sorted and joined
+    by commas: per IRQ, so recording an original never reads /proc/interrupts
+    again (the balancer reads it once a pass).
+    """
     from ..kernel.sysfs import read_pci_devices
 
-    actions: dict[int, str] = {}
-    text = root.try_read_text(root.proc("interrupts"))
-    if text:
-        try:
-            rows = parse_interrupts(text).rows
-        except ValueError:
-            rows = ()
-        actions = {r.irq: r.actions[:_TEXT_LIMIT] for r in rows if r.irq is not None}
+    actions = {irq: ",".join(read_action_names(root, irq))[:_TEXT_LIMIT] for irq in irqs}
     devices: dict[int, str] = {}
     # The first device that claims an IRQ owns it, as the IRQ database is built.
     for dev in read_pci_devices(root):
@@ -223,6 +224,13 @@ class OriginalAffinities:
         self.root = root
         #: Why IRQs are left alone (None while every original could be recorded).
         self.problem: str | None = None
+        #: This boot's id, read once: it does not change while the daemon runs.
+        self._boot: str | None = None
+
+    def boot(self) -> str | None:
+        if self._boot is None:
+            self._boot = current_boot(self.root)
+        return self._boot
 
     def _set_aside(self, why: str, kind: str, err: object) -> None:
         aside = set_aside(self.path, kind)
@@ -255,11 +263,11 @@ class OriginalAffinities:
         """
         known: dict[int, Original] = {}
         try:
-            state = self._load(current_boot(self.root))
+            state = self._load(self.boot())
             known = state.irqs
             new = [irq for irq in found if irq not in known]
             if new:
-                actions, devices = identify(self.root)
+                actions, devices = identify(self.root, new)
                 merged = dict(known)
                 for irq in new:
                     merged[irq] = Original(found[irq], actions.get(irq, ""), devices.get(irq))
@@ -347,7 +355,7 @@ def _restore(opts: Options, root: SysRoot, path: str) -> int:
         err(f"pyirqbalance: cannot read {path}: {why}\n")
         return EXIT_RUNTIME
     boot = current_boot(root)
-    actions, devices = identify(root)
+    actions, devices = identify(root, state.irqs)
     restored = failed = kept = gone = 0
     for irq, o in sorted(state.irqs.items()):
         reason = _mismatch(irq, o, state, boot, root, actions, devices)
