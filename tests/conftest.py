@@ -149,8 +149,9 @@ class CounterSimulator:
     beside the tree and renamed over the old one, so a reader (the daemon, a
     test) sees the old text or the new, never a mix. A writer that opened
     ``smp_affinity`` just before the rename writes into the file the rename
-    replaced; the simulator keeps that file open until its next pass and takes
-    such a late write from it then, as the kernel would have taken it.
+    replaced; the simulator keeps that file open and takes such a late write from
+    it, as the kernel would have taken it: at once if it is there when the rename
+    is done, else at its next pass.
     """
 
     def __init__(self, root: SysRoot, machine: mkfake.Machine) -> None:
@@ -188,43 +189,63 @@ class CounterSimulator:
 
     def apply_writes(self) -> tuple[dict[int, list[int]], dict[int, str]]:
         """Take the balancer's smp_affinity writes: (accepted irq -> cpus, rejected irq -> why)."""
-        m, st = self.machine, self.state
         accepted: dict[int, list[int]] = {}
         rejected: dict[int, str] = {}
-        for irq in m.irqs:
-            late = self._late_write(irq)
-            current, found = self._open_affinity(irq)
-            raw = found
-            if raw == self._shown[irq]:
-                if late is None:
-                    if current is not None:
-                        current.close()
-                    continue
-                raw = late   # the newest write is in the file the last pass replaced
-            try:
-                cpus = mkfake.parse_kmask(raw or "")
-            except ValueError:
-                cpus = []
-            online = [c for c in cpus if c in m.online_set]
-            q = m.irqs[irq]
-            if q.get("managed") or q.get("no_balancing"):
-                rejected[irq] = "EIO"
-            elif not online:
-                rejected[irq] = "EINVAL"
-            else:
-                st.set_affinity(irq, online)
-                accepted[irq] = online
-            self._shown[irq] = self._render_irq_dir(irq)
-            if current is not None:
-                stale = self._replaced.pop(irq, None)
-                if stale is not None:
-                    stale[0].close()
-                self._replaced[irq] = (current, found)
+        for irq in self.machine.irqs:
+            # A write that lands while the directory is re-rendered goes into the file the
+            # rename replaces: take it at once (the kernel takes a write inside write(), so
+            # a reader never sees the mask before it come back), then look again.
+            while self._take_write(irq, accepted, rejected):
+                pass
         return accepted, rejected
 
-    def _render_irq_dir(self, irq: int) -> str:
-        """/proc/irq/N's files rendered beside the tree, renamed into place one by one;
-        returns the new smp_affinity text."""
+    def _take_write(self, irq: int, accepted: dict[int, list[int]],
+                    rejected: dict[int, str]) -> bool:
+        """Take ``irq``'s newest write, if any, and re-render its directory (then True)."""
+        m, st = self.machine, self.state
+        late = self._late_write(irq)
+        current, found = self._open_affinity(irq)
+        raw = found
+        if raw == self._shown[irq]:
+            if late is None:
+                if current is not None:
+                    current.close()
+                return False
+            raw = late   # the newest write is in the file the last re-render replaced
+        try:
+            cpus = mkfake.parse_kmask(raw or "")
+        except ValueError:
+            cpus = []
+        online = [c for c in cpus if c in m.online_set]
+        q = m.irqs[irq]
+        accepted.pop(irq, None)
+        rejected.pop(irq, None)
+        if q.get("managed") or q.get("no_balancing"):
+            rejected[irq] = "EIO"
+        elif not online:
+            rejected[irq] = "EINVAL"
+        else:
+            st.set_affinity(irq, online)
+            accepted[irq] = online
+        shown = self._render_irq_dir(irq, found)
+        if shown is None:   # written again since it was read: take that write next
+            self._shown[irq] = None
+            if current is not None:
+                current.close()
+            return True
+        self._shown[irq] = shown
+        if current is not None:
+            stale = self._replaced.pop(irq, None)
+            if stale is not None:
+                stale[0].close()
+            self._replaced[irq] = (current, found)
+        return True
+
+    def _render_irq_dir(self, irq: int, expect: str | None = None) -> str | None:
+        """/proc/irq/N's files rendered beside the tree, renamed into place one by one,
+        smp_affinity last; returns its new text. With ``expect`` (the smp_affinity text
+        the render is for), a file that no longer holds it (a write came in) is left in
+        place and None returned."""
         with tempfile.TemporaryDirectory(dir=self.root.base, prefix=".render-") as tmp:
             mkfake.write_irq_dir(self.machine, tmp, irq, self.state)
             rendered = os.path.join(tmp, "proc", "irq", str(irq))
@@ -232,10 +253,16 @@ class CounterSimulator:
             with open(os.path.join(rendered, "smp_affinity")) as f:
                 text = f.read()
             for entry in os.scandir(rendered):
+                if entry.name == "smp_affinity":
+                    continue
                 if entry.is_file(follow_symlinks=False):
                     os.replace(entry.path, os.path.join(target, entry.name))
                 else:
                     os.makedirs(os.path.join(target, entry.name), exist_ok=True)
+            affinity = os.path.join(target, "smp_affinity")
+            if expect is not None and self.root.try_read_text(affinity) != expect:
+                return None
+            os.replace(os.path.join(rendered, "smp_affinity"), affinity)
         return text
 
     def advance(self, interval_s: float = 1.0, delivery: str = "effective") -> None:

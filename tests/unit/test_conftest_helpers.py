@@ -138,7 +138,7 @@ def test_counter_simulator_takes_a_write_into_the_file_a_rerender_replaced(
     render = sim._render_irq_dir
     late: list[int] = []
 
-    def writer_opens_then_render(irq: int) -> str:
+    def writer_opens_then_render(irq: int, *args) -> str | None:
         late.append(os.open(path, os.O_WRONLY | os.O_TRUNC))  # after the read, before the rename
         return render(irq)
 
@@ -150,6 +150,33 @@ def test_counter_simulator_takes_a_write_into_the_file_a_rerender_replaced(
     os.write(late[0], f"{1 << second:08x}".encode())    # written after the rename
     os.close(late[0])
     assert sim.apply_writes() == ({128: [second]}, {})
+    assert root.read_text(path) == f"{1 << second:x}\n"
+    assert sim.apply_writes() == ({}, {})               # taken once
+
+
+def test_counter_simulator_takes_a_write_made_during_the_rerender_at_once(
+        fake_machine, counter_simulator):
+    """A write that lands in the file a re-render is about to replace is taken in the same
+    pass: the file never shows the mask before it once the writer's write() returned."""
+    root, m = fake_machine("a_desktop4")
+    sim = counter_simulator(root, m)
+    path = root.proc("irq", "128", "smp_affinity")
+    eff = int(root.read_text(root.proc("irq", "128", "effective_affinity_list")))
+    first, second = (eff + 1) % 4, (eff + 2) % 4
+    assert root.write(path, f"{1 << first:08x}") == 0
+    render = sim._render_irq_dir
+    writes = [f"{1 << second:08x}"]
+
+    def write_then_render(irq: int, *args) -> str | None:
+        if writes:   # after the simulator read the first write, before its rename
+            assert root.write(path, writes.pop()) == 0
+        return render(irq, *args)
+
+    sim._render_irq_dir = write_then_render
+    try:
+        assert sim.apply_writes() == ({128: [second]}, {})
+    finally:
+        sim._render_irq_dir = render
     assert root.read_text(path) == f"{1 << second:x}\n"
     assert sim.apply_writes() == ({}, {})               # taken once
 
