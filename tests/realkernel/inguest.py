@@ -477,14 +477,64 @@ API_YAML = (f"api: {{enabled: true, listen: '{API}'}}\n"
             "history: {enabled: false}\nmetrics: {enabled: false}\n")
 
 
+#: The reload step's daemon: the API with /metrics (where a foreign write is counted).
+RELOAD_YAML = (f"api: {{enabled: true, listen: '{API}'}}\n"
+               "history: {enabled: false}\nmetrics: {enabled: true}\n")
+
+
+def api_text(path: str) -> str:
+    with urllib.request.urlopen(f"http://{API}{path}", timeout=30) as reply:
+        text: str = reply.read().decode()
+        return text
+
+
+def _passes_total(text: str) -> float:
+    m = re.search(r"^pyirqbalance_passes_total (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def _foreign_write(d: Daemon, probe: dict[str, int], before: dict[str, str],
+                   avoid: list[str]) -> Obs:
+    """Something else writes a balanced IRQ's smp_affinity right after a pass (another
+    online CPU than the one the daemon chose); /metrics, /api/v1/health and the log after
+    two more passes. ``avoid``: IRQs of the driver the step unloads later."""
+    wait_until(lambda: _passes_total(api_text("/metrics")) >= 2, LONG,
+               "pyirqbalance_passes_total >= 2 on /metrics")
+    cpus = [int(c) for c in _cpus_of(online())]
+    d.passes_after(1)  # a pass just ended: the next one is an interval away
+    now = masks()
+    written = sorted((irq for irq, m in now.items()
+                      if probe.get(irq) == 0 and irq not in avoid and m != before.get(irq)
+                      and int(m.replace(",", ""), 16).bit_count() == 1), key=int)
+    assert written, f"the daemon wrote no movable IRQ: {now} (before: {before})"
+    irq = written[0]
+    expected = Path(f"/proc/irq/{irq}/smp_affinity").read_text().strip()
+    chosen = int(expected.replace(",", ""), 16)
+    cpu = next(c for c in cpus if not chosen >> c & 1)
+    out: Obs = {"irq": irq, "cpu": cpu, "expected": expected, "passes_at_write": d.passes}
+    out["errno"] = write_mask(irq, f"{1 << cpu:x}")
+    out["found"] = Path(f"/proc/irq/{irq}/smp_affinity").read_text().strip()
+    d.passes_after(2)
+    seen = d.passes
+    out["metrics"] = wait_until(lambda: (lambda t: t if _passes_total(t) >= seen else None)(
+        api_text("/metrics")), LONG, f"/metrics counts pass {seen}")
+    out.update(health=api_get("/api/v1/health"), log=d.log()[-20000:],
+               masks_after=masks(), passes_after=d.passes)
+    return out
+
+
 def step_reload() -> Obs:
-    """The e1000e driver unloaded and loaded again under a daemon with the API on."""
+    """The e1000e driver unloaded and loaded again under a daemon with the API on; first,
+    a foreign write to one of the daemon's other IRQs."""
     before = masks()
+    probe = put_back(before)
     name = nic("e1000e")
-    out: Obs = {"before": before, "default_affinity":
+    out: Obs = {"before": before, "probe_errno": probe, "default_affinity":
                 Path("/proc/irq/default_smp_affinity").read_text().strip()}
-    with daemon("reload", ["--interval=1"], API_YAML) as d:
+    with daemon("reload", ["--interval=1"], RELOAD_YAML) as d:
         d.wait_pass(3)
+        out["foreign"] = _foreign_write(d, probe, before, names_of(interrupts(),
+                                                                   rf"\b{name}\b"))
         rows = interrupts()
         ours = names_of(rows, rf"\b{name}\b")
         out.update(nic=name, irqs_loaded=ours, masks_loaded=masks(), rows_loaded=rows)
