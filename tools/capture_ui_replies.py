@@ -24,10 +24,11 @@ Steps recorded, in order:
 4. one more balancing pass, which rescans because of those commands, then
    ``setup`` and ``stats`` again.
 
-Usage (root; needs the oracle from the project's shared material)::
+Usage (root; needs a directory holding the oracle's ``run_irqbalance.py``, the
+harness the recorded fixtures' provenance names)::
 
-    tools/capture_ui_replies.py MACHINE.json OUTDIR [--interval 5] [--passes 2]
-        [--oracle /work/shared/oracle] [-- EXTRA_IRQBALANCE_ARGS]
+    tools/capture_ui_replies.py MACHINE.json OUTDIR --oracle DIR [--interval 5]
+        [--passes 2] [-- EXTRA_IRQBALANCE_ARGS]
 """
 
 from __future__ import annotations
@@ -228,12 +229,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("machine", help="machine JSON (shared/oracle/machines or tests/fixtures)")
+    ap.add_argument("machine", help="machine JSON (e.g. tests/machines/*.json)")
     ap.add_argument("outdir")
     ap.add_argument("--interval", type=int, default=5)
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument(
-        "--oracle", default="/work/shared/oracle", help="directory of run_irqbalance.py"
+        "--oracle", required=True, help="directory of run_irqbalance.py"
     )
     ap.add_argument("--tree", help=argparse.SUPPRESS)
     ap.add_argument("--_inner", action="store_true", help=argparse.SUPPRESS)
