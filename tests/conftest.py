@@ -26,6 +26,7 @@ import gc
 import importlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,10 +272,15 @@ class CounterSimulator:
         self.state.advance(interval_s, delivery)
         self.render()
 
-    def render(self) -> None:
-        """Rewrite /proc/interrupts and /proc/stat from the current state."""
+    def render(self, edit: Callable[[str], str] | None = None) -> None:
+        """Rewrite /proc/interrupts and /proc/stat from the current state.
+
+        ``edit`` changes the /proc/interrupts text before it replaces the file, so
+        a reader never sees the unedited text (fault injection).
+        """
+        interrupts = mkfake.render_interrupts(self.machine, self.state)
         for name, text in (
-            ("interrupts", mkfake.render_interrupts(self.machine, self.state)),
+            ("interrupts", edit(interrupts) if edit is not None else interrupts),
             ("stat", mkfake.render_stat(self.machine, self.state)),
         ):
             path = self.root.proc(name)

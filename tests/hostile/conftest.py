@@ -116,12 +116,7 @@ class Kernel:
             if self.frozen:
                 return
             self.sim.state.advance(0.25)
-            self.sim.render()
-            if self.edit is not None:
-                path = Path(self.root.proc("interrupts"))
-                tmp = path.with_suffix(".edit")
-                tmp.write_text(self.edit(path.read_text()))
-                os.replace(tmp, path)
+            self.sim.render(self.edit)
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
