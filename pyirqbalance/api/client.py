@@ -6,13 +6,14 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from ..errors import PyirqbalanceError
 
-__all__ = ["ApiClient", "ApiResponse", "ApiUnreachable"]
+__all__ = ["ApiClient", "ApiResponse", "ApiUnreachable", "connect_unix"]
 
 
 class ApiUnreachable(PyirqbalanceError):
@@ -45,11 +46,32 @@ class _UnixConnection(http.client.HTTPConnection):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
-            sock.connect(self._path)
+            connect_unix(sock, self._path, self.timeout)
         except OSError:
             sock.close()
             raise
         self.sock = sock
+
+
+def connect_unix(sock: socket.socket, path: str, timeout: float) -> None:
+    """Connect a unix stream socket that has a timeout, waiting up to ``timeout`` seconds
+    while the listener's backlog is full.
+
+    A socket with a timeout is non-blocking underneath, and on a unix socket a full backlog
+    fails ``connect`` with EAGAIN at once instead of waiting as a blocking connect does; the
+    socket stays unconnected, so the attempt is repeated until the deadline."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"{path}: the listener's backlog stayed full for {timeout:g} s") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 class ApiClient:
