@@ -53,13 +53,16 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def connect_unix(sock: socket.socket, path: str, timeout: float) -> None:
+def connect_unix(sock: socket.socket, path: str, timeout: float | None) -> None:
     """Connect a unix stream socket that has a timeout, waiting up to ``timeout`` seconds
     while the listener's backlog is full.
 
     A socket with a timeout is non-blocking underneath, and on a unix socket a full backlog
     fails ``connect`` with EAGAIN at once instead of waiting as a blocking connect does; the
     socket stays unconnected, so the attempt is repeated until the deadline."""
+    if timeout is None:  # a blocking socket: the kernel waits for room itself
+        sock.connect(path)
+        return
     deadline = time.monotonic() + timeout
     pause = 0.005
     while True:
