@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 from .. import IRQBALANCE_COMPAT_VERSION, __version__
 from ..engine.model import HintPolicy
-from ..errors import PyirqbalanceError
 from ..kernel.cnum import CNumber, c_int, scan_number, strtol, unsigned_value
 from .config import (
     DEFAULT_CONFIG_PATH,
@@ -42,6 +41,7 @@ from .config import (
     listen_address,
     load_config,
 )
+from .exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 
 __all__ = [
     "EXIT_CONFIG",
@@ -58,9 +58,6 @@ __all__ = [
     "resolve",
 ]
 
-#: Exit statuses: irqbalance uses 0 and 1; 2 and 3 are pyirqbalance's.
-EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_RUNTIME = 0, 1, 2, 3
-
 PROG = "pyirqbalance"
 
 # Printed to stdout after a bad option (where irqbalance prints its usage text, which
@@ -72,10 +69,6 @@ USAGE = (
 
 _ULONG_MAX = 2**64 - 1
 _INT_MAX = 2**31 - 1
-
-
-class UsageError(PyirqbalanceError):
-    """A bad command line (exit status 1, like irqbalance)."""
 
 
 class _Opt(NamedTuple):

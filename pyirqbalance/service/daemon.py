@@ -39,10 +39,10 @@ from ..kernel.cpumask import format_cpulist
 from ..kernel.procinterrupts import MEMO_LIMIT
 from ..kernel.sysroot import SysRoot
 from ..supervise import StatusBoard
-from .cli import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .config import ConfigError, Options
 from .control import ControlAdapter
 from .detach import daemonize
+from .exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .logsetup import setup_logging
 from .originals import OriginalAffinities, restore
 from .passlog import PassLog

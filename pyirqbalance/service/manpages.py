@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import IRQBALANCE_COMPAT_VERSION, __version__
-from . import cli
+from . import cli, exits
 from .config import DEFAULT_CONFIG_PATH, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, KeyDoc, key_docs
 
 __all__ = ["ctl_page", "daemon_page", "main", "pages", "roff_text", "yaml_page", "yaml_value"]
@@ -137,15 +137,15 @@ _SIGNALS = (
 )
 
 _DAEMON_EXIT = (
-    (cli.EXIT_OK,
+    (exits.EXIT_OK,
      "Success; also after SIGTERM or SIGINT, on a single-CPU machine, --help and --version."),
-    (cli.EXIT_USAGE,
+    (exits.EXIT_USAGE,
      "Bad command line (message on standard error, irqbalance's usage text on standard "
      "output)."),
-    (cli.EXIT_CONFIG,
+    (exits.EXIT_CONFIG,
      "Bad configuration file or environment value (one line naming the key, the value and "
      "what is allowed)."),
-    (cli.EXIT_RUNTIME,
+    (exits.EXIT_RUNTIME,
      "Cannot run: another pyirqbalance holds the instance lock, an irqbalance process is "
      "running (without --force), the topology cannot be read, the control socket cannot be "
      "bound, or --restore was incomplete."),

@@ -38,7 +38,7 @@ from ..errors import PyirqbalanceError, StartError
 from ..kernel.cpumask import MaskError, format_mask, parse_mask
 from ..kernel.procirq import read_action_names, read_smp_affinity, write_smp_affinity
 from ..kernel.sysroot import SysRoot
-from .cli import EXIT_OK, EXIT_RUNTIME
+from .exits import EXIT_OK, EXIT_RUNTIME
 from .pidfile import InstanceLock
 from .statefiles import NotAStateFile, read_small, set_aside
 
