@@ -26,7 +26,8 @@ from flask import request
 
 from ..engine.model import PassReport, Snapshot
 from ..errors import PyirqbalanceError
-from ..history.store import HistoryConfig, HistoryError, HistoryStore
+from ..history.records import HistoryConfig, HistoryError
+from ..history.store import HistoryStore
 from ..kernel.cpumask import MaskError, format_cpulist, format_mask, parse_cpulist, parse_mask
 from ..kernel.procinterrupts import Interrupts, ParseError, parse_interrupts
 from ..kernel.procirq import write_smp_affinity

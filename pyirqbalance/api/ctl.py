@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..errors import PyirqbalanceError
-from ..history.store import HistoryConfig
+from ..history.records import HistoryConfig
 from ..kernel.cpumask import MaskError, format_cpulist, parse_cpulist, parse_mask
 from ..kernel.procinterrupts import ParseError, parse_interrupts
 from ..kernel.sysroot import SysRoot

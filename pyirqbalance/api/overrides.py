@@ -13,7 +13,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ..history.store import HistoryError, HistoryStore
+from ..history.records import HistoryError
+from ..history.store import HistoryStore
 
 __all__ = ["OverrideRegistry"]
 

@@ -24,7 +24,7 @@ from flask import Blueprint, Response, request
 from ..engine.model import Snapshot
 from ..history.deltas import counter_delta
 from ..history.recorder import read_boot_id, reading_from_snapshot
-from ..history.store import HistoryError, LastReading
+from ..history.records import HistoryError, LastReading
 from ..kernel.cpumask import format_cpulist
 from ..kernel.procinterrupts import InterruptRow, Interrupts
 from ..kernel.procstat import parse_stat

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import __version__
 from ..history.deltas import counter_delta
 from ..history.recorder import boot_identity, read_boot_id
-from ..history.store import HistoryError, iso_time
+from ..history.records import HistoryError, iso_time
 from ..kernel.cpumask import cpus_of, format_cpulist, format_mask
 from ..kernel.procirq import read_irq_affinity, read_smp_affinity
 from ..kernel.procstat import parse_stat

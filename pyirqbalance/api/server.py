@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..engine.model import PassReport
 from ..errors import PyirqbalanceError
-from ..history.store import HistoryBusy, HistoryError
+from ..history.records import HistoryBusy, HistoryError
 from ..supervise import ThreadHealth, supervise
 from .context import (
     MAX_BODY,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..history.recorder import HistoryRecorder
-from ..history.store import HistoryConfig
+from ..history.records import HistoryConfig
 from ..kernel.procirq import write_smp_affinity
 from ..kernel.sysroot import SysRoot
 from ..service.config import Config, HistorySection, is_loopback

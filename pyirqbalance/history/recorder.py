@@ -33,18 +33,17 @@ from ..kernel.procstat import parse_stat
 from ..kernel.sysfs import parse_strict_cpulist
 from ..kernel.sysroot import KernelReadError, SysRoot
 from ..supervise import ThreadHealth, supervise
-from .store import (
-    DAY,
+from .records import (
     JIFFIES_IRQ,
     JIFFIES_SOFTIRQ,
     HistoryBusy,
     HistoryConfig,
     HistoryError,
-    HistoryStore,
     IrqMeta,
     Reading,
     SeriesRow,
 )
+from .store import DAY, HistoryStore
 
 __all__ = ["HistoryRecorder", "boot_identity", "read_boot_id", "reading_from_snapshot"]
 
