@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,6 +47,21 @@ def wait_for(predicate: Callable[[], Any], timeout: float = DEADLINE, step: floa
         if value or time.monotonic() > end:
             return value
         time.sleep(step)
+
+
+def unique_seconds(seconds: int) -> str:
+    """A ``sleep`` argument no other process on the machine has: ``seconds`` and a fraction
+    made of this test process's pid (other runs of this suite may run beside this one, with
+    the same scripts)."""
+    return f"{seconds}.{os.getpid():07d}"
+
+
+def sleeping(seconds: str) -> list[str]:
+    """The pids of the ``sleep SECONDS`` processes on the machine (``seconds`` from
+    :func:`unique_seconds`: this test's own)."""
+    out = subprocess.run(["pgrep", "-f", f"(^|/)sleep {re.escape(seconds)}$"],
+                         capture_output=True, text=True)
+    return out.stdout.split()
 
 
 def free_port() -> int:

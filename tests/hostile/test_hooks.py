@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 
-from tests.hostile.conftest import wait_for
+from tests.hostile.conftest import sleeping, unique_seconds, wait_for
 
 
 def _script(path: Path, body: str) -> Path:
@@ -15,15 +14,11 @@ def _script(path: Path, body: str) -> Path:
     return path
 
 
-def _running(pattern: str) -> list[str]:
-    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
-    return out.stdout.split()
-
-
 def test_a_hanging_hook_does_not_stall_the_api_during_a_rescan(live, tmp_path):
     flag = tmp_path / "hang"
+    hang = unique_seconds(3600)
     hook = _script(tmp_path / "policy",
-                   f'if [ -e {flag} ]; then exec sleep 3600; fi\necho balance_level=core\n')
+                   f'if [ -e {flag} ]; then exec sleep {hang}; fi\necho balance_level=core\n')
     d = live(config=f"hooks:\n  policyscript: {hook}\n  timeout_s: 6\n").start()
     flag.touch()
     d.signal(signal.SIGHUP)
@@ -36,16 +31,17 @@ def test_a_hanging_hook_does_not_stall_the_api_during_a_rescan(live, tmp_path):
     assert d.ask(b"setup", timeout=8).startswith(b"SLEEP 1 ")
     assert wait_for(lambda: "not run again until reload" in d.log(), 30)
     d.assert_balancing()
-    assert not _running("exec sleep 3600") and not _running("sleep 3600")
+    assert wait_for(lambda: not sleeping(hang)), sleeping(hang)
     d.assert_clean_log()
 
 
 def test_background_children_of_hooks_are_killed(live, tmp_path):
-    hook = _script(tmp_path / "policy", "(sleep 987.654 &)\necho ban=false\n")
+    mark = unique_seconds(987)
+    hook = _script(tmp_path / "policy", f"(sleep {mark} &)\necho ban=false\n")
     d = live(config=f"hooks:\n  policyscript: {hook}\n").start()
     d.signal(signal.SIGHUP)  # one more build: every IRQ asked again
     d.assert_balancing(3)
-    assert wait_for(lambda: not _running("sleep 987.654"), 10), _running("sleep 987.654")
+    assert wait_for(lambda: not sleeping(mark)), sleeping(mark)
     assert "timed out" not in d.log()
     d.assert_clean_log()
 

@@ -8,21 +8,15 @@ import os
 import signal
 import socket
 import stat
-import subprocess
 
-from tests.hostile.conftest import needs_root, wait_for
-
-MARK = "1717.25"  # an argument no other process on the machine has
-
-
-def _running(pattern: str) -> list[str]:
-    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
-    return out.stdout.split()
+from tests.controlsocket import connect
+from tests.hostile.conftest import DEADLINE, needs_root, sleeping, unique_seconds, wait_for
 
 
 def test_hook_descendants_that_call_setsid_are_ended_with_the_hook(live, tmp_path):
+    mark = unique_seconds(1717)
     hook = tmp_path / "policy"
-    hook.write_text(f"#!/bin/sh\nsetsid sleep {MARK} </dev/null >/dev/null 2>&1 &\n"
+    hook.write_text(f"#!/bin/sh\nsetsid sleep {mark} </dev/null >/dev/null 2>&1 &\n"
                     "echo balance_level=core\n")
     hook.chmod(0o755)
     d = live(config=f"hooks:\n  policyscript: {hook}\n").start()
@@ -30,10 +24,10 @@ def test_hook_descendants_that_call_setsid_are_ended_with_the_hook(live, tmp_pat
         for _ in range(2):
             d.signal(signal.SIGHUP)  # every rebuild runs the hook for every IRQ again
             d.assert_balancing(2)
-        assert wait_for(lambda: not _running(f"sleep {MARK}")), _running(f"sleep {MARK}")
+        assert wait_for(lambda: not sleeping(mark)), sleeping(mark)
         d.assert_clean_log()
     finally:
-        for pid in _running(f"sleep {MARK}"):
+        for pid in sleeping(mark):
             os.kill(int(pid), signal.SIGKILL)
 
 
@@ -59,8 +53,8 @@ def test_bad_control_socket_messages_are_logged_at_a_bounded_rate(live):
     path = str(d.socket_path())
     for _ in range(300):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(path)
+            s.settimeout(DEADLINE)
+            connect(s, path, DEADLINE)
             s.sendall(b"x" * 16384)  # irqbalance's buffer full: "Received command too long."
             s.recv(16)  # closed without a reply
     assert d.ask(b"setup").startswith(b"SLEEP ")

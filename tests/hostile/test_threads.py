@@ -11,7 +11,8 @@ from pyirqbalance.engine.model import PassReport, Snapshot
 from pyirqbalance.history import HistoryConfig, HistoryRecorder
 from pyirqbalance.history.store import HistoryStore
 from pyirqbalance.supervise import StatusBoard, ThreadHealth, supervise
-from tests.hostile.conftest import wait_for
+from tests.controlsocket import connect
+from tests.hostile.conftest import DEADLINE, wait_for
 
 LOG = logging.getLogger("test-threads")
 
@@ -140,8 +141,8 @@ def test_control_socket_thread_failure_is_restarted(tmp_path, monkeypatch):
     try:
         def ask() -> bytes | None:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(5)
-                s.connect(sock.path)
+                s.settimeout(DEADLINE)
+                connect(s, sock.path, DEADLINE)
                 creds = (os.getpid(), 0, 0)
                 s.sendmsg([b"setup"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS,
                                         b"".join(x.to_bytes(4, "little") for x in creds))])
@@ -150,7 +151,7 @@ def test_control_socket_thread_failure_is_restarted(tmp_path, monkeypatch):
                 except OSError:
                     return None
 
-        assert wait_for(lambda: ask() == b"SLEEP 10 BANNED 00000000", 10)
+        assert wait_for(lambda: ask() == b"SLEEP 10 BANNED 00000000")
         assert sock.health.restarts == 1 and sock.health.state == "running"
     finally:
         sock.stop()

@@ -234,7 +234,9 @@ def test_implicit_credentials_of_root_are_accepted(serve) -> None:
 def test_silent_client_does_not_block_others_and_is_closed(serve, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="pyirqbalance")
     target = FakeTarget(interval=5, banned=())
-    server = serve(target, timeout=0.5)
+    # Long enough that the two requests below, each also a client with this timeout, are
+    # never cut off on a busy machine (connect to sendmsg); the silent one still times out.
+    server = serve(target, timeout=5.0)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
         silent.settimeout(30)
         silent.connect(server.address)

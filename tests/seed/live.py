@@ -78,6 +78,8 @@ class LiveDaemon:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
+        #: Simulator ticks done so far (each fires every IRQ's rate once).
+        self.ticks = 0
         self._thread = threading.Thread(target=self._simulate, daemon=True)
         self._thread.start()
         env = {k: v for k, v in os.environ.items()
@@ -95,6 +97,7 @@ class LiveDaemon:
             try:
                 with self._lock:
                     self.sim.advance(1.0)
+                    self.ticks += 1
             except Exception as err:
                 self.errors.append(err)
 
