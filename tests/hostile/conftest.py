@@ -236,7 +236,7 @@ class LiveDaemon:
     def metric(self, name: str, labels: str = "") -> float | None:
         """One sample of /metrics (``labels`` as printed, e.g. ``condition="cpu_mismatch"``)."""
         try:
-            status, text = self.get("/metrics", timeout=5)
+            status, text = self.get("/metrics", timeout=10)
         except OSError:
             return None
         if status != 200:

@@ -108,7 +108,7 @@ class LiveDaemon:
 
     def health(self) -> dict[str, Any] | None:
         try:
-            with urllib.request.urlopen(self.url + "/api/v1/health", timeout=10) as r:
+            with urllib.request.urlopen(self.url + "/api/v1/health", timeout=30) as r:
                 return json.loads(r.read())  # type: ignore[no-any-return]
         except (OSError, ValueError):
             return None
@@ -119,6 +119,13 @@ class LiveDaemon:
             h = self.health()
             return bool(h and h["cycle"] is not None and h["cycle"] >= passes)
         wait_for(ready, timeout=60)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the daemon process has used so far (user + system, all its threads):
+        unlike the wall clock, not stretched by other work on a busy machine."""
+        with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def cycle(self) -> int:
         h = self.health()
