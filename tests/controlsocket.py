@@ -6,8 +6,10 @@ import os
 import socket
 import time
 
+from tests.waiting import DEFAULT_TIMEOUT_S
 
-def ask(path: str, command: bytes, timeout: float = 5) -> bytes:
+
+def ask(path: str, command: bytes, timeout: float = DEFAULT_TIMEOUT_S) -> bytes:
     """Send one command with this process's credentials; the whole reply."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
