@@ -155,12 +155,17 @@ class _Pair:
             c.close()
 
 
-def measure(port: int, seconds: float) -> tuple[list[float], set[str], int]:
-    """Health latencies (ms), the distinct last_pass times seen, failed requests."""
+def measure(port: int, seconds: float,
+            at: list[tuple[float, float]] | None = None) -> tuple[list[float], set[str], int]:
+    """Health latencies (ms), the distinct last_pass times seen, failed requests.
+
+    ``at`` gets (seconds into the phase when sent, latency ms) of each request.
+    """
     latencies: list[float] = []
     passes: set[str] = set()
     failed = 0
-    end = time.monotonic() + seconds
+    begin = time.monotonic()
+    end = begin + seconds
     while time.monotonic() < end:
         started = time.perf_counter()
         try:
@@ -172,6 +177,8 @@ def measure(port: int, seconds: float) -> tuple[list[float], set[str], int]:
             failed += 1
             continue
         latencies.append((time.perf_counter() - started) * 1e3)
+        if at is not None:
+            at.append((time.monotonic() - begin - latencies[-1] / 1e3, latencies[-1]))
         if body.get("last_pass"):
             passes.add(body["last_pass"])
         time.sleep(max(0.0, 0.1 - (time.perf_counter() - started)))
@@ -212,11 +219,15 @@ def main() -> int:
                            heavy))
             for name, make in phases:
                 crowd = make()
+                at: list[tuple[float, float]] = []
                 try:
-                    lat, passes, failed = measure(d.port or 0, args.phase)
+                    lat, passes, failed = measure(d.port or 0, args.phase, at)
                 finally:
                     if crowd is not None:
                         crowd.close()
+                slowest = sorted(at, key=lambda x: -x[1])[:3]
+                print(f"{name}: slowest health requests (s into the phase, ms): "
+                      + ", ".join(f"{t:.2f} s {ms:.0f}" for t, ms in slowest), file=sys.stderr)
                 gaps = spacing(passes)
                 all_gaps += gaps
                 q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99

@@ -55,6 +55,12 @@ class ThreadHealth:
             if error is not None:
                 self.error = error
 
+    def recovered(self) -> None:
+        """Running, and the last error is over (the thread did its work again)."""
+        with self._lock:
+            self.state = "running"
+            self.error = None
+
     def failed(self, error: str) -> None:
         with self._lock:
             self.restarts += 1

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..engine.model import Snapshot
-from ..kernel.procnet import read_tcp_owner
+from ..kernel.procnet import loopback_peer, owner_in_tables, read_tcp_tables
 
 __all__ = [
     "FIRST_READING_KEY",
@@ -94,7 +94,48 @@ def is_light(request: Any) -> bool:
     return request.command not in ("GET", "HEAD") or request.path in _LIGHT_PATHS
 
 
-def client_of(channel: Any) -> object:
+class SocketTables:
+    """The host's TCP socket tables, read once for a burst of new connections.
+
+    Reading /proc/net/tcp takes milliseconds on a busy host, and the gate asks
+    on the server's I/O thread, which every other client waits for meanwhile.
+    A table read after a connection was accepted lists its peer's socket, so
+    a connection accepted before the last read (younger than
+    :data:`TABLE_REUSE`) is looked up in that table; only a peer not found
+    there makes a new read.
+    """
+
+    def __init__(self, read: Callable[[], tuple[str, ...]] = read_tcp_tables,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.read = read
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tables: tuple[str, ...] = ()
+        self._read_at = -math.inf
+
+    def owner(self, host: str, port: int, server_port: int,
+              accepted: float | None) -> int | None:
+        """uid owning the loopback peer ``host:port`` of our ``server_port``, if found."""
+        if loopback_peer(host) is None:
+            return None
+        with self._lock:
+            if (accepted is not None and accepted < self._read_at
+                    and self.clock() - self._read_at < TABLE_REUSE):
+                uid = owner_in_tables(self._tables, host, port, server_port)
+                if uid is not None:
+                    return uid
+            started = self.clock()
+            self._tables = self.read()
+            self._read_at = started
+            return owner_in_tables(self._tables, host, port, server_port)
+
+
+#: Seconds a read of the socket tables answers for connections accepted before it.
+TABLE_REUSE = 1.0
+_TABLES = SocketTables()
+
+
+def client_of(channel: Any, tables: SocketTables = _TABLES) -> object:
     """Who a connection belongs to (cached on the channel)."""
     key = getattr(channel, "client_key", None)
     if key is not None:
@@ -108,7 +149,9 @@ def client_of(channel: Any) -> object:
         key = ("addr", host)
         if isinstance(addr, tuple) and len(addr) >= 2:
             server_port = getattr(channel.server, "effective_port", None)
-            uid = read_tcp_owner(host, int(addr[1]), int(server_port)) if server_port else None
+            uid = (tables.owner(host, int(addr[1]), int(server_port),
+                                getattr(channel, "accepted", None))
+                   if server_port else None)
             if uid is not None:
                 key = ("uid", uid)
     channel.client_key = key

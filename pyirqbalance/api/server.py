@@ -158,6 +158,8 @@ class PeerChannel(HTTPChannel):
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any,
                  map: Any = None) -> None:
         self.peer = _peer_of(sock)
+        #: time.monotonic() at accept (gate.SocketTables: which table read shows its peer).
+        self.accepted = time.monotonic()
         self.abandoned = False
         super().__init__(server, sock, addr, adj, map=map)
 

@@ -183,9 +183,11 @@ class HistoryRecorder:
         self.health.set("waiting", str(err))
 
     def _usable(self) -> None:
+        """A reading was recorded: a wait for the lock or an earlier failure is over."""
         if self.health.state == "waiting":
             self.log.warning("history: the store is usable again")
-            self.health.set("running")
+        if self.health.state == "waiting" or self.health.error is not None:
+            self.health.recovered()
 
     def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` unless stopping; False once stopping."""

@@ -28,8 +28,9 @@ from typing import NamedTuple
 
 from .sysroot import SysRoot
 
-__all__ = ["CONNECTED_STATES", "TCP_ESTABLISHED", "TcpSocket", "find_owner", "parse_tcp_table",
-           "read_tcp_owner"]
+__all__ = ["CONNECTED_STATES", "TCP_ESTABLISHED", "TcpSocket", "find_owner", "loopback_peer",
+           "owner_in_tables", "parse_tcp_table", "read_tcp_owner", "read_tcp_tables",
+           "rows_with_port"]
 
 TCP_ESTABLISHED = 1
 #: States of a peer socket still owned by its process (include/net/tcp_states.h):
@@ -72,6 +73,19 @@ def parse_tcp_table(text: str, byteorder: str = sys.byteorder) -> tuple[TcpSocke
     return tuple(out)
 
 
+def rows_with_port(text: str, port: int) -> str:
+    """The table's header and the rows that show ``port`` (as ``:%04X`` before a blank).
+
+    A busy host lists thousands of sockets; building addresses for every row
+    took tens of milliseconds of the API's I/O thread. The rows left include
+    every row whose local port is ``port``, so :func:`find_owner` answers the
+    same on them as on the whole table.
+    """
+    needle = f":{port:04X} "
+    lines = text.split("\n")
+    return "\n".join([lines[0], *(line for line in lines[1:] if needle in line)])
+
+
 def _plain(ip: Address) -> Address:
     """``::ffff:127.0.0.1`` -> ``127.0.0.1`` (a v4 peer of a dual-stack listener)."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -90,24 +104,42 @@ def find_owner(tables: tuple[TcpSocket, ...], peer: tuple[str, int],
     return None
 
 
+def loopback_peer(peer_host: str) -> Address | None:
+    """The peer's address when it is a loopback one (its socket is on this host), else None."""
+    try:
+        ip = _plain(ipaddress.ip_address(peer_host.split("%", 1)[0]))
+    except ValueError:
+        return None
+    return ip if ip.is_loopback else None
+
+
+def read_tcp_tables() -> tuple[str, ...]:
+    """The text of the host's /proc/net/tcp and /proc/net/tcp6 (those that can be read)."""
+    host = SysRoot("/")
+    texts = (host.try_read_text(host.proc("net", name)) for name in ("tcp", "tcp6"))
+    return tuple(text for text in texts if text is not None)
+
+
+def owner_in_tables(tables: tuple[str, ...], peer_host: str, peer_port: int,
+                    server_port: int) -> int | None:
+    """:func:`read_tcp_owner` on tables read before (:func:`read_tcp_tables`)."""
+    ip = loopback_peer(peer_host)
+    if ip is None:
+        return None
+    for text in tables:
+        uid = find_owner(parse_tcp_table(rows_with_port(text, peer_port)), (str(ip), peer_port),
+                         server_port)
+        if uid is not None:
+            return uid
+    return None
+
+
 def read_tcp_owner(peer_host: str, peer_port: int, server_port: int) -> int | None:
     """Owner uid of the peer's socket of a loopback connection, None if not found.
 
     Reads the host's socket tables (see the module docstring for why not the
     sysroot's). Non-loopback peers give None: their sockets are not on this host.
     """
-    try:
-        ip = _plain(ipaddress.ip_address(peer_host.split("%", 1)[0]))
-    except ValueError:
+    if loopback_peer(peer_host) is None:
         return None
-    if not ip.is_loopback:
-        return None
-    host = SysRoot("/")
-    for name in ("tcp", "tcp6"):
-        text = host.try_read_text(host.proc("net", name))
-        if text is None:
-            continue
-        uid = find_owner(parse_tcp_table(text), (str(ip), peer_port), server_port)
-        if uid is not None:
-            return uid
-    return None
+    return owner_in_tables(read_tcp_tables(), peer_host, peer_port, server_port)

@@ -10,12 +10,17 @@ checks that it is a regular file before reading, and reads at most
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 
 from ..errors import PyirqbalanceError
 
-__all__ = ["NotAStateFile", "read_small", "set_aside", "utc_stamp"]
+__all__ = ["KEEP_SET_ASIDE", "NotAStateFile", "prune_set_aside", "read_small", "set_aside",
+           "utc_stamp"]
+
+#: Set-aside copies of one state file kept (the newest); older ones are deleted.
+KEEP_SET_ASIDE = 5
 
 
 class NotAStateFile(PyirqbalanceError, ValueError):
@@ -66,11 +71,56 @@ def utc_stamp() -> str:
 
 
 def set_aside(path: str, why: str) -> str:
-    """Rename ``path`` to ``path.<why>-<UTC time>`` (kept, never deleted); the new name."""
-    aside = f"{path}.{why}-{utc_stamp()}"
-    n = 1
+    """Rename ``path`` to ``path.<why>-<UTC time>``; the new name.
+
+    The :data:`KEEP_SET_ASIDE` newest such copies of ``path`` are kept, older
+    ones deleted (:func:`prune_set_aside`).
+    """
+    stamp = utc_stamp()
+    # After the copies of the same second already there, so that pruning keeps it.
+    n = max((order[1] for order, _ in _copies(path) if order[0] == stamp), default=0) + 1
+    aside = f"{path}.{why}-{stamp}" if n == 1 else f"{path}.{why}-{stamp}.{n}"
     while os.path.lexists(aside):
         n += 1
-        aside = f"{path}.{why}-{utc_stamp()}.{n}"
+        aside = f"{path}.{why}-{stamp}.{n}"
     os.replace(path, aside)
+    prune_set_aside(path)
     return aside
+
+
+_ASIDE = re.compile(r"\.[a-z][a-z-]*-([0-9]{8}T[0-9]{6}Z)(?:\.([0-9]+))?")
+
+
+def _copies(path: str) -> list[tuple[tuple[str, int], str]]:
+    """((UTC time, N), path) of every set-aside copy of ``path``."""
+    folder, base = os.path.split(path)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        m = _ASIDE.fullmatch(name[len(base):]) if name.startswith(base + ".") else None
+        if m:
+            found.append(((m[1], int(m[2] or 1)), os.path.join(folder, name)))
+    return found
+
+
+def prune_set_aside(path: str, keep: int = KEEP_SET_ASIDE) -> list[str]:
+    """Delete all but the ``keep`` newest set-aside copies of ``path``; the paths deleted.
+
+    Newest by the UTC time in their names (then the ``.N`` of copies of the
+    same second). A copy that is a directory is left alone; one that cannot
+    be deleted is skipped.
+    """
+    found = sorted(_copies(path), reverse=True)
+    removed = []
+    for _, full in found[keep:]:
+        try:
+            if stat.S_ISDIR(os.lstat(full).st_mode):
+                continue
+            os.unlink(full)
+        except OSError:
+            continue
+        removed.append(full)
+    return removed

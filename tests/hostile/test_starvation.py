@@ -174,6 +174,8 @@ def test_a_writer_holding_the_store_lock_neither_blocks_queries_nor_disables_his
     finally:
         lock.release()
     assert wait_for(lambda: _writer(d)["state"] == "running"), _writer(d)
+    # Recording again clears the wait's message from health.
+    assert wait_for(lambda: _writer(d)["error"] is None), _writer(d)
     assert wait_for(lambda: d.get("/api/v1/irqsummary?start=-1h")[0] == 200)
     d.assert_balancing()
     d.assert_clean_log()

@@ -101,6 +101,8 @@ def test_history_writer_crash_is_restarted_and_shown(tmp_path, monkeypatch):
             assert wait_for(lambda: rec.health.state == "running", 10)
         assert wait_for(lambda: rec.recorded >= 1, 10)
         assert rec.health.restarts == 2 and rec.error is None and rec.active
+        # Once it records again, health no longer shows the old failure.
+        assert wait_for(lambda: rec.health.error is None, 10), rec.health.to_json()
     finally:
         rec.stop()
 

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from pyirqbalance.api.server import _peer_of
-from pyirqbalance.kernel.procnet import find_owner, parse_tcp_table, read_tcp_owner
+from pyirqbalance.kernel.procnet import find_owner, parse_tcp_table, read_tcp_owner, rows_with_port
 from pyirqbalance.service.originals import irq_key
 
 HEAD = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
@@ -90,3 +90,68 @@ def test_restore_file_keys_are_ascii_digits(text):
 
 def test_restore_file_key():
     assert irq_key("122") == 122
+
+
+def test_rows_with_port_keeps_what_find_owner_needs():
+    # Only the rows showing the peer's port are parsed: the owner found must be the
+    # one the whole table gives, for every port in it (local or remote side).
+    rows = [f"  {i}: 0100007F:{p:04X} 0100007F:{q:04X} 01 00000000:00000000 00:00000000 "
+            f"00000000 {1000 + i:5d}        0 {i} 1 0 20 4 30 10 -1\n"
+            for i, (p, q) in enumerate([(50000, 9199), (9199, 50000), (50010, 9199),
+                                        (50000, 9200), (60000, 50010), (0xC35, 9199)])]
+    table = HEAD + "".join(rows) + TCP.split("\n", 1)[1]
+    whole = parse_tcp_table(table, "little")
+    for port in (50000, 50010, 9199, 60000, 0xC35, 0xC350, 12345):
+        kept = parse_tcp_table(rows_with_port(table, port), "little")
+        assert len(kept) < len(whole)
+        for server in (9199, 9200, 50000):
+            assert (find_owner(kept, ("127.0.0.1", port), server)
+                    == find_owner(whole, ("127.0.0.1", port), server))
+    assert find_owner(parse_tcp_table(rows_with_port(table, 50010), "little"),
+                      ("127.0.0.1", 50010), 9199) == 1002
+    assert find_owner(parse_tcp_table(rows_with_port(TCP6, 50002), "little"),
+                      ("::ffff:127.0.0.1", 50002), 9199) == 65534
+
+
+def test_a_burst_of_new_connections_reads_the_socket_tables_once():
+    from types import SimpleNamespace
+
+    from pyirqbalance.api.gate import TABLE_REUSE, SocketTables, client_of
+
+    now = [100.0]
+    reads: list[float] = []
+    tables = [TCP]
+
+    def read() -> tuple[str, ...]:
+        reads.append(now[0])
+        return (tables[0], TCP6)
+
+    shared = SocketTables(read, lambda: now[0])
+
+    def channel(port: int, accepted: float | None) -> SimpleNamespace:
+        return SimpleNamespace(addr=("127.0.0.1", port), peer=None, accepted=accepted,
+                               server=SimpleNamespace(effective_port=9199))
+
+    # Accepted before the first read: one read answers both (50002 is in tcp6, v4-mapped).
+    assert client_of(channel(50000, 99.0), shared) == ("uid", 1000)
+    assert client_of(channel(50002, 99.5), shared) == ("uid", 65534)
+    assert reads == [100.0]
+    # Accepted after that read: its peer may not be in it, so it reads again.
+    now[0] = 100.5
+    assert client_of(channel(50000, 100.2), shared) == ("uid", 1000)
+    assert reads == [100.0, 100.5]
+    # A peer the last table does not list is read afresh (it may have connected since).
+    tables[0] = TCP.replace("C350 0100007F:23EF 01", "C353 0100007F:23EF 01")
+    assert client_of(channel(50003, 99.0), shared) == ("uid", 1000)
+    assert reads == [100.0, 100.5, 100.5]
+    tables[0] = TCP
+    # An old table is not used; nor is it for a channel of unknown accept time.
+    now[0] = 100.5 + TABLE_REUSE
+    assert client_of(channel(50000, 100.0), shared) == ("uid", 1000)
+    assert client_of(channel(50000, None), shared) == ("uid", 1000)
+    assert len(reads) == 5
+    # Peers that are not on this host never make it read.
+    remote = SimpleNamespace(addr=("192.0.2.1", 50000), peer=None, accepted=99.0,
+                             server=SimpleNamespace(effective_port=9199))
+    assert client_of(remote, shared) == ("addr", "192.0.2.1")
+    assert len(reads) == 5
