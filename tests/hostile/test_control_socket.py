@@ -35,8 +35,10 @@ def test_root_is_answered_while_200_idle_clients_are_connected_and_after(live):
     d = live().start()
     clients = _idle(str(d.socket_path()), 200)
     try:
-        # Within 8 s: sooner than the idle clients' own 10 s timeout would free anything.
-        assert d.ask(b"setup", timeout=8) == SETUP
+        assert d.ask(b"setup") == SETUP
+        # Answered while all 200 were connected: none had reached its own 10 s timeout yet,
+        # which would have freed a place (the log, not a time limit, says so).
+        assert "timed out" not in d.log()
         assert d.ask(b"stats").startswith(b"TYPE ")
     finally:
         for s in clients:

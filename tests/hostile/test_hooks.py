@@ -24,11 +24,13 @@ def test_a_hanging_hook_does_not_stall_the_api_during_a_rescan(live, tmp_path):
     d.signal(signal.SIGHUP)
     # The rebuild now spends 3 x 6 s in timeouts (then the script is skipped).
     assert wait_for(lambda: "timed out after 6 s" in d.log())
-    # Answered while the rebuild still waits on the hook (18 s in all).
+    # Answered while the rebuild still waits on the hook (18 s in all): before its third
+    # timeout is logged (the log, not a time limit, says when; a busy machine is slow).
     for irq in (127, 122):
-        status, body = d.get(f"/api/v1/irqsummary/{irq}", timeout=8)
+        status, body = d.get(f"/api/v1/irqsummary/{irq}")
         assert status == 200 and body["irq"] == irq
-    assert d.ask(b"setup", timeout=8).startswith(b"SLEEP 1 ")
+    assert d.ask(b"setup").startswith(b"SLEEP 1 ")
+    assert "not run again until reload" not in d.log()
     assert wait_for(lambda: "not run again until reload" in d.log(), 30)
     d.assert_balancing()
     assert wait_for(lambda: not sleeping(hang)), sleeping(hang)
