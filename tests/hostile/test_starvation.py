@@ -16,8 +16,9 @@ from typing import Any
 
 from tests.hostile.conftest import wait_for
 
-#: A request the daemon answers at once when it has a worker (a failure limit, not a measure).
-PROMPT = 10.0
+#: A request the daemon answers at once when it has a worker (a failure limit, not a measure:
+#: a busy machine can take seconds; still far below the 60 s a parked sampling request waits).
+PROMPT = 20.0
 #: Bytes of padding that make /proc/interrupts, and so each raw distribution reply, large.
 PAD = 6_000_000
 
