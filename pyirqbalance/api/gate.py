@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..engine.model import Snapshot
-from ..kernel.procnet import loopback_peer, owner_in_tables, read_tcp_tables
+from ..kernel.procnet import diag_owner, loopback_peer, owner_in_tables, read_tcp_tables
 
 __all__ = [
     "FIRST_READING_KEY",
@@ -113,11 +113,19 @@ class SocketTables:
         self._tables: tuple[str, ...] = ()
         self._read_at = -math.inf
 
-    def owner(self, host: str, port: int, server_port: int,
-              accepted: float | None) -> int | None:
-        """uid owning the loopback peer ``host:port`` of our ``server_port``, if found."""
+    def owner(self, host: str, port: int, server_port: int, accepted: float | None,
+              server_host: str | None = None) -> int | None:
+        """uid owning the loopback peer ``host:port`` of our ``server_port``, if found.
+
+        With our end's address (``server_host``), the kernel is asked for that
+        one socket first (:func:`~pyirqbalance.kernel.procnet.diag_owner`).
+        """
         if loopback_peer(host) is None:
             return None
+        if server_host is not None:
+            uid = diag_owner(host, port, server_host, server_port)
+            if uid is not None:
+                return uid
         with self._lock:
             if (accepted is not None and accepted < self._read_at
                     and self.clock() - self._read_at < TABLE_REUSE):
@@ -135,6 +143,16 @@ TABLE_REUSE = 1.0
 _TABLES = SocketTables()
 
 
+def _local_host(channel: Any) -> str | None:
+    """Our end's address of a TCP connection (the one its peer connected to)."""
+    sock = getattr(channel, "socket", None)
+    try:
+        name = sock.getsockname() if sock is not None else None
+    except OSError:
+        return None
+    return name[0] if isinstance(name, tuple) and name else None
+
+
 def client_of(channel: Any, tables: SocketTables = _TABLES) -> object:
     """Who a connection belongs to (cached on the channel)."""
     key = getattr(channel, "client_key", None)
@@ -150,7 +168,7 @@ def client_of(channel: Any, tables: SocketTables = _TABLES) -> object:
         if isinstance(addr, tuple) and len(addr) >= 2:
             server_port = getattr(channel.server, "effective_port", None)
             uid = (tables.owner(host, int(addr[1]), int(server_port),
-                                getattr(channel, "accepted", None))
+                                getattr(channel, "accepted", None), _local_host(channel))
                    if server_port else None)
             if uid is not None:
                 key = ("uid", uid)

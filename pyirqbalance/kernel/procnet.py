@@ -23,12 +23,15 @@ Addresses are the in-memory ``__be32`` words printed with ``%08X`` (so each
 from __future__ import annotations
 
 import ipaddress
+import socket
+import struct
 import sys
 from typing import NamedTuple
 
 from .sysroot import SysRoot
 
-__all__ = ["CONNECTED_STATES", "TCP_ESTABLISHED", "TcpSocket", "find_owner", "loopback_peer",
+__all__ = ["CONNECTED_STATES", "TCP_ESTABLISHED", "TcpSocket", "diag_owner", "find_owner",
+           "loopback_peer",
            "owner_in_tables", "parse_tcp_table", "read_tcp_owner", "read_tcp_tables",
            "rows_with_port"]
 
@@ -143,3 +146,57 @@ def read_tcp_owner(peer_host: str, peer_port: int, server_port: int) -> int | No
     if loopback_peer(peer_host) is None:
         return None
     return owner_in_tables(read_tcp_tables(), peer_host, peer_port, server_port)
+
+
+# sock_diag (include/uapi/linux/sock_diag.h, inet_diag.h): one socket looked up by its
+# addresses and ports, instead of the whole table (net/ipv4/inet_diag.c
+# inet_diag_find_one_icsk).
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLMSG_ERROR = 2
+_NLM_F_REQUEST = 1
+_NOCOOKIE = 0xFFFFFFFF
+#: struct inet_diag_msg: family, state, timer, retrans, the 48-byte sockid, then
+#: expires, rqueue, wqueue, uid, inode.
+_DIAG_MSG = struct.Struct("=BBBB48sIIIII")
+
+
+def diag_owner(peer_host: str, peer_port: int, server_host: str,
+               server_port: int) -> int | None:
+    """Owner uid of the loopback peer's socket connected to ``server_host:server_port``.
+
+    Asks the kernel for that one socket (sock_diag netlink), which takes
+    microseconds where reading /proc/net/tcp takes milliseconds on a busy host.
+    None when the kernel cannot answer (no sock_diag, no such socket) or the
+    socket is not in a connected state: then :func:`read_tcp_owner` is the way.
+    """
+    peer, server = loopback_peer(peer_host), _address_of(server_host)
+    if peer is None or server is None or peer.version != server.version:
+        return None
+    family = socket.AF_INET if peer.version == 4 else socket.AF_INET6
+    sockid = (struct.pack("!HH", peer_port, server_port) + peer.packed.ljust(16, b"\0")
+              + server.packed.ljust(16, b"\0") + struct.pack("=III", 0, _NOCOOKIE, _NOCOOKIE))
+    req = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid
+    msg = struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0) + req
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
+            nl.sendto(msg, (0, 0))
+            data = nl.recv(4096, socket.MSG_DONTWAIT)  # answered while the request was sent
+    except OSError:
+        return None
+    if len(data) < 16 + _DIAG_MSG.size:
+        return None
+    kind = struct.unpack_from("=H", data, 4)[0]
+    if kind != _SOCK_DIAG_BY_FAMILY:
+        return None
+    _, state, _, _, got, _, _, _, uid, _ = _DIAG_MSG.unpack_from(data, 16)
+    if state not in CONNECTED_STATES or got[:4] != sockid[:4]:
+        return None
+    return int(uid)
+
+
+def _address_of(host: str) -> Address | None:
+    try:
+        return _plain(ipaddress.ip_address(host.split("%", 1)[0]))
+    except ValueError:
+        return None

@@ -155,3 +155,49 @@ def test_a_burst_of_new_connections_reads_the_socket_tables_once():
                              server=SimpleNamespace(effective_port=9199))
     assert client_of(remote, shared) == ("addr", "192.0.2.1")
     assert len(reads) == 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+@pytest.mark.parametrize(("family", "listen", "connect"), [
+    (socket.AF_INET, "127.0.0.1", "127.0.0.1"),
+    (socket.AF_INET6, "::1", "::1"),
+    (socket.AF_INET6, "::", "127.0.0.1"),     # a v4 peer of a dual-stack listener
+])
+def test_the_kernel_names_the_owner_the_socket_table_shows(family, listen, connect):
+    import shutil
+    import subprocess
+
+    from pyirqbalance.kernel.procnet import diag_owner
+
+    # The system's interpreter: nobody may not enter the checkout (or its venv).
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no /usr/bin/python3 to run a client as nobody")
+
+    with socket.socket(family) as server:
+        if listen == "::":
+            server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        server.bind((listen, 0))
+        server.listen()
+        port = server.getsockname()[1]
+        # A client owned by nobody (65534): the uid read must be the socket's, not ours.
+        client = subprocess.Popen(
+            [python, "-I", "-c", "import socket, sys; s = socket.create_connection("
+             f"({connect!r}, {port})); sys.stdout.write('x'); sys.stdout.flush(); "
+             "sys.stdin.read()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, user=65534, cwd="/")
+        try:
+            assert client.stdout is not None and client.stdout.read(1) == b"x"
+            conn, peer = server.accept()
+            with conn:
+                here = conn.getsockname()[0]
+                table = read_tcp_owner(peer[0], peer[1], port)
+                assert table == 65534
+                assert diag_owner(peer[0], peer[1], here, port) == table
+                assert diag_owner(peer[0], peer[1] ^ 1, here, port) is None   # no such socket
+                assert diag_owner(peer[0], peer[1], here, port ^ 1) is None
+        finally:
+            assert client.stdin is not None
+            client.stdin.close()
+            client.wait(timeout=60)
+    assert diag_owner("192.0.2.1", 1, "127.0.0.1", 2) is None   # not loopback: not ours to ask
