@@ -18,7 +18,10 @@ API on 127.0.0.1 and metrics on), then, after three passes of warm-up, for
 
 In every phase ``GET /api/v1/health`` is sent 10 times a second on a new
 connection; the table gives its p50/p99/max latency and the passes'
-spacing (the ``last_pass`` time health reports) against ``--interval``.
+spacing (the ``last_pass`` time health reports) against ``--interval``. The
+three slowest health requests of each phase, with when they were sent (seconds
+into the phase), go to stderr: a stall at 0.00 s comes from the phase's clients
+connecting.
 
     sudo python3 benchmarks/load_api.py            # root: the control socket needs it
 """
