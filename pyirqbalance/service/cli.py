@@ -23,7 +23,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import IRQBALANCE_COMPAT_VERSION, __version__
 from ..engine.model import HintPolicy
@@ -42,6 +42,9 @@ from .config import (
     load_config,
 )
 from .exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
+
+if TYPE_CHECKING:
+    from .daemon import Attach
 
 __all__ = [
     "EXIT_CONFIG",
@@ -498,8 +501,10 @@ def _fail(code: int, message: str, usage: bool = False) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Entry point of the ``pyirqbalance`` command; returns the exit status."""
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, *,
+         attach: Attach | None = None) -> int:
+    """The ``pyirqbalance`` command line; returns the exit status. ``attach`` adds the
+    services around a daemon's loop (:func:`pyirqbalance.app.main` passes the API's)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ if environ is None else environ)
     try:
@@ -529,4 +534,4 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
     from .daemon import run  # the rest is only needed once the options are good
 
-    return run(opts, reload=reload, environ=env)
+    return run(opts, reload=reload, environ=env, attach=attach)

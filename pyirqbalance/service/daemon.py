@@ -40,9 +40,8 @@ from ..kernel.procinterrupts import MEMO_LIMIT
 from ..kernel.sysroot import SysRoot
 from ..supervise import StatusBoard
 from .config import ConfigError, Options
-from .control import ControlAdapter
 from .detach import daemonize
-from .exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
+from .exits import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .logsetup import setup_logging
 from .originals import OriginalAffinities, restore
 from .passlog import PassLog
@@ -55,7 +54,7 @@ if TYPE_CHECKING:
     from ..engine.classify import PolicyHook
     from .notify import Notifier
 
-__all__ = ["Daemon", "PassListener", "Service", "run"]
+__all__ = ["Attach", "Daemon", "PassListener", "Service", "run"]
 
 #: umask of a daemon (not of a oneshot run, which creates nothing but the state file).
 DAEMON_UMASK = 0o027
@@ -67,6 +66,14 @@ STALL_GRACE = 10.0
 
 #: Called with every pass's report, on the loop's thread; must not block.
 PassListener = Callable[[PassReport], None]
+
+
+class Attach(Protocol):
+    """Adds services and pass listeners to a daemon before its loop starts; returns an
+    exit status to stop with (a configuration that cannot be served), or None."""
+
+    def __call__(self, opts: Options, root: SysRoot, daemon: Daemon,
+                 log: logging.Logger) -> int | None: ...
 
 
 class Service(Protocol):
@@ -458,8 +465,12 @@ def _fail(code: int, message: str) -> int:
 
 
 def run(opts: Options, *, reload: Callable[[], Options] | None = None,
-        environ: dict[str, str] | None = None) -> int:
-    """Run pyirqbalance as ``opts`` say; returns the exit status."""
+        environ: dict[str, str] | None = None, attach: Attach | None = None) -> int:
+    """Run pyirqbalance as ``opts`` say; returns the exit status.
+
+    ``attach`` adds what the configuration asks for around a daemon's loop (history, API,
+    metrics, control socket: :func:`pyirqbalance.api.wiring.attach`, passed in by the
+    composition root :mod:`pyirqbalance.app`); without it a daemon only balances."""
     env = os.environ if environ is None else environ
     opts = _absolute(opts)
     root = SysRoot(opts.sysroot)
@@ -505,7 +516,7 @@ def run(opts: Options, *, reload: Callable[[], Options] | None = None,
         lock.write_pid(os.getpid())
         if opts.pidfile:
             pid_written = write_pidfile(opts.pidfile, os.getpid(), log)
-        return _serve(opts, root, log, reload, env)
+        return _serve(opts, root, log, reload, env, attach)
     except StartError as err:
         return _fail(EXIT_RUNTIME, str(err))
     finally:
@@ -515,7 +526,7 @@ def run(opts: Options, *, reload: Callable[[], Options] | None = None,
 
 
 def _serve(opts: Options, root: SysRoot, log: logging.Logger,
-           reload: Callable[[], Options] | None, env) -> int:
+           reload: Callable[[], Options] | None, env, attach: Attach | None) -> int:
     from .notify import Notifier, watchdog_interval  # deferred: dry runs never notify
 
     signals = _Signals()
@@ -553,28 +564,10 @@ def _serve(opts: Options, root: SysRoot, log: logging.Logger,
     board.flags["originals_unrecorded"] = lambda: originals.problem
     board.facts["last_pass_age_s"] = daemon.pass_age
     board.facts["stalled_after_s"] = daemon.stall_limit
-    cfg = opts.config
-    if not opts.oneshot and (cfg.history.enabled or cfg.api.enabled or cfg.metrics.enabled):
-        # Imported only when asked for: the HTTP stack is not free to load.
-        from ..api.server import ApiConfigError
-        from ..api.wiring import build_extras
-
-        try:
-            extras = build_extras(cfg, root, balancer, log, board)
-        except (ApiConfigError, ValueError) as err:
-            log.error("%s", err)
-            return EXIT_CONFIG
-        daemon.services += extras.services
-        daemon.listeners += extras.listeners
-    if opts.config.socket.enabled and not opts.oneshot:
-        from ..api.uisocket import ControlSocket  # deferred: daemon only (start-up cost)
-
-        control = ControlAdapter(daemon)
-        daemon.services.append(control)
-        daemon.listeners.append(control.refresh)
-        sock = ControlSocket(control, run_dir=opts.run_dir, log=log)
-        board.threads.append(sock.health)
-        daemon.services.append(sock)
+    if attach is not None and not opts.oneshot:
+        code = attach(opts, root, daemon, log)
+        if code is not None:
+            return code
     try:
         return daemon.run()
     finally:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from pyirqbalance.api.control import ControlAdapter
 from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.kernel.procpid import list_pids, read_process_names
 from pyirqbalance.kernel.sysroot import SysRoot
 from pyirqbalance.service.cli import resolve
 from pyirqbalance.service.config import Config, load_config
-from pyirqbalance.service.control import ControlAdapter
 from pyirqbalance.service.daemon import Daemon, _Signals
 from pyirqbalance.service.notify import Notifier
 from pyirqbalance.service.rivals import find_irqbalance, is_irqbalance

@@ -89,7 +89,7 @@ def test_start_status_reload_stop_in_a_private_namespace(tmp_path):
     # A Python script named pyirqbalance, as the package's /usr/bin/pyirqbalance is: the
     # kernel names the process after it, which is what the script's stop and status match.
     wrapper.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                       "from pyirqbalance.service.cli import main\n"
+                       "from pyirqbalance.app import main\n"
                        f"sys.exit(main([{'--config=' + str(DEFAULTS_CONFIG)!r}, *sys.argv[1:]]))\n")
     wrapper.chmod(0o755)
     defaults = tmp_path / "etc-default"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pyirqbalance import completion
 from pyirqbalance.api.ctl import _parser as ctl_parser
-from pyirqbalance.service import cli, completion
+from pyirqbalance.service import cli
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 

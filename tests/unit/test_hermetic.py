@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: every argv with its own ``--config=``.
 OWN_ARGV = {"tests/hermetic.py", "tests/realkernel/inguest.py"}
 #: Modules that name the default path only in text (manual pages, help).
-TEXT_ONLY = {"pyirqbalance/service/config.py", "pyirqbalance/service/manpages.py"}
+TEXT_ONLY = {"pyirqbalance/service/config.py", "pyirqbalance/manpages.py"}
 
 
 def test_in_process_default_is_the_suites_config():

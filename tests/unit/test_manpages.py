@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pyirqbalance import manpages
 from pyirqbalance.api.ctl import _parser as argument_parser
-from pyirqbalance.service import cli, manpages
+from pyirqbalance.service import cli
 from pyirqbalance.service.config import KEY_DESCRIPTIONS, KeyDoc, config_keys, key_docs
 
 REPO = Path(__file__).resolve().parents[2]

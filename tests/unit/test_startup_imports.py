@@ -20,11 +20,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Runs cli.main with the arguments after the output path, then writes the exit status
-# and the loaded modules there.
+# Runs the entry point (app.main) with the arguments after the output path, then writes
+# the exit status and the loaded modules there.
 _PROBE = """
 import sys
-from pyirqbalance.service.cli import main
+from pyirqbalance.app import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as f:
     f.write(repr((code, sorted(sys.modules))))

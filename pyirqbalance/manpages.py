@@ -5,7 +5,7 @@ The option and key lists come from the tables the programs themselves use --
 parser -- so a new option or key is in the pages the next time they are
 built; the prose around them (environment, files, signals, exit status,
 switching, differences from irqbalance) is written here. ``python3 -m
-pyirqbalance.service.manpages DIR`` writes the three pages into DIR (the
+pyirqbalance.manpages DIR`` writes the three pages into DIR (the
 Debian build does this).
 """
 
@@ -18,9 +18,15 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .. import IRQBALANCE_COMPAT_VERSION, __version__
-from . import cli, exits
-from .config import DEFAULT_CONFIG_PATH, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, KeyDoc, key_docs
+from . import IRQBALANCE_COMPAT_VERSION, __version__
+from .service import cli, exits
+from .service.config import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_RUN_DIR,
+    DEFAULT_STATE_DIR,
+    KeyDoc,
+    key_docs,
+)
 
 __all__ = ["ctl_page", "daemon_page", "main", "pages", "roff_text", "yaml_page", "yaml_value"]
 
@@ -290,7 +296,7 @@ _CTL_ENVIRONMENT = (
 
 
 def _ctl_exit() -> tuple[tuple[int, str], ...]:
-    from ..api import ctl  # deferred: it loads the API (Flask)
+    from .api import ctl  # deferred: it loads the API (Flask)
 
     return (
         (ctl.EXIT_OK, "Success."),
@@ -305,7 +311,7 @@ def _ctl_exit() -> tuple[tuple[int, str], ...]:
 def ctl_page(parser: argparse.ArgumentParser | None = None) -> str:
     """pyirqbalancectl(1); ``parser`` defaults to the command's own."""
     if parser is None:
-        from ..api import ctl  # deferred: it loads the API (Flask)
+        from .api import ctl  # deferred: it loads the API (Flask)
 
         parser = ctl._parser()
     options = "".join(_item(_action_tag(a), _action_text(a)) for a in _arguments(parser))
@@ -410,10 +416,10 @@ def pages() -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python3 -m pyirqbalance.service.manpages DIR``: write the pages into DIR."""
+    """``python3 -m pyirqbalance.manpages DIR``: write the pages into DIR."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        sys.stderr.write("usage: python3 -m pyirqbalance.service.manpages DIR\n")
+        sys.stderr.write("usage: python3 -m pyirqbalance.manpages DIR\n")
         return 2
     try:
         os.makedirs(args[0], exist_ok=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from .uisocket import SetupState, format_stats
+
 if TYPE_CHECKING:
-    from ..api.uisocket import SetupState
     from ..engine.model import PassReport
-    from .daemon import Daemon
+    from ..service.daemon import Daemon
 
 __all__ = ["ControlAdapter"]
 
@@ -44,7 +45,6 @@ class ControlAdapter:
         self._stale = True
 
     def control_stats(self) -> bytes:
-        from ..api.uisocket import format_stats  # deferred: daemon only (start-up cost)
 
         with self._lock:
             if self._stale:
@@ -57,7 +57,6 @@ class ControlAdapter:
             return self._stats
 
     def control_setup(self) -> SetupState:
-        from ..api.uisocket import SetupState  # deferred: daemon only (start-up cost)
 
         b = self.balancer
         return SetupState(self.daemon.interval, tuple(b.settings.banned_irqs), b.banned_cpus)
