@@ -16,7 +16,8 @@ devices' load over its usable CPUs. Summaries are over the steady passes (the 3r
 last; on a machine whose load shifts once, not the window the shift lands in nor the next);
 moves are effective-CPU changes from the 2nd pass on; remote counts firing IRQs of a
 device with a node that fire off it. For the balanced placement, its own prediction of the
-busiest CPU (its debug log) is compared with what the next window measured. A machine whose
+busiest CPU (its debug log; for a window as long as the last, as the harness's windows all
+fire one interval's interrupts) is compared with what the next window measured. A machine whose
 load shifts once (``harness.rate_shift``) also reports how many passes after the shift the
 balanced placement needed to be back under 1.15x the floor.
 Needs root (private mount namespace) and the irqbalance package.
@@ -50,7 +51,12 @@ BALANCERS = {
         "--foreground", "--interval=1", "--placement=balanced", "--debug"
     ),
 }
-PREDICTED = re.compile(r"balanced placement: pass (\d+): busiest CPU predicted ([\d.]+) us")
+#: The planner's prediction for a window as long as the last one: the harness fires one
+#: ``interval``'s interrupts a pass whatever the wall-clock time between passes, so the
+#: prediction scaled to the wall-clock window (right on a real kernel) would add the
+#: daemon's scheduling jitter, which the simulator does not have.
+PREDICTED = re.compile(r"balanced placement: pass (\d+): busiest CPU predicted [\d.]+ us, "
+                       r"measured [\d.]+ us \(predicted ([\d.]+) us over a window as long")
 
 
 def rates_at(desc: dict, index: int) -> dict[int, int]:

@@ -36,6 +36,7 @@ interrupt costs: interrupt counts are balanced (every interrupt
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import time
@@ -46,7 +47,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..kernel import procstat
-from ..kernel.cpumask import cpus_of, irqbalance_parse_mask
+from ..kernel.cpumask import cpus_of as _cpus_of
+from ..kernel.cpumask import irqbalance_parse_mask
 from ..kernel.sysroot import SysRoot
 from .model import BalanceLevel, HintPolicy
 from .topology import NO_NODE, ObjType, Topology, TopoObj
@@ -65,6 +67,13 @@ __all__ = [
     "plan_by_kind",
     "plan_placement",
 ]
+
+@functools.lru_cache(maxsize=256)
+def cpus_of(mask: int) -> tuple[int, ...]:
+    """Sorted CPU numbers in ``mask`` (the few masks a pass uses, remembered: at 1024
+    CPUs a mask's bits take longer to list than a pass's search)."""
+    return tuple(_cpus_of(mask))
+
 
 #: The ``--placement`` values: irqbalance's placement, or this one.
 PLACEMENTS = ("irqbalance", "balanced")
@@ -389,10 +398,14 @@ def plan_placement(
     st.least = _Least(st.load, st.allowed.values())
     start: dict[int, int | None] = {it.irq: it.cpu for it in cand + stray}
     placed: dict[int, int] = {}
-    for it in cand:
+    on, allowed_of = st.on, st.allowed
+    for it in cand:  # grouped, then each group sorted once (st.add per IRQ: insort)
         assert it.cpu is not None
-        st.add(it.irq, it.cpu)
+        on.setdefault(it.cpu, {}).setdefault(allowed_of[it.irq], []).append((it.cost, it.irq))
         placed[it.irq] = it.cpu
+    for groups in on.values():
+        for group in groups.values():
+            group.sort()
     for it in sorted(stray, key=lambda i: (-i.cost, i.irq)):
         parts = it.spread or (((it.cpu, it.cost),) if it.cpu is not None else ())
         for cpu, ns in parts:
@@ -667,11 +680,13 @@ class BalancedPlacement:
         items, background, replanned, changed = self._items(
             firing, topo, usable, located, cpu_ns, estimated, boot, noise)
         predicted = measured = None
+        per_last = last_window = 0.0
         last = self.last_plan
         if last is not None and last.window_s is not None and window and not estimated:
             scale = window / last.window_s
-            predicted = max((v for c, v in last.after.items() if usable >> c & 1),
-                            default=0.0) * scale
+            per_last = max((v for c, v in last.after.items() if usable >> c & 1), default=0.0)
+            last_window = last.window_s
+            predicted = per_last * scale
             measured = max((v for c, v in cpu_ns.items() if usable >> c & 1), default=0.0)
         # the first pass that sees IRQs fire places them all; later ones move at most the budget
         budget = s.placement_max_moves if self._placed else max(len(items), 1)
@@ -702,8 +717,10 @@ class BalancedPlacement:
                 "than %.0f us on some CPU: planning from the measurement", noise / 1e3)
         if predicted is not None:
             self.log.debug("balanced placement: pass %d: busiest CPU predicted %.1f us, "
-                           "measured %.1f us", balancer.cycle, predicted / 1e3,
-                           (measured or 0.0) / 1e3)
+                           "measured %.1f us (predicted %.1f us over a window as long as "
+                           "the last one, %.3f s; this one %.3f s)", balancer.cycle,
+                           predicted / 1e3, (measured or 0.0) / 1e3, per_last / 1e3,
+                           last_window, window)
         self._hand_over(balancer, plan, usable)
         _keep_in_place(balancer, items, plan, usable)
         self.last_plan = plan
@@ -747,32 +764,38 @@ class BalancedPlacement:
         the kernel's effective_affinity (else smp_affinity) says.
         """
         columns = list(cpus_of(online))
+        ncols = len(columns)
         cells = balancer.interrupt_columns([info.irq for info in firing])
+        whole = self._columns
+        new_located = Located.__new__
         out: dict[int, Located] = {}
         for info in firing:
-            irq, n = info.irq, deltas[info.irq]
+            irq = info.irq
+            n = deltas[irq]
             found: tuple[tuple[int, int], ...] = ()
             known = cells.get(irq)
             if known is not None:
                 cell, counts = known
                 if cell is not None:
-                    if cell < len(columns):
+                    if cell < ncols:
                         cpu = columns[cell]
                         found = ((cpu, n),)
-                        col = self._columns.get(irq)
+                        col = whole.get(irq)
                         if col is not None:
                             col[cpu] = col.get(cpu, 0) + n
-                elif counts is not None and all(c < len(columns) for c in counts):
+                        out[irq] = new_located(Located, n, found)
+                        continue
+                elif counts is not None and all(c < ncols for c in counts):
                     now = {columns[c]: v for c, v in counts.items()}
-                    last = self._columns.get(irq)
+                    last = whole.get(irq)
                     if last is not None or boot:
                         rise = {c: v - (last or {}).get(c, 0) for c, v in now.items()}
                         found = tuple((c, v) for c, v in sorted(rise.items()) if v > 0)
-                    self._columns[irq] = now
+                    whole[irq] = now
             if not found or (boot and len(found) > 1):
                 cpu = self._read_location(irq, online)
                 found = ((cpu, n),) if cpu is not None else ()
-            out[irq] = Located(n, found)
+            out[irq] = new_located(Located, n, found)
         return out
 
     def _check_requests(self, located: Mapping[int, Located]) -> None:
@@ -822,8 +845,12 @@ class BalancedPlacement:
         elif not boot or not rebuilt:
             replanned = self._measure(on, cpu_ns, fresh, factor, noise) and not boot
         items: list[Item] = []
+        append = items.append
+        new_item = Item.__new__
         surprise = total = 0.0
         stuck = self._stuck
+        long_run = self._long_run
+        counting = not boot
         #: the IRQs of one device mostly share where they may go
         allowed_of: dict[tuple, int] = {}
         for info in firing:
@@ -831,24 +858,37 @@ class BalancedPlacement:
             loc = located[irq]
             per = ns[irq]
             n = loc.n
+            cpus = loc.cpus
             spread: tuple[tuple[int, float], ...] = ()
             if rebuilt and irq in rate:
                 n = round(rate[irq])  # since boot: its rate before the rebuild stands
                 cost = n * per
-            elif len(loc.cpus) == 1:
-                cost = n * per * (factor.get(loc.cpus[0][0], 1.0) if replanned else 1.0)
+            elif len(cpus) == 1:
+                cost = n * per * factor.get(cpus[0][0], 1.0) if replanned else n * per
             else:
                 # several CPUs; when replanned: this window's measured times, shared as
                 # the estimates say
                 spread = tuple((cpu, k * per * (factor.get(cpu, 1.0) if replanned else 1.0))
-                               for cpu, k in loc.cpus)
+                               for cpu, k in cpus)
                 cost = sum(ns_ for _, ns_ in spread)
-            if not boot:
-                unforeseen = self._count(irq, n)
-                if unforeseen is not None:
-                    surprise += unforeseen * per
+            steady = None
+            if counting:
+                # the window's interrupts into the IRQ's smoothed and long-run rates;
+                # how far they were from its smoothed rate (unknown for a new IRQ)
+                last = rate.get(irq)
+                if last is None:
+                    rate[irq] = n
+                    long_run[irq] = (float(n), 1)
+                    steady = n * per
+                else:
+                    smoothed = rate[irq] = last + _RATE_WEIGHT * (n - last)
+                    mean, seen = long_run.get(irq, (float(n), 0))
+                    seen = seen + 1 if seen < _WINDOWS else _WINDOWS
+                    long_run[irq] = (mean + (n - mean) / seen, seen)
+                    surprise += abs(n - last) * per
                     total += n * per
-            main = _main_cpu(loc)
+                    steady = smoothed * per
+            main = cpus[0][0] if len(cpus) == 1 else _main_cpu(loc)
             if irq in stuck:
                 allowed = 0
             else:
@@ -858,8 +898,7 @@ class BalancedPlacement:
                 if allowed < 0:
                     allowed = allowed_of[key] = movable_cpus(info, topo, usable)
             node = info.node.number if info.node is not None else NO_NODE
-            steady = rate[irq] * per if irq in rate and not boot else None
-            items.append(Item(irq, cost, main, allowed, node, spread, steady))
+            append(new_item(Item, irq, cost, main, allowed, node, spread, steady))
         background = {} if estimated or rebuilt else {
             cpu: t for cpu, t in cpu_ns.items() if t and cpu not in on
         }
@@ -867,21 +906,6 @@ class BalancedPlacement:
         if changed > _UNFORESEEN:
             items = self._long_run_items(items)
         return items, background, replanned, changed
-
-    def _count(self, irq: int, n: int) -> float | None:
-        """Take a window's ``n`` interrupts into the IRQ's rates; how far they were from
-        its smoothed rate (None for an IRQ not seen before)."""
-        rate, long_run = self._rate, self._long_run
-        last = rate.get(irq)
-        if last is None:
-            rate[irq] = n
-            long_run[irq] = (float(n), 1)
-            return None
-        rate[irq] = last + _RATE_WEIGHT * (n - last)
-        mean, seen = long_run.get(irq, (float(n), 0))
-        seen = min(seen + 1, _WINDOWS)
-        long_run[irq] = (mean + (n - mean) / seen, seen)
-        return abs(n - last)
 
     def _long_run_items(self, items: list[Item]) -> list[Item]:
         """The load changes more than it stays: the items at their long-run rates, not at
@@ -929,7 +953,11 @@ class BalancedPlacement:
                         correction.pop(irq, None)
                 history.pop(cpu, None)
                 continue
-            predicted = sum(k * ns[irq] for irq, k in irqs.items())
+            if len(irqs) == 1:
+                ((only, k),) = irqs.items()
+                predicted = k * ns[only]
+            else:
+                predicted = sum([k * ns[irq] for irq, k in irqs.items()])
             if predicted <= 0:
                 continue
             factor[cpu] = t / predicted
@@ -938,7 +966,7 @@ class BalancedPlacement:
             if run is None or run.irqs != irqs.keys():
                 run = history[cpu] = _Run(irqs.keys())
             run.add(t, irqs)
-            expected = sum(k * ns[irq] for irq, k in run.counts.items())
+            expected = sum([k * ns[irq] for irq, k in run.counts.items()])
             total = run.total
             if expected > 0 and abs(total - expected) > noise / 2:
                 # off by more than a jiffy: corrected to within one
@@ -950,6 +978,13 @@ class BalancedPlacement:
                 continue
             weights = pairs[1::2]
             ns[irq] *= sum(f * w for f, w in zip(pairs[::2], weights)) / sum(weights)
+        if off and correction:
+            # planning from the measurement: each CPU's time shared at the corrected
+            # estimates (a factor over the old ones would count the correction twice)
+            for cpu in factor:
+                predicted = sum([k * ns[irq] for irq, k in on[cpu].items()])
+                if predicted > 0:
+                    factor[cpu] = cpu_ns.get(cpu, 0.0) / predicted
         return off
 
     def _read_location(self, irq: int, online: int) -> int | None:

@@ -314,3 +314,33 @@ def test_an_irq_spread_over_cpus_it_may_use_stays_spread():
     assert plan.before == {0: 14, 1: 6, 2: 0}
     assert plan.moves == {2: (0, 2)}
     assert plan.after == {0: 6, 1: 6, 2: 8}
+
+
+def test_a_plan_from_the_measurement_shares_each_cpus_measured_time():
+    # IRQs 1 and 2 fire 10 interrupts each on cpu0, estimated at 1000 ns an interrupt
+    # (predicted 20000 ns); /proc/stat measures 60000 ns there, off by more than the noise
+    # (2000 ns): the pass plans from the measurement. The estimates are corrected to within
+    # a jiffy (noise / 2 = 1000 ns) of it: 59000 / 20000 = 2.95 each, 2950 ns an interrupt.
+    # Planned from the measurement, cpu0's 60000 ns is shared over the two as the corrected
+    # estimates say: 30000 each (the correction and the measurement counted once: a factor
+    # of 3 over the old estimates on top of the corrected ones would give 88500 each).
+    from types import SimpleNamespace
+
+    from pyirqbalance.engine.balanced import BalancedPlacement, Located
+    from pyirqbalance.engine.model import BalanceLevel, HintPolicy
+    from pyirqbalance.engine.topology import NO_NODE
+
+    bp = BalancedPlacement(None, logging.getLogger("test"))
+    bp._ns = {1: 1000.0, 2: 1000.0}
+    bp._rate = {1: 10.0, 2: 10.0}
+    node = SimpleNamespace(number=NO_NODE, mask=CPU0 | CPU1)
+    firing = [SimpleNamespace(irq=irq, node=node, level=BalanceLevel.CORE, hint=0,
+                              hintpolicy=HintPolicy.IGNORE, unmanaged_reason=None)
+              for irq in (1, 2)]
+    located = {1: Located(10, ((0, 10),)), 2: Located(10, ((0, 10),))}
+    topo = SimpleNamespace(numa=False)
+    items, _background, replanned, _changed = bp._items(
+        firing, topo, CPU0 | CPU1, located, {0: 60000.0, 1: 0.0}, False, False, 2000.0)
+    assert replanned
+    assert bp._ns == pytest.approx({1: 2950.0, 2: 2950.0})
+    assert {it.irq: it.cost for it in items} == pytest.approx({1: 30000.0, 2: 30000.0})
