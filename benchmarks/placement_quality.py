@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Placement quality: irqbalance 1.9.2, pyirqbalance and pyirqbalance --placement=balanced.
 
-    sudo .venv/bin/python benchmarks/placement_quality.py [-k PASSES] [--json OUT] [MACHINE ...]
+    sudo .venv/bin/python benchmarks/placement_quality.py [-k PASSES] [--json OUT]
+        [--only BALANCER --reuse EARLIER.json] [MACHINE ...]
 
 Each balancer runs as a daemon in the oracle's cycles mode (tests/oracle/harness.py:
 /proc/interrupts and /proc/stat served per pass, every IRQ firing its ``rate`` where the
@@ -147,12 +148,16 @@ def score(desc: dict, res: harness.CyclesResult) -> dict:
     return out
 
 
-def run_machine(name: str, passes: int, work: Path) -> dict[str, dict]:
+def run_machine(name: str, passes: int, work: Path, only: list[str] | None = None,
+                earlier: dict[str, dict] | None = None) -> dict[str, dict]:
     path = MACHINES / f"{name}.json"
     desc = json.loads(path.read_text())
     extra, env = harness.machine_options(path)
     out = {}
     for label, balancer in BALANCERS.items():
+        if only and label not in only:
+            out[label] = (earlier or {})[label]  # an earlier run's, unchanged code
+            continue
         res = harness.run_cycles(balancer, path, work, passes, extra, env)
         out[label] = score(desc, res)
         print(f"  {name} {label}: {out[label]['ratio']:.2f}x floor, {out[label]['moves']} moves",
@@ -201,7 +206,13 @@ def main() -> int:
     ap.add_argument("machines", nargs="*", help="names in tests/machines (default: every p_*)")
     ap.add_argument("-k", "--passes", type=int, default=10)
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--only", action="append", choices=list(BALANCERS),
+                    help="run only this balancer (repeatable); the others' rows come from --reuse")
+    ap.add_argument("--reuse", type=Path, help="an earlier --json output (with --only)")
     a = ap.parse_args()
+    if a.only and set(a.only) != set(BALANCERS) and a.reuse is None:
+        ap.error("--only needs --reuse for the balancers it does not run")
+    earlier = json.loads(a.reuse.read_text())["results"] if a.reuse else {}
     ok, why = harness.have_oracle()
     if not ok:
         print(f"placement_quality: {why}", file=sys.stderr)
@@ -210,7 +221,10 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="placement-quality-") as tmp:
         for name in names:
-            results[name] = run_machine(name, a.passes, Path(tmp))
+            if a.only and name not in earlier and set(a.only) != set(BALANCERS):
+                print(f"placement_quality: {name} is not in {a.reuse}", file=sys.stderr)
+                return 2
+            results[name] = run_machine(name, a.passes, Path(tmp), a.only, earlier.get(name))
     print(table(results))
     missed = {name: verdicts(rows) for name, rows in results.items()}
     for name, why in missed.items():
