@@ -34,16 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyirqbalance.history.store import (
-    CPU_BITS,
-    DAY,
-    HOUR,
-    JIFFIES_IRQ,
-    JIFFIES_SOFTIRQ,
-    HistoryStore,
-    Reading,
-    SeriesRow,
-)
+from pyirqbalance.history.records import JIFFIES_IRQ, JIFFIES_SOFTIRQ, Reading, SeriesRow
+from pyirqbalance.history.store import CPU_BITS, DAY, HOUR, HistoryStore
 
 NCPU, NIRQ = 256, 2048
 STEP = 60.0

@@ -51,28 +51,11 @@ from .records import (
     LastReading,
     Reading,
     Recorded,
-    SeriesRow,
     WindowSummary,
     iso_time,
 )
 
-__all__ = [
-    "JIFFIES_IRQ",
-    "JIFFIES_SOFTIRQ",
-    "Boot",
-    "HistoryBusy",
-    "HistoryConfig",
-    "HistoryError",
-    "HistoryStore",
-    "IrqMeta",
-    "IrqTotal",
-    "LastReading",
-    "Reading",
-    "Recorded",
-    "SeriesRow",
-    "WindowSummary",
-    "iso_time",
-]
+__all__ = ["CPU_BITS", "DAY", "HOUR", "HistoryStore"]
 
 SCHEMA_VERSION = 1
 HOUR, DAY = 3600, 86400

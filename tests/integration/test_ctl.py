@@ -306,7 +306,7 @@ def test_summary_with_one_sample_says_when_the_next_comes(fake_machine, monkeypa
     from pyirqbalance.engine.model import Snapshot
     from pyirqbalance.history import HistoryConfig
     from pyirqbalance.history.recorder import reading_from_snapshot
-    from pyirqbalance.history.store import iso_time
+    from pyirqbalance.history.records import iso_time
 
     tree = _isolated_machine(fake_machine, monkeypatch)
     path = tree / "var" / "lib" / "pyirqbalance" / "history.sqlite"

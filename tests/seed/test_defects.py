@@ -13,7 +13,7 @@ from pyirqbalance.api.client import ApiClient
 from pyirqbalance.api.overrides import OverrideRegistry
 from pyirqbalance.api.wiring import _PinnedIrqs
 from pyirqbalance.engine.balancer import Balancer
-from pyirqbalance.history.store import iso_time
+from pyirqbalance.history.records import iso_time
 from tests.controlsocket import ask
 from tests.integration.test_api import Rig
 from tests.seed.live import LiveDaemon
