@@ -386,6 +386,10 @@ CI_TIERS = {
 
 ROOT = Path(__file__).resolve().parent.parent
 _tier_ran: dict[str, int] = {}
+#: Tiers with collected tests, split by whether -m/-k kept them (``pytest -m "not slow"``
+#: deselects whole tiers on purpose: that is a choice, not a skip).
+_tier_selected: set[str] = set()
+_tier_deselected: set[str] = set()
 
 
 def _tier_of(nodeid: str) -> str | None:
@@ -394,6 +398,14 @@ def _tier_of(nodeid: str) -> str | None:
         if path == where or path.startswith(where + "/"):
             return name
     return None
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _tier_deselected.update(t for t in map(_tier_of, (i.nodeid for i in items)) if t)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _tier_selected.update(t for t in map(_tier_of, (i.nodeid for i in session.items)) if t)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -412,9 +424,11 @@ def covered_tiers(args: list[str], cwd: Path, rootdir: Path) -> list[str]:
             if any(where.is_relative_to(p) or p.is_relative_to(where) for p in paths)]
 
 
-def idle_tiers(ran: dict[str, int], covered: list[str]) -> list[str]:
-    """The covered tiers in which no test ran."""
-    return [name for name in covered if not ran.get(name)]
+def idle_tiers(ran: dict[str, int], covered: list[str],
+               deselected_only: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The covered tiers in which no test ran, but for those whose every collected test was
+    deselected (``-m``/``-k``)."""
+    return [name for name in covered if not ran.get(name) and name not in deselected_only]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -422,7 +436,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     config = session.config
     idle = idle_tiers(_tier_ran, covered_tiers(list(config.args), config.invocation_params.dir,
-                                               ROOT))
+                                               ROOT), _tier_deselected - _tier_selected)
     if not idle:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
