@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -72,13 +73,25 @@ def affinities(tree: Path) -> dict[str, bytes]:
 
 
 class Daemonized:
-    """A foreground daemon with a NOTIFY_SOCKET of our own and stderr in a file."""
+    """A foreground daemon with a NOTIFY_SOCKET of our own and stderr in a file.
+
+    A thread reads the socket from the start: its queue holds only
+    net.unix.max_dgram_qlen (10) unread datagrams and the daemon drops what does not fit
+    rather than block, so a test that stops reading for a while (a busy machine) would
+    otherwise lose messages."""
 
     def __init__(self, tmp_path: Path, tree: Path, *args: str, **env: str) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         path = str(tmp_path / "notify.sock")
         self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        #: Every datagram received so far, in order; ``expect`` consumes them from ``_next``.
         self.messages: list[str] = []
+        self._next = 0
+        self._arrived = threading.Condition()
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         self.stderr_path = tmp_path / "stderr.log"
         with open(self.stderr_path, "w") as stderr:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
@@ -87,18 +100,32 @@ class Daemonized:
                 env=clean_env(NOTIFY_SOCKET=path, **env), stdout=subprocess.DEVNULL,
                 stderr=stderr, text=True)
 
-    def expect(self, word: str, timeout: float = 30) -> str:
-        """The next datagram containing ``word`` (earlier ones are kept in messages)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+    def _read(self) -> None:
+        while not self._closing.is_set():
             try:
                 msg = self.sock.recv(65536).decode()
             except TimeoutError:
-                break
-            self.messages.append(msg)
-            if word in msg:
-                return msg
+                continue
+            except OSError:
+                return
+            with self._arrived:
+                self.messages.append(msg)
+                self._arrived.notify_all()
+
+    def expect(self, word: str, timeout: float = 30) -> str:
+        """The next datagram containing ``word`` (earlier ones are kept in messages)."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                while self._next < len(self.messages):
+                    msg = self.messages[self._next]
+                    self._next += 1
+                    if word in msg:
+                        return msg
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._arrived.wait(left)
         raise AssertionError(f"no {word!r} from the daemon; got {self.messages}; "
                              f"stderr: {self.stderr()}")
 
@@ -111,20 +138,12 @@ class Daemonized:
         return self.stderr_path.read_text()
 
     def drain(self) -> None:
-        """Take every datagram already queued (kept in messages)."""
-        self.sock.setblocking(False)
-        try:
-            while True:
-                self.messages.append(self.sock.recv(65536).decode())
-        except BlockingIOError:
-            pass
-        finally:
-            self.sock.setblocking(True)
+        """Skip every datagram received so far (they stay in messages)."""
+        with self._arrived:
+            self._next = len(self.messages)
 
     def stop(self) -> int:
-        """SIGTERM, reading datagrams until STOPPING=1. The socket's queue holds
-        net.unix.max_dgram_qlen (10) unread datagrams and the daemon drops what does not
-        fit rather than block, so the queue is emptied first and read while it stops."""
+        """SIGTERM, then the STOPPING=1 it answers with and its exit status."""
         self.drain()
         self.proc.send_signal(signal.SIGTERM)
         self.expect("STOPPING=1", timeout=30)
@@ -134,6 +153,8 @@ class Daemonized:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._closing.set()
+        self._reader.join(timeout=5)
         self.sock.close()
 
 
