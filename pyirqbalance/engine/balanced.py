@@ -441,26 +441,50 @@ def plan_by_kind(
     device class costs. Spreading each class's interrupts evenly over the
     CPUs keeps every CPU near the mean whatever the classes' costs are,
     which balancing all interrupts as equal does not (a CPU may end with
-    all of the dear ones). The move budget goes to the classes in turn,
-    the most interrupts first.
+    all of the dear ones). Where a class cannot be spread evenly (one of its
+    IRQs fires more than a CPU's share of the class), the CPUs it leaves
+    above their share count, for the other classes, as that same share of
+    their own interrupts: whatever the class costs, a CPU that must take more
+    than its share of one class takes less of the others (each class's
+    interrupts weigh as much as another's in all, the one assumption there is
+    no measurement for). The move budget goes to the classes in turn, the most
+    interrupts first.
     """
     groups: dict[object, list[Item]] = {}
     for it in items:
         groups.setdefault(kinds.get(it.irq), []).append(it)
+    order = sorted(groups.values(), key=lambda g: (-sum(i.cost for i in g), g[0].irq))
+    n_usable = usable.bit_count()
+    # what each class leaves above each CPU's even share when spread alone (its share of
+    # the class's interrupts over 1 / n); classes that spread evenly leave nothing
+    excess: list[dict[int, float]] = []
+    if len(order) > 1 and n_usable > 1:
+        for group in order:
+            total = sum(i.cost for i in group)
+            alone = plan_placement(group, usable, min_gain=min_gain, max_moves=max(len(group), 1))
+            even = total / n_usable
+            excess.append({cpu: (ns - even) / total for cpu, ns in alone.after.items()
+                           if total > 0 and ns > even * (1.0 + min_gain)})
     placed: dict[int, int] = {}
     moves: dict[int, tuple[int | None, int]] = {}
     before: dict[int, float] = {}
     after: dict[int, float] = {}
     budget = max_moves
-    for group in sorted(groups.values(), key=lambda g: (-sum(i.cost for i in g), g[0].irq)):
-        plan = plan_placement(group, usable, min_gain=min_gain, max_moves=budget)
+    for k, group in enumerate(order):
+        total = sum(i.cost for i in group)
+        background: dict[int, float] = {}
+        for j, other in enumerate(excess):
+            if j != k:
+                for cpu, share in other.items():
+                    background[cpu] = background.get(cpu, 0.0) + share * total
+        plan = plan_placement(group, usable, background, min_gain=min_gain, max_moves=budget)
         budget = max(budget - len(plan.moves), 0)
         placed.update(plan.placed)
         moves.update(plan.moves)
         for cpu, ns in plan.before.items():
-            before[cpu] = before.get(cpu, 0.0) + ns
+            before[cpu] = before.get(cpu, 0.0) + ns - background.get(cpu, 0.0)
         for cpu, ns in plan.after.items():
-            after[cpu] = after.get(cpu, 0.0) + ns
+            after[cpu] = after.get(cpu, 0.0) + ns - background.get(cpu, 0.0)
     return Plan(placed, moves, before, after, floor_of(items, usable, {}))
 
 

@@ -14,7 +14,7 @@ import logging
 
 import pytest
 
-from pyirqbalance.engine.balanced import Item, floor_of, plan_placement
+from pyirqbalance.engine.balanced import Item, floor_of, plan_by_kind, plan_placement
 from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.engine.model import BalancerSettings
 from pyirqbalance.kernel.cpumask import parse_mask
@@ -125,6 +125,23 @@ def test_a_spike_alone_moves_nothing():
     assert plan_placement(items, both).moves == {1: (0, 1)}
     items[1] = Item(2, 10, 0, both, steady=1)
     assert plan_placement(items, both).moves == {}
+
+
+def test_without_accounting_a_class_that_cannot_spread_evenly_makes_room_in_the_others():
+    # interrupts per window, no cost known. Storage: IRQ 1 30 on cpu0, IRQ 2 10 on cpu1 (40
+    # in all, 20 a CPU's share): no move evens it (1 -> cpu1: 0 / 40; the swap 10 / 30), so
+    # cpu0 keeps (30 - 20) / 40 = a quarter of the storage interrupts above its share.
+    # Network: 3-6 on cpu0, 7-10 on cpu1, 5 each: even alone (20 / 20). For the network plan
+    # cpu0's excess counts as a quarter of the network's 40: 10 -> cpu0 30, cpu1 20; moving
+    # a 5 (the lowest number, IRQ 3) gives 25 / 25. Each class alone would move nothing.
+    both = CPU0 | CPU1
+    items = [Item(1, 30, 0, both), Item(2, 10, 1, both)]
+    items += [Item(irq, 5, 0 if irq <= 6 else 1, both) for irq in range(3, 11)]
+    kinds = {1: "storage", 2: "storage"} | {irq: "net" for irq in range(3, 11)}
+    plan = plan_by_kind(items, kinds, both)
+    assert plan.moves == {3: (0, 1)}
+    # interrupts per CPU: cpu0 30 + 15, cpu1 10 + 25
+    assert plan.after == {0: 45, 1: 35}
 
 
 def test_floor():
