@@ -714,7 +714,9 @@ class BalancedPlacement:
             measured = max((v for c, v in cpu_ns.items() if usable >> c & 1), default=0.0)
         # the first pass that sees IRQs fire places them all; later ones move at most the budget
         budget = s.placement_max_moves if self._placed else max(len(items), 1)
-        min_gain = s.placement_min_gain
+        # the first placement writes every IRQ it places anyway: any gain is worth it (the
+        # hysteresis is against churn between placements, and there is none yet)
+        min_gain = s.placement_min_gain if self._placed else 0.0
         if self._placed and changed:
             # load that changed since the last windows asks for fewer moves and, planned
             # for this window, a larger gain: a shift is followed over a few passes, a

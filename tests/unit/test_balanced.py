@@ -203,6 +203,22 @@ def test_first_pass_places_by_load(fake_machine, counter_simulator):
         assert text is not None and parse_mask(text.strip()) == 1 << cpu, irq
 
 
+def test_the_first_placement_takes_a_gain_under_the_hysteresis(fake_machine, counter_simulator):
+    # 10 us an interrupt (rates multiples of 5000: whole jiffies). cpu0: 40 150000 + 42 10000
+    # = 1600 ms, cpu1: 41 135000 + 43 10000 = 1450 ms. 42 -> cpu1 gives 1500 / 1550: 50 ms,
+    # 3 % of 1600, under the 5 % asked between placements; swaps do not lower cpu0 (40 <-> 41
+    # 1450 / 1600, 42 <-> 43 nothing). The first placement writes every IRQ anyway: it moves 42.
+    machine = json.loads(json.dumps(TWO_CPU_NIC))
+    machine["pci_devices"][0]["irqs"] = [
+        {"irq": 40, "rate": 150000}, {"irq": 41, "rate": 135000},
+        {"irq": 42, "rate": 10000}, {"irq": 43, "rate": 10000}]
+    b, sim = _run(fake_machine, counter_simulator, machine, BalancerSettings(placement="balanced"),
+                  1)
+    assert b.placement_plan.moves == {42: (0, 1)}
+    assert b.placement_plan.after == pytest.approx({0: 1500e6, 1: 1550e6})
+    assert sim.state.eff == {40: 0, 41: 1, 42: 1, 43: 1}
+
+
 def test_stable_load_no_moves_after_convergence(fake_machine, counter_simulator):
     settings = BalancerSettings(placement="balanced")
     root, m = fake_machine(TWO_CPU_NIC)
