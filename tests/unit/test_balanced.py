@@ -137,7 +137,7 @@ def test_without_accounting_a_class_that_cannot_spread_evenly_makes_room_in_the_
     both = CPU0 | CPU1
     items = [Item(1, 30, 0, both), Item(2, 10, 1, both)]
     items += [Item(irq, 5, 0 if irq <= 6 else 1, both) for irq in range(3, 11)]
-    kinds = {1: "storage", 2: "storage"} | {irq: "net" for irq in range(3, 11)}
+    kinds = {1: "storage", 2: "storage"} | dict.fromkeys(range(3, 11), "net")
     plan = plan_by_kind(items, kinds, both)
     assert plan.moves == {3: (0, 1)}
     # interrupts per CPU: cpu0 30 + 15, cpu1 10 + 25
