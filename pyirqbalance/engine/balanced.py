@@ -651,7 +651,9 @@ class BalancedPlacement:
         self._ns: dict[int, float] = {}
         #: irq -> smoothed interrupts per window; their mean over the last windows.
         self._rate: dict[int, float] = {}
-        self._long_run: dict[int, tuple[float, int]] = {}
+        #: irq -> its mean interrupts per window over the last windows (up to
+        #: :data:`_WINDOWS`), how many, and their variance about the mean.
+        self._long_run: dict[int, tuple[float, int, float]] = {}
         #: cpu -> its last windows in which the same IRQs fired there.
         self._history: dict[int, _Run] = {}
         #: irq -> the CPU the last plan moved it to; IRQs that twice did not fire there.
@@ -661,6 +663,7 @@ class BalancedPlacement:
         self._estimate_said = False
         #: Some pass placed firing IRQs (until then a pass may move any number of them).
         self._placed = False
+        self._ever_placed = False
         self._planned_at = 0.0
         self._window_s: float | None = None
         self.last_plan: Plan | None = None
@@ -714,9 +717,10 @@ class BalancedPlacement:
             measured = max((v for c, v in cpu_ns.items() if usable >> c & 1), default=0.0)
         # the first pass that sees IRQs fire places them all; later ones move at most the budget
         budget = s.placement_max_moves if self._placed else max(len(items), 1)
-        # the first placement writes every IRQ it places anyway: any gain is worth it (the
-        # hysteresis is against churn between placements, and there is none yet)
-        min_gain = s.placement_min_gain if self._placed else 0.0
+        # the daemon's first placement writes every IRQ it places anyway: any gain is worth
+        # it (the hysteresis is against churn between placements, and there is none yet;
+        # after a rebuild there was)
+        min_gain = s.placement_min_gain if self._placed or self._ever_placed else 0.0
         if self._placed and changed:
             # load that changed since the last windows asks for fewer moves and, planned
             # for this window, a larger gain: a shift is followed over a few passes, a
@@ -725,6 +729,7 @@ class BalancedPlacement:
             if changed <= _UNFORESEEN:
                 min_gain += changed / 2
         self._placed = self._placed or bool(items)
+        self._ever_placed = self._ever_placed or self._placed
         if estimated:
             kinds = {info.irq: info.irq_class for info in firing}
             plan = plan_by_kind(items, kinds, usable, min_gain=min_gain, max_moves=budget)
@@ -904,13 +909,11 @@ class BalancedPlacement:
                 last = rate.get(irq)
                 if last is None:
                     rate[irq] = n
-                    long_run[irq] = (float(n), 1)
+                    long_run[irq] = (float(n), 1, 0.0)
                     steady = n * per
                 else:
                     smoothed = rate[irq] = last + _RATE_WEIGHT * (n - last)
-                    mean, seen = long_run.get(irq, (float(n), 0))
-                    seen = seen + 1 if seen < _WINDOWS else _WINDOWS
-                    long_run[irq] = (mean + (n - mean) / seen, seen)
+                    long_run[irq] = _long_run_add(long_run.get(irq), n)
                     surprise += abs(n - last) * per
                     total += n * per
                     steady = smoothed * per
@@ -934,11 +937,17 @@ class BalancedPlacement:
         return items, background, replanned, changed
 
     def _long_run_items(self, items: list[Item]) -> list[Item]:
-        """The load changes more than it stays: the items at their long-run rates, not at
-        this window's (nothing says the next window will look like this one)."""
+        """The load changes more than it stays: the items at their long-run rates plus one
+        standard deviation of them, not at this window's (nothing says the next window will
+        look like this one). An IRQ whose rate jumps about counts for more than its mean:
+        the plan does not stack such IRQs on one CPU, where their peaks would add up, and
+        predicts what a CPU takes when they are high."""
         long_run, ns = self._long_run, self._ns
-        return [_at_rate(it, long_run[it.irq][0] * ns[it.irq]) if it.irq in long_run else it
-                for it in items]
+        out = []
+        for it in items:
+            lr = long_run.get(it.irq)
+            out.append(it if lr is None else _at_rate(it, (lr[0] + lr[2] ** 0.5) * ns[it.irq]))
+        return out
 
     def _measure(
         self,
@@ -1057,6 +1066,15 @@ _RATE_WEIGHT = 0.75
 #: The share of a window's time its IRQs' smoothed rates did not foresee above
 #: which the plan is made for the long-run rates.
 _UNFORESEEN = 0.5
+
+
+def _long_run_add(entry: tuple[float, int, float] | None, n: int) -> tuple[float, int, float]:
+    """An IRQ's (mean, windows, variance) of its interrupts per window with window ``n``
+    added (the last :data:`_WINDOWS` windows weigh alike, older ones fade)."""
+    mean, seen, var = entry if entry is not None else (float(n), 0, 0.0)
+    seen = seen + 1 if seen < _WINDOWS else _WINDOWS
+    moved = mean + (n - mean) / seen
+    return moved, seen, var + ((n - mean) * (n - moved) - var) / seen
 
 
 def _main_cpu(loc: Located) -> int | None:

@@ -14,7 +14,14 @@ import logging
 
 import pytest
 
-from pyirqbalance.engine.balanced import Item, floor_of, plan_by_kind, plan_placement
+from pyirqbalance.engine.balanced import (
+    BalancedPlacement,
+    Item,
+    _long_run_add,
+    floor_of,
+    plan_by_kind,
+    plan_placement,
+)
 from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.engine.model import BalancerSettings
 from pyirqbalance.kernel.cpumask import parse_mask
@@ -142,6 +149,31 @@ def test_without_accounting_a_class_that_cannot_spread_evenly_makes_room_in_the_
     assert plan.moves == {3: (0, 1)}
     # interrupts per CPU: cpu0 30 + 15, cpu1 10 + 25
     assert plan.after == {0: 45, 1: 35}
+
+
+def test_under_changing_load_irqs_whose_rate_jumps_about_are_not_stacked():
+    # windows of 100, 300, 100, 300 interrupts: mean 200, variance ((100)^2 * 4) / 4 = 10000
+    entry = None
+    for n in (100, 300, 100, 300):
+        entry = _long_run_add(entry, n)
+    assert entry == (200.0, 4, 10000.0)
+    # IRQs 1, 2 jump about like that (1 us an interrupt), 3, 4 fire a steady 200. At their
+    # long-run rates plus one standard deviation: 1, 2 cost 300 us, 3, 4 200 us. All four
+    # at their means cost 200 us: 1 + 2 on cpu0, 3 + 4 on cpu1 is even (400 / 400), nothing
+    # to move; at mean + deviation cpu0 is 600, cpu1 400, and the swap 1 <-> 3 gives
+    # 500 / 500: the two that jump are no longer on one CPU, where their peaks add up.
+    bp = BalancedPlacement(None, logging.getLogger("test"))  # type: ignore[arg-type]
+    steady = _long_run_add(_long_run_add(None, 200), 200)
+    bp._long_run = {1: entry, 2: entry, 3: steady, 4: steady}
+    bp._ns = dict.fromkeys((1, 2, 3, 4), 1000.0)
+    both = CPU0 | CPU1
+    now = [Item(1, 300e3, 0, both), Item(2, 300e3, 0, both), Item(3, 200e3, 1, both),
+           Item(4, 200e3, 1, both)]
+    items = bp._long_run_items(now)
+    assert [it.cost for it in items] == [300e3, 300e3, 200e3, 200e3]
+    assert [it.steady for it in items] == [300e3, 300e3, 200e3, 200e3]
+    assert plan_placement(items, both).moves == {1: (0, 1), 3: (1, 0)}
+    assert plan_placement(items, both).after == {0: 500e3, 1: 500e3}
 
 
 def test_floor():
