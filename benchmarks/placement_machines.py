@@ -404,6 +404,22 @@ def hard_machines() -> list[dict]:
         "pci_devices": [device("0000:17:00.0", NET, -1, uneq, "ixgbe")],
         "irqs": legacy(0, 1, 8, 9),
     })
+    # CPU hotplug: two CPUs holding queues go offline (the kernel moves their IRQs), then
+    # come back
+    hot_rng = random.Random(2310)
+    hotplug = {
+        "name": "p_hotplug",
+        "comment": "16 CPUs, 32 NIC queues and an NVMe; CPUs 5 and 13 go offline for three "
+                   "passes (the kernel moves their IRQs to CPUs of their masks), then come back.",
+        "topology": {"packages": 1, "cores_per_package": 8, "threads_per_core": 2},
+        "pci_devices": [device("0000:17:00.0", NET, -1,
+                               queues(100, hot_cold(hot_rng, 32, 16, 2000, 4), "ens1f0-TxRx"),
+                               "ice"),
+                        nvme("0000:5e:00.0", -1, 150, rates(hot_rng, 8, 400, 0.6), False)],
+        "irqs": legacy(0, 1, 8, 9),
+        "harness": {"hotplug": [{"pass": 4, "offline": [5, 13]}, {"pass": 7, "online": [5, 13]}]},
+    }
+    out.append(hotplug)
     return out
 
 

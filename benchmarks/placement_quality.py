@@ -75,6 +75,16 @@ def rates_at(desc: dict, index: int) -> dict[int, int]:
     return rates
 
 
+def online_at(desc: dict, m: mkfake.Machine, index: int) -> list[int]:
+    """The online CPUs in the window after pass ``index``'s writes (``harness.hotplug``
+    events, keyed like the rate schedule by the /proc/stat read: ``index + 1``)."""
+    online = set(m.online)
+    for event in desc.get("harness", {}).get("hotplug", ()):
+        if event["pass"] <= index + 1:
+            online = (online - set(event.get("offline", ()))) | set(event.get("online", ()))
+    return sorted(online)
+
+
 def floor_ns(m: mkfake.Machine, rates: dict[int, int], eff: dict[int, int],
              usable: list[int]) -> float:
     """quality.py's floor at these rates (fixed IRQs where they fire)."""
@@ -108,13 +118,14 @@ def _device_nodes(m: mkfake.Machine) -> dict[int, int]:
 def score(desc: dict, res: harness.CyclesResult) -> dict:
     """Per-pass busiest CPU over the floor, summarised over the steady passes."""
     m = mkfake.Machine(desc)
-    usable = [c for c in m.online if c not in set(m.isolated)]
-    node_of = {c: n for n, cs in m.node_cpus.items() for c in cs}
+    node_of = {c["cpu"]: c["node"] for c in m.cpus}
+    hotplug = desc.get("harness", {}).get("hotplug", ())
     dev_node = _device_nodes(m)
     passes = [p for p in res.passes if p.index >= 1 and p.fired]
     ratios, busiest, remote = [], {}, []
     for p in passes:
         rates = rates_at(desc, p.index)
+        usable = [c for c in online_at(desc, m, p.index) if c not in set(m.isolated)]
         top = max(p.fired.get(c, 0) for c in usable)
         busiest[p.index] = top
         ratios.append(top / floor_ns(m, rates, p.effective, usable))
@@ -126,6 +137,10 @@ def score(desc: dict, res: harness.CyclesResult) -> dict:
         # the window the shift lands in and the next one: no balancer could foresee it;
         # how soon each recovers is ``recovered_after``
         landed = {shift["pass"] - 1, shift["pass"]}
+        steady = [r for p, r in zip(passes[2:], ratios[2:]) if p.index not in landed] or steady
+    if hotplug:
+        # the window a CPU goes or comes in and the next one, as for a shift
+        landed = {i for e in hotplug for i in (e["pass"] - 1, e["pass"])}
         steady = [r for p, r in zip(passes[2:], ratios[2:]) if p.index not in landed] or steady
     moves = sum(sum(1 for irq, cpu in b.effective.items() if a.effective.get(irq) != cpu)
                 for a, b in itertools.pairwise(passes))

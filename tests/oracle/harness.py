@@ -930,6 +930,9 @@ class _ProcServer:
         columns of /proc/stat flat. What fired on each CPU goes to the last
         :class:`Pass` (``fired``)."""
         opts = self.m.desc.get("harness", {})
+        for event in opts.get("hotplug", ()):
+            if self.reads["stat"] == event["pass"]:
+                self._hotplug(event.get("offline", ()), event.get("online", ()))
         shift = opts.get("rate_shift")
         if shift and self.reads["stat"] == shift["pass"]:
             for irq, rate in shift["rates"].items():
@@ -946,6 +949,57 @@ class _ProcServer:
         if opts.get("irq_time_accounting", True) is False:
             st.irq_ns.update(flat[0])
             st.softirq_ns.update(flat[1])
+
+    def _hotplug(self, offline, online) -> None:
+        """CPUs going offline or coming back (``hotplug: [{"pass": P, "offline": [cpu],
+        "online": [cpu]}]``), as the kernel does it: an offline CPU's column leaves
+        /proc/interrupts and its line /proc/stat (its counts are kept and come back with it);
+        its IRQs move to an online CPU of their mask (every online CPU when the mask has none
+        left: the affinity is broken and reset, kernel/irq/cpuhotplug.c); sysfs shows the new
+        online set (cpu/online, offline, cpuN/online, the nodes' CPU lists). A CPU coming back
+        gets no IRQ until a write sends one there."""
+        m, st = self.m, self.state
+        gone = {int(c) for c in offline} & set(m.online)
+        back = {int(c) for c in online} - set(m.online)
+        m.online = sorted((set(m.online) - gone) | back)
+        m.online_set = set(m.online)
+        m.offline = sorted((set(m.offline) | gone) - back)
+        m.node_cpus = {n: [c["cpu"] for c in m.cpus if c["node"] == n and c["cpu"] in m.online_set]
+                       for n in m.node_cpus}
+        for cpu in back:
+            st.stat.setdefault(cpu, {"user": 0, "nice": 0, "system": 0, "idle": 0, "iowait": 0,
+                                     "steal": 0})
+            st.irq_ns.setdefault(cpu, 0)
+            st.softirq_ns.setdefault(cpu, 0)
+        assigned: dict[int, int] = {}
+        for c in st.eff.values():
+            assigned[c] = assigned.get(c, 0) + 1
+        for irq, cpu in sorted(st.eff.items()):
+            if cpu not in gone:
+                continue
+            if not any(c in m.online_set for c in st.affinity[irq]):
+                st.affinity[irq] = list(m.online)  # broken affinity
+            assigned[cpu] -= 1
+            st.eff[irq] = m.default_effective_cpu(st.affinity[irq], assigned)
+            assigned[st.eff[irq]] = assigned.get(st.eff[irq], 0) + 1
+            self.lagging.pop(irq, None)
+            mkfake.write_irq_dir(m, self.stage, irq, st)
+        cpud = os.path.join(self.stage, "sys", "devices", "system", "cpu")
+        for name, cpus in (("online", m.online), ("offline", m.offline)):
+            with open(os.path.join(cpud, name), "w") as f:
+                f.write(mkfake.fmt_cpulist(cpus) + "\n")
+        for cpu in gone | back:
+            with open(os.path.join(cpud, f"cpu{cpu}", "online"), "w") as f:
+                f.write("%d\n" % (cpu in m.online_set))
+        noded = os.path.join(self.stage, "sys", "devices", "system", "node")
+        for n, cpus in m.node_cpus.items():
+            for name, text in (("cpumap", mkfake.kmask(cpus, m.nbits)),
+                               ("cpulist", mkfake.fmt_cpulist(cpus))):
+                with open(os.path.join(noded, f"node{n}", name), "w") as f:
+                    f.write(text + "\n")
+        self.prev = _snapshot(self.stage, m)  # the kernel's own changes are no writes
+        self.passes[-1:] = [dataclasses.replace(p, effective=dict(st.eff))
+                            for p in self.passes[-1:]]
 
     def _serve(self, kind: str) -> None:
         path, served = self.fifo[kind], 0
