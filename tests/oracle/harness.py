@@ -990,7 +990,7 @@ class _ProcServer:
                 f.write(mkfake.fmt_cpulist(cpus) + "\n")
         for cpu in gone | back:
             with open(os.path.join(cpud, f"cpu{cpu}", "online"), "w") as f:
-                f.write("%d\n" % (cpu in m.online_set))
+                f.write(f"{int(cpu in m.online_set)}\n")
         noded = os.path.join(self.stage, "sys", "devices", "system", "node")
         for n, cpus in m.node_cpus.items():
             for name, text in (("cpumap", mkfake.kmask(cpus, m.nbits)),
