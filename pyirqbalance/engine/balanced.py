@@ -667,6 +667,9 @@ class BalancedPlacement:
         self._planned_at = 0.0
         self._window_s: float | None = None
         self.last_plan: Plan | None = None
+        #: Where the last pass located each firing IRQ: an IRQ that fired as many
+        #: times on the same CPU keeps its record (a pass allocates for what changed).
+        self._located: Mapping[int, Located] = {}
 
     # -- the pass -------------------------------------------------------
 
@@ -681,6 +684,7 @@ class BalancedPlacement:
             self._placed = False
             self._requested, self._misses, self._stuck = {}, {}, set()
             self.last_plan = None
+            self._located = {}
         rows = procstat.parse_irq_jiffies(stat) if stat is not None else None
         if rows is None:
             return None
@@ -799,6 +803,7 @@ class BalancedPlacement:
         cells = balancer.interrupt_columns([info.irq for info in firing])
         whole = self._columns
         new_located = Located.__new__
+        last_pass = self._located
         out: dict[int, Located] = {}
         for info in firing:
             irq = info.irq
@@ -810,11 +815,16 @@ class BalancedPlacement:
                 if cell is not None:
                     if cell < ncols:
                         cpu = columns[cell]
-                        found = ((cpu, n),)
                         col = whole.get(irq)
                         if col is not None:
                             col[cpu] = col.get(cpu, 0) + n
-                        out[irq] = new_located(Located, n, found)
+                        # the same CPU and count as the last pass: its record again (a
+                        # pass allocates for what changed only)
+                        prev = last_pass.get(irq)
+                        if (prev is None or prev.n != n or len(prev.cpus) != 1
+                                or prev.cpus[0][0] != cpu):
+                            prev = new_located(Located, n, ((cpu, n),))
+                        out[irq] = prev
                         continue
                 elif counts is not None and all(c < ncols for c in counts):
                     now = {columns[c]: v for c, v in counts.items()}
@@ -826,7 +836,9 @@ class BalancedPlacement:
             if not found or (boot and len(found) > 1):
                 cpu = self._read_location(irq, online)
                 found = ((cpu, n),) if cpu is not None else ()
-            out[irq] = new_located(Located, n, found)
+            prev = last_pass.get(irq)
+            out[irq] = prev if prev is not None and prev == (n, found) else Located(n, found)
+        self._located = out
         return out
 
     def _check_requests(self, located: Mapping[int, Located]) -> None:

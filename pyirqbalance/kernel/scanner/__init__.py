@@ -34,6 +34,10 @@ __all__ = ["MEMO_LIMIT", "IrqCountScanner", "parse_irq_counts", "read_irq_counts
 #: (a 256-CPU machine with 2048 IRQs prints 6 MB; 1024 CPUs, 8192 IRQs: 93 MB).
 MEMO_LIMIT = 8 << 20
 
+#: ``(cell, None)`` per followed cell, made once: :meth:`IrqCountScanner.cells` answers for
+#: thousands of IRQs a pass, and allocates nothing for these.
+_HOT_CELLS: dict[int, CellsChanged] = {}
+
 
 class IrqCountScanner:
     """:func:`~pyirqbalance.kernel.irqcounts_ref.reference_irq_counts` across passes.
@@ -96,7 +100,10 @@ class IrqCountScanner:
                 continue
             shape = memo.shapes[i]
             if shape is not None and shape.hot >= 0:
-                out[irq] = (shape.hot, None)
+                known = _HOT_CELLS.get(shape.hot)
+                if known is None:
+                    known = _HOT_CELLS.setdefault(shape.hot, (shape.hot, None))
+                out[irq] = known
                 continue
             cells = memo.cells.get(i)
             if cells is not None:
