@@ -42,7 +42,7 @@ import logging
 import time
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -985,7 +985,7 @@ class BalancedPlacement:
         """
         ns = self._ns
         off = False
-        correction: dict[int, list[float]] = {}
+        correction = _Corrections()
         history = self._history
         for cpu, irqs in on.items():
             t = cpu_ns.get(cpu, 0.0)
@@ -997,7 +997,7 @@ class BalancedPlacement:
                 for irq in irqs:
                     if irq in fresh:
                         ns[irq] = seed
-                        correction.pop(irq, None)
+                        correction.drop(irq)
                 history.pop(cpu, None)
                 continue
             if len(irqs) == 1:
@@ -1018,14 +1018,9 @@ class BalancedPlacement:
             if expected > 0 and abs(total - expected) > noise / 2:
                 # off by more than a jiffy: corrected to within one
                 target = total - noise / 2 if total > expected else total + noise / 2
-                for irq, k in irqs.items():
-                    correction.setdefault(irq, []).extend((target / expected, k))
-        for irq, pairs in correction.items():
-            if irq in fresh:
-                continue
-            weights = pairs[1::2]
-            ns[irq] *= sum(f * w for f, w in zip(pairs[::2], weights)) / sum(weights)
-        if off and correction:
+                correction.add(irqs, target / expected)
+        correction.apply(ns, fresh)
+        if off and correction.first:
             # planning from the measurement: each CPU's time shared at the corrected
             # estimates (a factor over the old ones would count the correction twice)
             for cpu in factor:
@@ -1087,6 +1082,50 @@ def _long_run_add(entry: tuple[float, int, float] | None, n: int) -> tuple[float
     seen = seen + 1 if seen < _WINDOWS else _WINDOWS
     moved = mean + (n - mean) / seen
     return moved, seen, var + ((n - mean) * (n - moved) - var) / seen
+
+
+class _Corrections:
+    """The factors a pass corrects the estimates by: per IRQ, the weighted mean of the
+    factors of the CPUs it fired on (weights: its interrupts there).
+
+    Numbers in dicts, a list only for an IRQ corrected on several CPUs: thousands of
+    IRQs a pass allocate no object each.
+    """
+
+    __slots__ = ("first", "more", "weight")
+
+    def __init__(self) -> None:
+        #: irq -> the factor and weight of its first correction this pass.
+        self.first: dict[int, float] = {}
+        self.weight: dict[int, int] = {}
+        #: irq -> factor, weight, factor, weight... when corrected on several CPUs.
+        self.more: dict[int, list[float]] = {}
+
+    def add(self, irqs: Mapping[int, int], factor: float) -> None:
+        first, weight = self.first, self.weight
+        for irq, k in irqs.items():
+            if irq not in first:
+                first[irq], weight[irq] = factor, k
+            else:
+                self.more.setdefault(irq, [first[irq], weight[irq]]).extend((factor, k))
+
+    def drop(self, irq: int) -> None:
+        if self.first.pop(irq, None) is not None:
+            del self.weight[irq]
+            self.more.pop(irq, None)
+
+    def apply(self, ns: dict[int, float], skip: Container[int]) -> None:
+        """Each corrected estimate times its factor (not those of ``skip``)."""
+        for irq, f in self.first.items():
+            if irq in skip:
+                continue
+            pairs = self.more.get(irq)
+            if pairs is None:
+                k = self.weight[irq]
+                ns[irq] *= f * k / k
+            else:
+                weights = pairs[1::2]
+                ns[irq] *= sum(f * w for f, w in zip(pairs[::2], weights)) / sum(weights)
 
 
 def _main_cpu(loc: Located) -> int | None:
