@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import logging
 import time
 from bisect import bisect_left, insort
@@ -427,6 +428,14 @@ def plan_placement(
     return Plan(placed, moves, before, st.load, floor_of(items, usable, background))
 
 
+#: Without IRQ time accounting: how many times dearer an interrupt of one device class
+#: may be than one of another (interrupts cost from about a microsecond to tens of them).
+DEARER_CLASS = 10.0
+#: Without IRQ time accounting: how much above its even spread a class may be placed to
+#: make room for another class that cannot be spread evenly.
+SPARE_CLASS = 0.15
+
+
 def plan_by_kind(
     items: Sequence[Item],
     kinds: Mapping[int, object],
@@ -443,49 +452,117 @@ def plan_by_kind(
     which balancing all interrupts as equal does not (a CPU may end with
     all of the dear ones). Where a class cannot be spread evenly (one of its
     IRQs fires more than a CPU's share of the class), the CPUs it leaves
-    above their share count, for the other classes, as that same share of
-    their own interrupts: whatever the class costs, a CPU that must take more
-    than its share of one class takes less of the others (each class's
-    interrupts weigh as much as another's in all, the one assumption there is
-    no measurement for). The move budget goes to the classes in turn, the most
-    interrupts first.
+    above their share may take less of the other classes: the classes are
+    planned in turn, the least even first (its costliest IRQ the largest share
+    of it), and the share of a class a CPU keeps above its even share counts,
+    for the classes planned after it, as ``w`` times that share of their own
+    interrupts. Which ``w`` (0 to 1 by quarters) is right depends on what the
+    classes cost, which nothing measures. A ``w`` is ruled out when it puts
+    some class more than :data:`SPARE_CLASS` further above its floor than
+    spreading it alone does (were that class all the cost); of the others,
+    the plan kept is the one whose busiest CPU is least above the floor in the
+    worst case over the classes' costs, taken to differ by at most
+    :data:`DEARER_CLASS` times an interrupt (every class's interrupts alike,
+    then one class dear, two, ...; ties: the smaller ``w``). The move budget
+    goes to the classes in that order.
     """
     groups: dict[object, list[Item]] = {}
     for it in items:
         groups.setdefault(kinds.get(it.irq), []).append(it)
-    order = sorted(groups.values(), key=lambda g: (-sum(i.cost for i in g), g[0].irq))
+    totals_of = {id(g): sum(i.cost for i in g) for g in groups.values()}
+    # the biggest IRQ's share of its class: the least even class first
+    biggest_of = {id(g): max(i.cost for i in g) / totals_of[id(g)] if totals_of[id(g)] else 0.0
+                  for g in groups.values()}
+    order = sorted(groups.values(), key=lambda g: (-biggest_of[id(g)], g[0].irq))
     n_usable = usable.bit_count()
-    # what each class leaves above each CPU's even share when spread alone (its share of
-    # the class's interrupts over 1 / n); classes that spread evenly leave nothing
-    excess: list[dict[int, float]] = []
-    if len(order) > 1 and n_usable > 1:
-        for group in order:
-            total = sum(i.cost for i in group)
-            alone = plan_placement(group, usable, min_gain=min_gain, max_moves=max(len(group), 1))
-            even = total / n_usable
-            excess.append({cpu: (ns - even) / total for cpu, ns in alone.after.items()
-                           if total > 0 and ns > even * (1.0 + min_gain)})
+    if len(order) < 2 or n_usable < 2:
+        return _plan_classes(order, 0.0, usable, min_gain, max_moves)[0]
+    totals = [totals_of[id(g)] for g in order]
+    biggest = [biggest_of[id(g)] for g in order]
+    # each class's total time for interrupts of each class costing 1 or DEARER_CLASS (the
+    # classes one of them dear, then two, ... all): every mix of costs in that range
+    k = len(order)
+    weights = [[t * (DEARER_CLASS if c in dear else 1.0) for c, t in enumerate(totals)]
+               for size in range(min(k, 6) + 1)
+               for dear in itertools.combinations(range(k), size)]
+
+    def worst(per_class: list[dict[int, float]]) -> float:
+        shares = [{c: ns / t for c, ns in after.items()} if t else {}
+                  for after, t in zip(per_class, totals)]
+        out = 0.0
+        for wt in weights:
+            floor = max(max(w * m for w, m in zip(wt, biggest)), sum(wt) / n_usable)
+            load: dict[int, float] = {}
+            for w, share in zip(wt, shares):
+                for cpu, x in share.items():
+                    load[cpu] = load.get(cpu, 0.0) + w * x
+            out = max(out, max(load.values(), default=0.0) / floor)
+        return round(out, 6)
+
+    options = [(w, *_plan_classes(order, w, usable, min_gain, max_moves))
+               for w in (0.0, 0.25, 0.5, 0.75, 1.0)]
+
+    def alone(per_class: list[dict[int, float]]) -> list[float]:
+        # each class's busiest CPU over its floor, were it the only one to cost anything
+        return [max(after.values(), default=0.0) / t / max(m, 1.0 / n_usable) if t else 0.0
+                for after, t, m in zip(per_class, totals, biggest)]
+
+    even = alone(options[0][2])
+    best: tuple[float, float, Plan] | None = None
+    for w, plan, per_class in options:
+        if any(r > e * (1.0 + SPARE_CLASS) for r, e in zip(alone(per_class), even)):
+            continue  # it would cost some class too much, were that class all the cost
+        score = worst(per_class)
+        if best is None or score < best[0]:
+            best = (score, w, plan)
+    assert best is not None
+    return best[2]
+
+
+def _plan_classes(
+    order: list[list[Item]],
+    w: float,
+    usable: int,
+    min_gain: float,
+    max_moves: int,
+) -> tuple[Plan, list[dict[int, float]]]:
+    """Each class planned in turn, with ``w`` times the excess the classes before it left
+    on each CPU (their share above 1 / n, in its own interrupts) as its background; the
+    plan and each class's interrupts per CPU after it."""
     placed: dict[int, int] = {}
     moves: dict[int, tuple[int | None, int]] = {}
     before: dict[int, float] = {}
     after: dict[int, float] = {}
+    per_class: list[dict[int, float]] = []
+    #: per class planned: its total, and per CPU its interrupts above its even share
+    excess: list[tuple[float, dict[int, float]]] = []
+    n_usable = usable.bit_count()
     budget = max_moves
-    for k, group in enumerate(order):
+    for group in order:
         total = sum(i.cost for i in group)
         background: dict[int, float] = {}
-        for j, other in enumerate(excess):
-            if j != k:
-                for cpu, share in other.items():
-                    background[cpu] = background.get(cpu, 0.0) + share * total
+        for other, over in excess if w else ():
+            # that share of this class's interrupts (as many as the other class's would
+            # weigh with an interrupt DEARER_CLASS times dearer, at most)
+            scale = w * min(total / other, DEARER_CLASS)
+            for cpu, ns in over.items():
+                background[cpu] = background.get(cpu, 0.0) + ns * scale
         plan = plan_placement(group, usable, background, min_gain=min_gain, max_moves=budget)
         budget = max(budget - len(plan.moves), 0)
         placed.update(plan.placed)
         moves.update(plan.moves)
         for cpu, ns in plan.before.items():
             before[cpu] = before.get(cpu, 0.0) + ns - background.get(cpu, 0.0)
-        for cpu, ns in plan.after.items():
-            after[cpu] = after.get(cpu, 0.0) + ns - background.get(cpu, 0.0)
-    return Plan(placed, moves, before, after, floor_of(items, usable, {}))
+        mine = {cpu: ns - background.get(cpu, 0.0) for cpu, ns in plan.after.items()}
+        for cpu, ns in mine.items():
+            after[cpu] = after.get(cpu, 0.0) + ns
+        per_class.append(mine)
+        if total > 0 and n_usable:
+            even = total / n_usable
+            excess.append((total, {cpu: ns - even for cpu, ns in mine.items()
+                                   if ns > even * (1.0 + min_gain)}))
+    items = [it for group in order for it in group]
+    return Plan(placed, moves, before, after, floor_of(items, usable, {})), per_class
 
 
 def _candidates(
@@ -842,19 +919,30 @@ class BalancedPlacement:
         return out
 
     def _check_requests(self, located: Mapping[int, Located]) -> None:
-        """IRQs that twice did not fire where the plan moved them stay where they fire."""
+        """IRQs that twice did not fire where the plan moved them stay where they fire (at
+        once when their smp_affinity no longer holds the CPU they were moved to)."""
         for irq, cpu in self._requested.items():
             loc = located.get(irq)
             if loc is None or not loc.cpus or any(c == cpu for c, _ in loc.cpus):
                 self._misses.pop(irq, None)
                 continue
-            self._misses[irq] = self._misses.get(irq, 0) + 1
+            # a mask the kernel did not keep (a refusal it answered late, a driver putting
+            # its own back) says at once what a second miss would
+            self._misses[irq] = self._misses.get(irq, 0) + (1 if self._kept(irq, cpu) else 2)
             if self._misses[irq] >= 2 and irq not in self._stuck:
                 self._stuck.add(irq)
                 self.log.debug("balanced placement: IRQ %d keeps firing on CPU %s, not %d where "
                                "it was moved: left where it fires", irq,
                                ",".join(str(c) for c, _ in loc.cpus), cpu)
         self._requested = {}
+
+    def _kept(self, irq: int, cpu: int) -> bool:
+        """Whether ``irq``'s smp_affinity still holds ``cpu`` (unreadable: assumed so)."""
+        line = self.root.read_first_line(self.root.irq_file(irq, "smp_affinity"))
+        try:
+            return line is None or bool(irqbalance_parse_mask(line) >> cpu & 1)
+        except ValueError:
+            return True
 
     # -- what each IRQ costs ----------------------------------------------
 
@@ -979,9 +1067,10 @@ class BalancedPlacement:
         is a run of windows' total (typically by about one). An estimate is
         corrected only when the run's total is more than a jiffy from what it
         predicts, and then to within a jiffy of it: on a steady load the
-        estimates settle, and longer runs narrow them down. ``factor`` gets
-        each CPU's measured time over its predicted time this window; returns
-        whether some CPU's prediction was off by more than ``noise``.
+        estimates settle, and longer runs narrow them down. ``factor`` gets,
+        for each CPU whose measured time is off its prediction by more than
+        ``noise``, the measured time over the predicted one (elsewhere the
+        estimates stand); returns whether there was such a CPU.
         """
         ns = self._ns
         off = False
@@ -1007,8 +1096,11 @@ class BalancedPlacement:
                 predicted = sum([k * ns[irq] for irq, k in irqs.items()])
             if predicted <= 0:
                 continue
-            factor[cpu] = t / predicted
-            off = off or abs(t - predicted) > noise
+            if abs(t - predicted) > noise:
+                # only where the jiffies tell: a light CPU's 0 or 1 jiffy within the
+                # rounding of its prediction would make its IRQs free (or dear)
+                factor[cpu] = t / predicted
+                off = True
             run = history.get(cpu)
             if run is None or run.irqs != irqs.keys():
                 run = history[cpu] = _Run(irqs.keys())
