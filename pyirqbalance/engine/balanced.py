@@ -1067,10 +1067,11 @@ class BalancedPlacement:
         is a run of windows' total (typically by about one). An estimate is
         corrected only when the run's total is more than a jiffy from what it
         predicts, and then to within a jiffy of it: on a steady load the
-        estimates settle, and longer runs narrow them down. ``factor`` gets,
-        for each CPU whose measured time is off its prediction by more than
-        ``noise``, the measured time over the predicted one (elsewhere the
-        estimates stand); returns whether there was such a CPU.
+        estimates settle, and longer runs narrow them down. ``factor`` gets
+        each CPU's measured time over its predicted time this window, except
+        on a CPU that showed no jiffy within ``noise`` of its prediction (there
+        the estimates stand); returns whether some CPU's prediction was off by
+        more than ``noise``.
         """
         ns = self._ns
         off = False
@@ -1097,10 +1098,12 @@ class BalancedPlacement:
             if predicted <= 0:
                 continue
             if abs(t - predicted) > noise:
-                # only where the jiffies tell: a light CPU's 0 or 1 jiffy within the
-                # rounding of its prediction would make its IRQs free (or dear)
                 factor[cpu] = t / predicted
                 off = True
+            elif t > 0:
+                factor[cpu] = t / predicted
+            # else a light CPU that showed no jiffy, within the rounding of its prediction:
+            # a factor 0 would make its IRQs cost nothing (they would drop out of the plan)
             run = history.get(cpu)
             if run is None or run.irqs != irqs.keys():
                 run = history[cpu] = _Run(irqs.keys())

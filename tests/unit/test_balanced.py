@@ -191,13 +191,17 @@ def test_a_cpu_within_the_jiffies_rounding_keeps_the_estimates_when_others_repla
     # run of windows (this one) is more than a jiffy off: corrected to within one, 90 / 50
     # -> 900 us; cpu1's factor at the corrected estimate 100 / 90. cpu0 has no factor: its
     # IRQ keeps its 5 ms (a factor 0 / 5 would make it cost nothing and drop out of the plan).
+    # cpu2: IRQ 3, 100 at 300 us = 30 ms predicted, 40 measured: within the noise of the
+    # prediction but not of zero, its measured time stands (40 / 30); its run is 10 ms off,
+    # not more than a jiffy: no correction.
     bp = BalancedPlacement(None, logging.getLogger("test"))  # type: ignore[arg-type]
-    bp._ns = {1: 50e3, 2: 500e3}
+    bp._ns = {1: 50e3, 2: 500e3, 3: 300e3}
     factor: dict[int, float] = {}
-    off = bp._measure({0: {1: 100}, 1: {2: 100}}, {0: 0.0, 1: 100e6}, set(), factor, 20e6)
+    off = bp._measure({0: {1: 100}, 1: {2: 100}, 2: {3: 100}}, {0: 0.0, 1: 100e6, 2: 40e6},
+                      set(), factor, 20e6)
     assert off
-    assert bp._ns == pytest.approx({1: 50e3, 2: 900e3})
-    assert factor == pytest.approx({1: 100 / 90})
+    assert bp._ns == pytest.approx({1: 50e3, 2: 900e3, 3: 300e3})
+    assert factor == pytest.approx({1: 100 / 90, 2: 40 / 30})
 
 
 def test_floor():
