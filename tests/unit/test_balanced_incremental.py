@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from pyirqbalance.engine.balanced import _Corrections
 from pyirqbalance.engine.balancer import Balancer
 from pyirqbalance.engine.model import BalancerSettings
 from tests.oracle import gen_machines
@@ -55,3 +56,32 @@ def test_kept_located_records_equal_recomputed_ones(fake_machine, counter_simula
         assert reused > 0  # the kept records were used
         for i, (a, b) in enumerate(zip(kept, scratch, strict=True)):
             assert a == b, (seed, i)
+
+
+def test_corrections_equal_the_weighted_mean_of_each_irqs_factors():
+    # the estimates' correction without a list per IRQ: every estimate times the mean of
+    # its CPUs' factors weighted by its interrupts there, as recomputed from all pairs
+    # (IRQs dropped -- re-seeded -- take only what is added after)
+    rng = random.Random(23)
+    for _ in range(200):
+        c = _Corrections()
+        pairs: dict[int, list[tuple[float, int]]] = {}
+        for _cpu in range(rng.randrange(1, 6)):
+            irqs = {irq: rng.randrange(1, 10**6) for irq in rng.sample(range(6), 3)}
+            factor = rng.uniform(0.3, 3.0)
+            c.add(irqs, factor)
+            for irq, k in irqs.items():
+                pairs.setdefault(irq, []).append((factor, k))
+            if rng.random() < 0.5:
+                gone = rng.randrange(6)
+                c.drop(gone)
+                pairs.pop(gone, None)
+        skip = set(rng.sample(range(6), 1))
+        ns = {irq: rng.uniform(1e3, 1e4) for irq in range(6)}
+        want = dict(ns)
+        for irq, ps in pairs.items():
+            if irq not in skip:
+                want[irq] *= sum(f * k for f, k in ps) / sum(k for _, k in ps)
+        c.apply(ns, skip)
+        assert ns == want
+        assert bool(c.first) == bool(pairs)
