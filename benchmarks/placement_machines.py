@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the placement-quality machines (tests/machines/p_*.json), fixed seeds.
 
-    python3 benchmarks/placement_machines.py [OUTDIR]
+    python3 benchmarks/placement_machines.py [--seed N] [OUTDIR]
 
 Eight machines in the oracle's schema (tests/oracle/README.md) for
 benchmarks/placement_quality.py and the differential suite: NICs with 8-64
@@ -18,6 +18,7 @@ columns), so the first pass sees a machine that has been running. The
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -26,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: Added to every random seed: ``--seed N`` draws the same families anew (other rates, costs,
+#: hot sets, counts since boot) -- machines the placement was never tuned on.
+SEED = 0
 #: Passes of load the counters since boot stand for.
 UPTIME_PASSES = 500
 NET = "0x020000"
@@ -91,7 +95,7 @@ def with_history(desc: dict, accounting: bool = True) -> dict:
 
 def machines() -> list[dict]:
     out = []
-    rng = random.Random(1601)
+    rng = random.Random(1601 + SEED)
     out.append({
         "name": "p_nic32_smt",
         "comment": "1 socket, 8 cores x 2 threads (siblings 8 apart), 1 node; a 32-queue NIC "
@@ -168,7 +172,7 @@ def machines() -> list[dict]:
         "irqs": legacy(0, 1, 8, 9),
         "harness": {"irq_time_accounting": False},
     })
-    shift_rng = random.Random(1608)
+    shift_rng = random.Random(1608 + SEED)
     first = hot_cold(shift_rng, 32, 8, 3000, 3)
     second = sorted(first, reverse=True)  # the hottest queues become the first ones
     out.append({
@@ -227,7 +231,7 @@ def hard_machines() -> list[dict]:
     """Machines built to break a balancer that believes its own writes, a cost table,
     a per-move threshold or one pass's load."""
     out = []
-    rng = random.Random(2307)
+    rng = random.Random(2307 + SEED)
     # 2 nodes x 24 CPUs (12 cores x 2 threads a socket, siblings 24 apart): node 0 =
     # 0-11,24-35. A 24-queue managed NVMe on node 0 whose queues the kernel spread over
     # two-CPU masks (writes refused), 24 i40e queues there with one-CPU hints, 16 on node 1.
@@ -263,7 +267,7 @@ def hard_machines() -> list[dict]:
     boot = json.loads(json.dumps(managed))
     boot["name"] = "p_managed_2cpu_boot"
     boot["comment"] = managed["comment"] + " Counts since boot unlike today's rates."
-    out.append(unlike_history(random.Random(2308), boot, 48))
+    out.append(unlike_history(random.Random(2308 + SEED), boot, 48))
 
     # 24 CPUs: 16 SAS vectors and 16 NIC queues all effective on CPU0 at start, each IRQ
     # with its own cost per interrupt (2-40 us)
@@ -351,7 +355,7 @@ def hard_machines() -> list[dict]:
                                        "ice")],
                 "irqs": legacy(0, 1, 8, 9),
                 "harness": {"rates_by_pass": by_pass}}
-    burst_rng = random.Random(2309)
+    burst_rng = random.Random(2309 + SEED)
 
     def bursty(p: int, base: list[int]) -> list[int]:
         hot = set(burst_rng.sample(range(len(base)), 3))
@@ -406,7 +410,7 @@ def hard_machines() -> list[dict]:
     })
     # CPU hotplug: two CPUs holding queues go offline (the kernel moves their IRQs), then
     # come back
-    hot_rng = random.Random(2310)
+    hot_rng = random.Random(2310 + SEED)
     hotplug = {
         "name": "p_hotplug",
         "comment": "16 CPUs, 32 NIC queues and an NVMe; CPUs 5 and 13 go offline for three "
@@ -424,9 +428,18 @@ def hard_machines() -> list[dict]:
 
 
 def main() -> int:
-    outdir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "machines"
+    global SEED
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("outdir", nargs="?", type=Path, default=ROOT / "tests" / "machines")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="draw the families with other seeds (names get a _sN suffix); "
+                         "0: the committed machines")
+    a = ap.parse_args()
+    SEED = a.seed
     for desc in machines():
-        path = outdir / f"{desc['name']}.json"
+        if SEED:
+            desc["name"] += f"_s{SEED}"
+        path = a.outdir / f"{desc['name']}.json"
         path.write_text(json.dumps(desc, indent=1) + "\n")
         print(path)
     return 0

@@ -2,7 +2,7 @@
 """Placement quality: irqbalance 1.9.2, pyirqbalance and pyirqbalance --placement=balanced.
 
     sudo .venv/bin/python benchmarks/placement_quality.py [-k PASSES] [--json OUT]
-        [--only BALANCER --reuse EARLIER.json] [MACHINE ...]
+        [--only BALANCER --reuse EARLIER.json] [--machines-dir DIR] [MACHINE ...]
 
 Each balancer runs as a daemon in the oracle's cycles mode (tests/oracle/harness.py:
 /proc/interrupts and /proc/stat served per pass, every IRQ firing its ``rate`` where the
@@ -164,8 +164,9 @@ def score(desc: dict, res: harness.CyclesResult) -> dict:
 
 
 def run_machine(name: str, passes: int, work: Path, only: list[str] | None = None,
-                earlier: dict[str, dict] | None = None) -> dict[str, dict]:
-    path = MACHINES / f"{name}.json"
+                earlier: dict[str, dict] | None = None, machines: Path = MACHINES
+                ) -> dict[str, dict]:
+    path = machines / f"{name}.json"
     desc = json.loads(path.read_text())
     extra, env = harness.machine_options(path)
     out = {}
@@ -219,6 +220,9 @@ def table(results: dict[str, dict[str, dict]]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("machines", nargs="*", help="names in tests/machines (default: every p_*)")
+    ap.add_argument("--machines-dir", type=Path, default=MACHINES,
+                    help="read the machines from here (e.g. placement_machines.py --seed N "
+                         "DIR: the same families drawn anew)")
     ap.add_argument("-k", "--passes", type=int, default=10)
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--only", action="append", choices=list(BALANCERS),
@@ -232,14 +236,15 @@ def main() -> int:
     if not ok:
         print(f"placement_quality: {why}", file=sys.stderr)
         return 2
-    names = a.machines or sorted(p.stem for p in MACHINES.glob("p_*.json"))
+    names = a.machines or sorted(p.stem for p in a.machines_dir.glob("p_*.json"))
     results = {}
     with tempfile.TemporaryDirectory(prefix="placement-quality-") as tmp:
         for name in names:
             if a.only and name not in earlier and set(a.only) != set(BALANCERS):
                 print(f"placement_quality: {name} is not in {a.reuse}", file=sys.stderr)
                 return 2
-            results[name] = run_machine(name, a.passes, Path(tmp), a.only, earlier.get(name))
+            results[name] = run_machine(name, a.passes, Path(tmp), a.only, earlier.get(name),
+                                        a.machines_dir)
     print(table(results))
     missed = {name: verdicts(rows) for name, rows in results.items()}
     for name, why in missed.items():
