@@ -168,7 +168,7 @@ class Daemon:
     """A pyirqbalance daemon in the foreground, its passes announced by sd_notify."""
 
     def __init__(self, name: str, args: list[str], yaml: str = "",
-                 wrap: list[str] | None = None) -> None:
+                 wrap: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         WORK.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = WORK / f"{name}.log"
@@ -186,7 +186,7 @@ class Daemon:
                      f"--pid={self.pid_file}", *args]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         env=clean_env(NOTIFY_SOCKET=str(notify)))
+                                         env=clean_env(NOTIFY_SOCKET=str(notify), **(env or {})))
         self._pid: int | None = None if wrap else self.proc.pid
 
     @property
@@ -207,11 +207,51 @@ class Daemon:
             data = self.sock.recv(65536).decode(errors="replace")
         except TimeoutError:
             return
+        self._take(data)
+
+    def _take(self, data: str) -> bool:
+        """Note the pass a datagram's STATUS= reports; whether it reported one."""
+        ended = False
         for line in data.splitlines():
             m = re.match(r"STATUS=pass (\d+)", line)
             if m:
                 self.passes = int(m.group(1))
                 self.statuses.append(line)
+                ended = True
+        return ended
+
+    def settle(self) -> int:
+        """Read every datagram already queued: the last pass that ended before this call."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self._take(self.sock.recv(65536).decode(errors="replace"))
+        except BlockingIOError:
+            pass
+        return self.passes
+
+    def between_passes(self, timeout: float = LONG) -> bool:
+        """Whether the daemon (run with ``WATCHDOG_USEC``) was waiting for its next pass at
+        some moment after this call began, no pass having ended since :attr:`passes`.
+
+        Every datagram queued now was sent before: they are read first (one that ends a
+        pass: False). The next one was sent later: ``WATCHDOG=1`` alone comes from the wait
+        between passes (True); a pass's end sends its STATUS= (False)."""
+        before = self.passes
+        if self.settle() != before:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            self.sock.settimeout(1.0)
+            try:
+                data = self.sock.recv(65536).decode(errors="replace")
+            except TimeoutError:
+                continue
+            if self._take(data):
+                return False
+            if "WATCHDOG=1" in data.splitlines():
+                return True
+        return False
 
     def wait_pass(self, n: int, timeout: float = LONG) -> int:
         """Wait until the daemon has finished pass ``n`` (counted from its start)."""
@@ -257,8 +297,8 @@ class Daemon:
 
 @contextlib.contextmanager
 def daemon(name: str, args: list[str], yaml: str = "",
-           wrap: list[str] | None = None) -> Iterator[Daemon]:
-    d = Daemon(name, args, yaml, wrap)
+           wrap: list[str] | None = None, env: dict[str, str] | None = None) -> Iterator[Daemon]:
+    d = Daemon(name, args, yaml, wrap, env)
     try:
         yield d
     finally:
@@ -276,11 +316,13 @@ def api_get(path: str) -> Any:
 
 
 @contextlib.contextmanager
-def disk_load() -> Iterator[None]:
-    """Direct reads of the NVMe drive in a loop (interrupts on its managed queues)."""
+def disk_load(count: int = 256, pause: float = 0.0) -> Iterator[None]:
+    """Direct reads of the NVMe drive in a loop (interrupts on its managed queues): ``count``
+    64 KiB reads by one dd, then a ``pause`` (seconds) before the next dd."""
+    rest = f"; sleep {pause:g}" if pause else ""
     proc = subprocess.Popen(
-        ["/bin/sh", "-c", "while :; do dd if=/dev/nvme0n1 of=/dev/null bs=64k count=256 "
-         "iflag=direct 2>/dev/null; done"], start_new_session=True)
+        ["/bin/sh", "-c", f"while :; do dd if=/dev/nvme0n1 of=/dev/null bs=64k count={count} "
+         f"iflag=direct 2>/dev/null{rest}; done"], start_new_session=True)
     try:
         yield
     finally:
@@ -590,11 +632,19 @@ def _nonzero_columns(rows: dict[str, Obs], columns: list[int]) -> dict[str, list
             for irq, row in rows.items()}
 
 
+#: The balanced step's NVMe reads: 64 reads of 64 KiB, then a pause of 0.1 s (at most
+#: about 640 interrupts a second on the queues of the CPUs dd runs on).
+BALANCED_DISK = {"count": 64, "pause": 0.1}
+#: WATCHDOG=1 every 0.25 s from the daemon's wait between passes (half of WATCHDOG_USEC).
+WATCHDOG_ENV = {"WATCHDOG_USEC": "500000"}
+
+
 def step_balanced() -> Obs:
-    """UDP between the two NICs (one in a namespace). --placement=balanced as a dry run
-    (window: since boot) between two reads of /proc/interrupts and /proc/stat; then as a
-    daemon with CPU 1 banned and the last CPU offline, its report after each of two passes
-    next to our own reads of /proc/interrupts right after the pass before and that pass."""
+    """UDP between the two NICs (one in a namespace) and direct reads of the NVMe drive.
+    --placement=balanced as a dry run (window: since boot) between two reads of
+    /proc/interrupts and /proc/stat; then as a daemon with CPU 1 banned and the last CPU
+    offline, its report after a pass next to our own reads of /proc/interrupts inside
+    that pass's window (after the pass before ended, before that pass began)."""
     before = masks()
     probe = put_back(before)
     split_nics()
@@ -602,47 +652,82 @@ def step_balanced() -> Obs:
     started = time.monotonic()
     times = out["times"] = {}
     traffic = udp_traffic(600)
+    qlen = Path("/proc/sys/net/unix/max_dgram_qlen")
+    saved_qlen = qlen.read_text()
+    qlen.write_text("1000")  # the daemon's watchdog pings never crowd out a STATUS=
     try:
-        wait_until(lambda: all(sum(interrupts()[irq]["counts"]) for irq in _nic_irqs()), LONG,
-                   "both NICs' IRQs fire")
-        out["nic_irqs"] = _nic_irqs()
-        times["firing"] = time.monotonic() - started
-        out.update(columns=interrupt_columns(), rows1=interrupts(), stat1=proc_stat())
-        dry = subprocess.run([*PYIRQBALANCE, "--dry-run", "--format=json", "--placement=balanced",
-                              f"--config={config('balanced-dry')}"],
-                             capture_output=True, text=True, env=clean_env(), timeout=LONG)
-        out.update(rows2=interrupts(), stat2=proc_stat(), dry_rc=dry.returncode,
-                   dry_stderr=dry.stderr[-4000:], dry=dry.stdout)
-        times["dry run"] = time.monotonic() - started
-        last = _cpus_of(online())[-1]
-        Path(f"/sys/devices/system/cpu/cpu{last}/online").write_text("0")
-        out.update(offline=int(last), banned=1, online_daemon=online(),
-                   columns_daemon=interrupt_columns())
-        yaml = API_YAML + "balancing: {placement: balanced, banned_cpulist: '1'}\n"
-        windows = []
-        with daemon("balanced", ["--interval=2"], yaml) as d:
-            d.wait_pass(2)
-            for _ in range(2):
-                d.passes_after(1)
-                a = interrupts()
-                n = d.passes
-                d.passes_after(1)
-                b = interrupts()
-                report = api_get("/api/v1/report")
-                windows.append({"a": a, "b": b, "report": report, "pass": n + 1,
-                                "passes_seen": d.passes_after(0)})
-            out.update(windows=windows, masks_daemon=masks(), alive=d.alive())
-            times["daemon"] = time.monotonic() - started
-        out.update(rc=d.proc.returncode, log=d.log()[-20000:])
-        times["stopped"] = time.monotonic() - started
-        Path(f"/sys/devices/system/cpu/cpu{last}/online").write_text("1")
+        with disk_load(**BALANCED_DISK):
+            start = interrupts()
+            wait_until(lambda: all(sum(interrupts()[irq]["counts"]) for irq in _nic_irqs())
+                       and _nvme_risen(start, interrupts()), LONG,
+                       "both NICs' IRQs and an NVMe queue fire")
+            out["nic_irqs"] = _nic_irqs()
+            out["nvme_irqs"] = names_of(interrupts(), r"\bnvme\d+q\d+$")
+            times["firing"] = time.monotonic() - started
+            out.update(columns=interrupt_columns(), rows1=interrupts(), stat1=proc_stat())
+            dry = subprocess.run([*PYIRQBALANCE, "--dry-run", "--format=json",
+                                  "--placement=balanced", f"--config={config('balanced-dry')}"],
+                                 capture_output=True, text=True, env=clean_env(), timeout=LONG)
+            out.update(rows2=interrupts(), stat2=proc_stat(), dry_rc=dry.returncode,
+                       dry_stderr=dry.stderr[-4000:], dry=dry.stdout)
+            times["dry run"] = time.monotonic() - started
+            last = _cpus_of(online())[-1]
+            Path(f"/sys/devices/system/cpu/cpu{last}/online").write_text("0")
+            out.update(offline=int(last), banned=1, online_daemon=online(),
+                       columns_daemon=interrupt_columns(), masks_offline=masks())
+            yaml = API_YAML + "balancing: {placement: balanced, banned_cpulist: '1'}\n"
+            windows: list[Obs] = []
+            tries = 0
+            with daemon("balanced", ["--interval=2"], yaml, env=WATCHDOG_ENV) as d:
+                d.wait_pass(2)
+                while len(windows) < 3 and tries < 12 and d.alive():
+                    tries += 1
+                    w = _balanced_window(d)
+                    if w is not None:
+                        windows.append(w)
+                out.update(windows=windows, tries=tries, masks_daemon=masks(), alive=d.alive())
+                times["daemon"] = time.monotonic() - started
+            out.update(rc=d.proc.returncode, log=d.log()[-20000:])
+            times["stopped"] = time.monotonic() - started
+            Path(f"/sys/devices/system/cpu/cpu{last}/online").write_text("1")
     finally:
+        qlen.write_text(saved_qlen)
         for p in traffic:
             p.terminate()
             p.wait(LONG)
         sh("ip", "netns", "del", NETNS, check=False)
     put_back(before)
     return out
+
+
+def _nvme_risen(a: dict[str, Obs], b: dict[str, Obs]) -> bool:
+    return any(sum(b[irq]["counts"]) > sum(a[irq]["counts"])
+               for irq in names_of(b, r"\bnvme\d+q[1-9]\d*$") if irq in a)
+
+
+def _balanced_window(d: Daemon) -> Obs | None:
+    """Our reads ``a`` and ``b`` of /proc/interrupts inside one pass's window and that
+    pass's report; None when the pass came before a read could be placed in its window.
+
+    ``a`` is read after pass p ended (so after its read of /proc/interrupts); ``b`` is the
+    last of our reads after which the daemon was seen still waiting for pass p+1 (so
+    before that pass read /proc/interrupts); the report is fetched after pass p+1 ended
+    and before pass p+2 began. Whatever our reads saw rise, the daemon's saw rise too."""
+    p = d.settle()
+    a = interrupts()
+    b = None
+    deadline = time.monotonic() + LONG
+    while time.monotonic() < deadline:
+        rows = interrupts()
+        if not d.between_passes():
+            break
+        b = rows
+    if b is None or d.passes != p + 1:
+        return None
+    report = api_get("/api/v1/report")
+    if not d.between_passes():
+        return None
+    return {"a": a, "b": b, "report": report, "pass": p + 1}
 
 
 def _nic_irqs() -> list[str]:
