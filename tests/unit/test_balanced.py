@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 
@@ -293,6 +294,25 @@ def test_a_move_whose_mask_the_kernel_did_not_keep_is_given_up_at_once(fake_mach
     bp._check_requests({40: Located(100, ((0, 100),)), 41: Located(100, ((0, 100),))})
     assert bp._stuck == {40}
     assert bp._misses == {40: 2, 41: 1}
+
+
+def test_a_rebuild_keeps_the_estimates_and_drops_the_counters_it_made_wrong():
+    # CPU hotplug rebuilds the topology: /proc/interrupts' columns and /proc/stat's lines
+    # change meaning, so the totals, columns, jiffies and runs of windows are dropped (the
+    # first pass after is a window since boot again); what an interrupt costs, each IRQ's
+    # rates and the fact that the daemon already placed (the hysteresis applies) are kept.
+    bp = BalancedPlacement(None, logging.getLogger("test"))  # type: ignore[arg-type]
+    bp._topo = SimpleNamespace()  # type: ignore[assignment]
+    bp._ns, bp._rate, bp._long_run = {40: 1500.0}, {40: 900.0}, {40: (900.0, 3, 4.0)}
+    bp._counts, bp._jiffies, bp._columns = {40: 5000}, {0: 12}, {40: {0: 5000}}
+    bp._history = {0: object()}  # type: ignore[dict-item]
+    bp._placed = bp._ever_placed = True
+    bp._stuck = {41}
+    assert bp.plan_pass(SimpleNamespace(topo=SimpleNamespace()), None) is None
+    assert (bp._counts, bp._jiffies, bp._columns, bp._history, bp._stuck) == ({}, {}, {}, {},
+                                                                              set())
+    assert not bp._placed and bp._ever_placed
+    assert (bp._ns, bp._rate, bp._long_run) == ({40: 1500.0}, {40: 900.0}, {40: (900.0, 3, 4.0)})
 
 
 def test_stable_load_no_moves_after_convergence(fake_machine, counter_simulator):
