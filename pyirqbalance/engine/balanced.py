@@ -1033,20 +1033,51 @@ class BalancedPlacement:
         }
         changed = min(surprise / total, 1.0) if total else 0.0
         if changed > _UNFORESEEN:
-            items = self._long_run_items(items)
+            items = self._long_run_items(items, {info.irq: info.device for info in firing})
         return items, background, replanned, changed
 
-    def _long_run_items(self, items: list[Item]) -> list[Item]:
+    def _long_run_items(self, items: list[Item], device: Mapping[int, str | None]) -> list[Item]:
         """The load changes more than it stays: the items at their long-run rates plus one
         standard deviation of them, not at this window's (nothing says the next window will
         look like this one). An IRQ whose rate jumps about counts for more than its mean:
         the plan does not stack such IRQs on one CPU, where their peaks would add up, and
-        predicts what a CPU takes when they are high."""
+        predicts what a CPU takes when they are high. A few windows say little about one
+        queue: each IRQ's figures lean towards its device's (the mean over its queues) as
+        far as chance explains how its queues' means differ."""
         long_run, ns = self._long_run, self._ns
+        groups: dict[str, list[tuple[float, int, float]]] = {}
+        for it in items:
+            dev = device.get(it.irq)
+            lr = long_run.get(it.irq)
+            if dev is not None and lr is not None:
+                groups.setdefault(dev, []).append(lr)
+        prior: dict[str, tuple[float, float, float]] = {}
+        for dev, g in groups.items():
+            if len(g) < 2:
+                continue
+            m_all = sum(m for m, _, _ in g) / len(g)
+            v_all = sum(v for _, _, v in g) / len(g)
+            noise = sum(v / n for _, n, v in g) / len(g)  # how far a mean is off by chance
+            spread = sum((m - m_all) ** 2 for m, _, _ in g) / (len(g) - 1)
+            prior[dev] = (m_all, v_all, max(spread - noise, 0.0))
         out = []
         for it in items:
             lr = long_run.get(it.irq)
-            out.append(it if lr is None else _at_rate(it, (lr[0] + lr[2] ** 0.5) * ns[it.irq]))
+            if lr is None:
+                out.append(it)
+                continue
+            mean, seen, var = lr
+            name = device.get(it.irq)
+            known = prior.get(name) if name is not None else None
+            if known is not None and var > 0:
+                # as far as chance explains how the device's queues differ (empirical
+                # Bayes): queues alike but for chance get the device's figures, queues that
+                # differ for good keep their own
+                m_all, v_all, real = known
+                lean = (var / seen) / (var / seen + real)
+                mean += lean * (m_all - mean)
+                var += lean * (v_all - var)
+            out.append(_at_rate(it, (mean + var ** 0.5) * ns[it.irq]))
         return out
 
     def _measure(

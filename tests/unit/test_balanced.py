@@ -178,7 +178,7 @@ def test_under_changing_load_irqs_whose_rate_jumps_about_are_not_stacked():
     both = CPU0 | CPU1
     now = [Item(1, 300e3, 0, both), Item(2, 300e3, 0, both), Item(3, 200e3, 1, both),
            Item(4, 200e3, 1, both)]
-    items = bp._long_run_items(now)
+    items = bp._long_run_items(now, {})
     assert [it.cost for it in items] == [300e3, 300e3, 200e3, 200e3]
     assert [it.steady for it in items] == [300e3, 300e3, 200e3, 200e3]
     assert plan_placement(items, both).moves == {1: (0, 1), 3: (1, 0)}
@@ -203,6 +203,34 @@ def test_a_cpu_within_the_jiffies_rounding_keeps_the_estimates_when_others_repla
     assert off
     assert bp._ns == pytest.approx({1: 50e3, 2: 900e3, 3: 300e3})
     assert factor == pytest.approx({1: 100 / 90, 2: 40 / 30})
+
+
+def test_under_changing_load_a_queue_leans_on_its_device_as_far_as_chance_explains():
+    # 1 us an interrupt. Device d: IRQ 1 fired 0, 400, 0, 400 (mean 200, variance 40000),
+    # IRQ 2 400, 400, 0, 400 (mean 300, variance 30000). Their means differ by chance as far
+    # as anyone can tell: each mean is off by variance / 4 windows (10000, 7500; 8750 on
+    # average), more than the means' own spread ((50^2 + 50^2) / 1 = 5000): both take the
+    # device's figures, mean 250, variance 35000: 250 + 187.08 us.
+    # Device f: IRQ 5 100, 300, 100, 300 (mean 200, variance 10000), IRQ 6 500, 700, 500, 700
+    # (mean 600): chance explains 2500 of their means' spread 80000; each leans 2500 /
+    # (2500 + 77500) = 1/32 of the way: 206.25 and 593.75, variance 10000: + 100 us.
+    # IRQ 9 (no device): its own 200 + 100.
+    def windows(*counts):
+        entry = None
+        for n in counts:
+            entry = _long_run_add(entry, n)
+        return entry
+
+    bp = BalancedPlacement(None, logging.getLogger("test"))  # type: ignore[arg-type]
+    bp._long_run = {1: windows(0, 400, 0, 400), 2: windows(400, 400, 0, 400),
+                    5: windows(100, 300, 100, 300), 6: windows(500, 700, 500, 700),
+                    9: windows(100, 300, 100, 300)}
+    bp._ns = dict.fromkeys(bp._long_run, 1000.0)
+    now = [Item(irq, 1.0, 0, CPU0 | CPU1) for irq in (1, 2, 5, 6, 9)]
+    device = {1: "d", 2: "d", 5: "f", 6: "f", 9: None}
+    costs = [it.cost for it in bp._long_run_items(now, device)]
+    assert costs == pytest.approx([(250 + 35000 ** 0.5) * 1e3, (250 + 35000 ** 0.5) * 1e3,
+                                   306.25e3, 693.75e3, 300e3])
 
 
 def test_floor():
