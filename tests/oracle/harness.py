@@ -927,7 +927,8 @@ class _ProcServer:
         same for several passes, ``delivery: "spread"`` spreads each IRQ's
         interrupts evenly over the online CPUs of its mask (else all on its
         effective CPU), ``irq_time_accounting: false`` keeps the irq/softirq
-        columns of /proc/stat flat. What fired on each CPU goes to the last
+        columns of /proc/stat flat, ``hotplug`` takes CPUs offline and back
+        (:meth:`_hotplug`). What fired on each CPU goes to the last
         :class:`Pass` (``fired``)."""
         opts = self.m.desc.get("harness", {})
         for event in opts.get("hotplug", ()):
