@@ -1115,6 +1115,12 @@ class BalancedPlacement:
                 predicted = sum(k * ns[irq] for irq, k in irqs.items() if irq not in fresh)
                 new = sum(k for irq, k in irqs.items() if irq in fresh)
                 seed = max(t - predicted, 0.0) / new
+                if seed <= 0.0:
+                    # nothing left for them (the jiffies rounded down): the CPU's time per
+                    # interrupt, else any estimate -- corrections multiply, a 0 stays 0
+                    everything = sum(irqs.values())
+                    seed = t / everything if t > 0 else (predicted / (everything - new)
+                                                         if predicted > 0 else float(UNIT_NS))
                 for irq in irqs:
                     if irq in fresh:
                         ns[irq] = seed

@@ -233,6 +233,17 @@ def test_under_changing_load_a_queue_leans_on_its_device_as_far_as_chance_explai
                                    306.25e3, 693.75e3, 300e3])
 
 
+def test_a_new_irq_on_a_cpu_its_neighbours_explain_is_not_seeded_at_0():
+    # cpu0: IRQ 1 known at 100 us, 100 interrupts = 10 ms, and IRQ 2 firing for the first
+    # time, 50 interrupts; /proc/stat shows 10 ms (one jiffy): nothing is left for IRQ 2.
+    # Seeded at 0 it would stay 0 (corrections multiply); it gets the CPU's time per
+    # interrupt, 10 ms / 150 = 66.7 us.
+    bp = BalancedPlacement(None, logging.getLogger("test"))  # type: ignore[arg-type]
+    bp._ns = {1: 100e3}
+    bp._measure({0: {1: 100, 2: 50}}, {0: 10e6}, {2}, {}, 20e6)
+    assert bp._ns == pytest.approx({1: 100e3, 2: 10e6 / 150})
+
+
 def test_floor():
     # fixed 7 on cpu0; movable 5 and 4 of node 1 (cpus 2-3), 3 of no node; 4 usable CPUs.
     # costliest movable 5; fixed 7; total 19 / 4 = 4.75; node 1: (5 + 4) / 2 = 4.5 -> 7.
