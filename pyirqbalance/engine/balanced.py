@@ -30,8 +30,10 @@ Then it moves as few IRQs as it takes to lower the busiest CPU's time:
 
 Where /proc/stat's irq and softirq columns stay flat while interrupts are
 counted (a kernel without IRQ time accounting) nothing measures what an
-interrupt costs: interrupt counts are balanced (every interrupt
-:data:`UNIT_NS`), no per-class guess.
+interrupt costs: each device class's interrupts are spread evenly
+(:func:`plan_by_kind`, every interrupt :data:`UNIT_NS`), a class that cannot
+be spread evenly making room in the others only as far as is safe whatever
+the classes cost.
 """
 
 from __future__ import annotations
