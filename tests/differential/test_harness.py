@@ -84,3 +84,39 @@ def test_cycles_capture_each_pass_and_the_kernels_answer(tmp_path):
     last = _round_robin("g_nvme_managed", 2)
     assert res.final_affinity[61] == str(last[61].bit_length() - 1)
     assert res.final_affinity[51] == m.irqs[51]["affinity"]
+
+
+HOTPLUG = {
+    "name": "hotplug4",
+    "topology": {"packages": 1, "cores_per_package": 4},
+    "pci_devices": [{
+        "address": "0000:03:00.0", "class": "0x020000", "driver": "igb", "numa_node": -1,
+        "irqs": [{"irq": 40 + i, "rate": 100} for i in range(4)],
+    }],
+    # CPU 1 goes offline in the window after pass 1's writes (the 2nd /proc/stat open)
+    # and comes back in the window after pass 3's (the 4th)
+    "harness": {"hotplug": [{"pass": 2, "offline": [1]}, {"pass": 4, "online": [1]}]},
+}
+
+
+def test_cycles_take_a_cpu_offline_and_back(tmp_path):
+    # The stand-in reads the online CPUs once (0-3) and its pass p gives IRQ 40+k CPU
+    # (k + p - 1) % 4. While CPU 1 is offline (windows of passes 1 and 2) nothing fires there
+    # and nothing is effective there: IRQ 41, which pass 1 put there, moved to another CPU,
+    # and a write naming only CPU 1 is refused (no online CPU in the mask): pass 2's (IRQ 40)
+    # and pass 3's (IRQ 43), answered before CPU 1 comes back for the window after them.
+    # Back online, pass 4 sends IRQ 42 there ((2 + 3) % 4 = 1) and it fires there.
+    _needs_a_stage()
+    res = harness.run_cycles([*STANDIN, "--daemon"], HOTPLUG, tmp_path, passes=5)
+    assert res.returncode == 0, res.log
+    assert not res.errors
+    by_index = {p.index: p for p in res.passes}
+    for i in (1, 2):
+        assert 1 not in by_index[i].effective.values(), i
+        assert by_index[i].fired.get(1, 0) == 0, i
+    # pass 2 gives CPU 1 to IRQ 40 ((0 + 1) % 4): refused while CPU 1 is offline
+    assert by_index[2].rejected == {40: "EINVAL (no online CPU in mask)"}
+    assert by_index[1].written[41] and by_index[1].effective[41] != 1
+    assert by_index[3].rejected == {43: "EINVAL (no online CPU in mask)"}
+    assert by_index[4].effective[42] == 1
+    assert by_index[4].fired[1] == 100 * (2000 + 8000)  # IRQ 42 alone, 10 us an interrupt
