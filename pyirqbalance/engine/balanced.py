@@ -465,7 +465,7 @@ def plan_by_kind(
     the plan kept is the one whose busiest CPU is least above the floor in the
     worst case over the classes' costs, taken to differ by at most
     :data:`DEARER_CLASS` times an interrupt (every class's interrupts alike,
-    then one class dear, two, ...; ties: the smaller ``w``). The move budget
+    one or two classes dear, all but one; ties: the smaller ``w``). The move budget
     goes to the classes in that order.
     """
     groups: dict[object, list[Item]] = {}
@@ -485,7 +485,7 @@ def plan_by_kind(
     # classes one of them dear, then two, ... all): every mix of costs in that range
     k = len(order)
     weights = [[t * (DEARER_CLASS if c in dear else 1.0) for c, t in enumerate(totals)]
-               for size in range(min(k, 6) + 1)
+               for size in sorted({0, 1, 2, k - 1} & set(range(k)))
                for dear in itertools.combinations(range(k), size)]
 
     def worst(per_class: list[dict[int, float]]) -> float:
