@@ -9,6 +9,7 @@ balancer's writes were taken into the simulated kernel state. Prints the mean
 wall time per steady pass and the cProfile top entries by own time.
 
     python3 benchmarks/profile_pass.py scale_256 [--firing 0.1] [--passes 5] [--top 25]
+        [--placement irqbalance|balanced]
 
 No root needed: everything goes through --sysroot-style paths in a temp dir (on
 /dev/shm when there is one, a tmpfs like the harness's).
@@ -33,7 +34,9 @@ sys.path.insert(0, HERE)
 
 from bench_balancer import _firing, _machines  # noqa: E402
 
+from pyirqbalance.engine.balanced import PLACEMENTS  # noqa: E402
 from pyirqbalance.engine.balancer import Balancer  # noqa: E402
+from pyirqbalance.engine.model import BalancerSettings  # noqa: E402
 from pyirqbalance.kernel.sysroot import SysRoot  # noqa: E402
 from tests.oracle import harness, mkfake  # noqa: E402
 
@@ -61,6 +64,7 @@ def main() -> int:
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--sort", default="tottime")
+    ap.add_argument("--placement", choices=PLACEMENTS, default="irqbalance")
     ap.add_argument("--no-profile", action="store_true",
                     help="time the steady passes (wall and CPU) without cProfile")
     a = ap.parse_args()
@@ -73,7 +77,7 @@ def main() -> int:
         mkfake.build_tree(m, tree, force=True)
         st = mkfake.SimState(m)
         _publish(m, st, tree)
-        bal = Balancer(SysRoot(tree))
+        bal = Balancer(SysRoot(tree), BalancerSettings(placement=a.placement))
         t0 = time.perf_counter()
         bal.start()
         first = bal.run_pass()
