@@ -106,7 +106,7 @@ def main() -> int:
             else:
                 desc = gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)
             ms = passes_ms(_quiet(desc, a.share), placement, a.passes,
-                           f"/dev/shm/placecost-{name}", a.load)
+                           f"/dev/shm/placecost-{name}-{os.getpid()}", a.load)
             medians[placement] = statistics.median(ms)
             print(f"  {name} {placement}: {' '.join(f'{x:.1f}' for x in ms)}", file=sys.stderr)
         d, bal = medians["irqbalance"], medians["balanced"]
