@@ -8,8 +8,9 @@ The bench_balancer machines (scale_256: 256 CPUs, 2048 IRQs; --big: also scale_1
 CPUs, 8192 IRQs) are built with mkfake on /dev/shm; the tests' counter simulator fires
 every IRQ's rate between passes (``--share``: only that share of the IRQs fire) and
 applies the writes with the kernel's rules. Each placement runs in a fresh tree and
-balancer; a pass's cost is the thread CPU time of ``Balancer.run_pass`` (reading and
-parsing the two files included; the simulator outside). The figure is the median of the
+balancer, in a fresh process (the second does not run in the first one's heap); a pass's
+cost is the thread CPU time of ``Balancer.run_pass`` (reading and parsing the two files
+included; the simulator outside). The figure is the median of the
 steady passes (the first, placing pass left out). ``--load changing``: before each pass a
 new tenth of the firing IRQs (fixed seed) fires 5x its rate; ``--load crowded``: one NUMA
 node, every IRQ firing on CPU 0 at start (an irqaffinity=0 boot). After the placing pass
@@ -23,6 +24,7 @@ oracle's harness, daemon process and all.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import shutil
@@ -105,8 +107,11 @@ def main() -> int:
                                                     seed=seed))
             else:
                 desc = gen_machines.server(name, sockets, cores, threads, nodes, irqs, seed=seed)
-            ms = passes_ms(_quiet(desc, a.share), placement, a.passes,
-                           f"/dev/shm/placecost-{name}-{os.getpid()}", a.load)
+            # each placement in a fresh process (forked before any machine is built): the
+            # second run does not inherit the first one's heap
+            with multiprocessing.get_context("fork").Pool(1) as pool:
+                ms = pool.apply(passes_ms, (_quiet(desc, a.share), placement, a.passes,
+                                            f"/dev/shm/placecost-{name}-{os.getpid()}", a.load))
             medians[placement] = statistics.median(ms)
             print(f"  {name} {placement}: {' '.join(f'{x:.1f}' for x in ms)}", file=sys.stderr)
         d, bal = medians["irqbalance"], medians["balanced"]
