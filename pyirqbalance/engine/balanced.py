@@ -811,15 +811,17 @@ class BalancedPlacement:
             budget = max(round(budget * (1.0 - changed)), 2)
             if changed <= _UNFORESEEN:
                 min_gain += changed / 2
+        first = not self._placed
         self._placed = self._placed or bool(items)
         self._ever_placed = self._ever_placed or self._placed
         if estimated:
             kinds = {info.irq: info.irq_class for info in firing}
             plan = plan_by_kind(items, kinds, usable, min_gain=min_gain, max_moves=budget)
         else:
-            # a gain under a jiffy is within what the estimates cannot tell apart
+            # a gain under a jiffy is within what the estimates cannot tell apart; a first
+            # placement (the daemon's, a rebuild's) writes what it places anyway
             plan = plan_placement(items, usable, background, min_gain=min_gain,
-                                  max_moves=budget, min_gain_ns=noise / 2 if self._placed else 0.0)
+                                  max_moves=budget, min_gain_ns=0.0 if first else noise / 2)
         plan = plan._replace(
             estimated=estimated, window_s=None if window is None else round(window, 3),
             located=located,
