@@ -354,6 +354,24 @@ def test_a_rebuild_keeps_the_estimates_and_drops_the_counters_it_made_wrong():
     assert (bp._ns, bp._rate, bp._long_run) == ({40: 1500.0}, {40: 900.0}, {40: (900.0, 3, 4.0)})
 
 
+def test_only_a_first_placement_is_free_of_the_jiffys_worth_of_gain(
+        fake_machine, counter_simulator, monkeypatch):
+    # USER_HZ 100: noise (irq and softirq, a jiffy each) 20 ms, a plan after the first must
+    # gain half of it, 10 ms; the first placement (here the daemon's first pass) none.
+    from pyirqbalance.engine import balanced
+
+    asked: list[float] = []
+    plan = balanced.plan_placement
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["min_gain_ns"])
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(balanced, "plan_placement", spy)
+    _run(fake_machine, counter_simulator, TWO_CPU_NIC, BalancerSettings(placement="balanced"), 3)
+    assert asked == [0.0, 10e6, 10e6]
+
+
 def test_stable_load_no_moves_after_convergence(fake_machine, counter_simulator):
     settings = BalancerSettings(placement="balanced")
     root, m = fake_machine(TWO_CPU_NIC)
