@@ -749,9 +749,6 @@ class BalancedPlacement:
         #: Where the last pass located each firing IRQ: an IRQ that fired as many
         #: times on the same CPU keeps its record (a pass allocates for what changed).
         self._located: Mapping[int, Located] = {}
-        #: The first pass's (since boot): irq -> (CPU, interrupts) of each column its
-        #: row counted, wherever it fires now (the seed).
-        self._since_boot: Mapping[int, tuple[tuple[int, int], ...]] = {}
 
     # -- the pass -------------------------------------------------------
 
@@ -881,21 +878,10 @@ class BalancedPlacement:
         its non-zero columns). Where neither is known (a row not in the
         kernel's fixed-width form, a row first read whole after the start),
         the kernel's effective_affinity (else smp_affinity) says.
-
-        The first pass's window is the time since boot, and a CPU's time since boot
-        is what its columns counted, wherever the IRQ fires now: each IRQ's columns
-        since boot are kept for the seed (``_since_boot``).
         """
         columns = list(cpus_of(online))
         ncols = len(columns)
         cells = balancer.interrupt_columns([info.irq for info in firing])
-        since_boot: dict[int, tuple[tuple[int, int], ...]] = {}
-        if boot:
-            for irq, (_, counts) in balancer.interrupt_columns(
-                    [info.irq for info in firing], whole=True).items():
-                if counts and all(c < ncols for c in counts):
-                    since_boot[irq] = tuple((columns[c], v) for c, v in sorted(counts.items()))
-        self._since_boot = since_boot
         whole = self._columns
         new_located = Located.__new__
         last_pass = self._located
@@ -982,12 +968,8 @@ class BalancedPlacement:
         ns, rate = self._ns, self._rate
         rebuilt = boot and bool(ns)  # a rebuild: the estimates are still good
         on: dict[int, dict[int, int]] = {}  # cpu -> irq -> interrupts this window
-        since_boot = self._since_boot if boot else {}
         for irq, loc in located.items():
-            # since boot, a CPU's time is what its columns counted, wherever the IRQ fires
-            # now: the seed shares it so (the counts since boot put on the CPU it fires on
-            # now would make that CPU's interrupts look cheap and its columns' CPUs dear)
-            for cpu, k in since_boot.get(irq, loc.cpus):
+            for cpu, k in loc.cpus:
                 on.setdefault(cpu, {})[irq] = k
         fresh = {irq for irq in located if irq not in ns or (boot and not rebuilt)}
         factor: dict[int, float] = {}
@@ -1130,18 +1112,22 @@ class BalancedPlacement:
         off = False
         correction = _Corrections()
         history = self._history
-        #: fresh irq -> its seeds times its interrupts on each CPU, summed; its interrupts
-        seeds: dict[int, tuple[float, int]] = {}
         for cpu, irqs in on.items():
             t = cpu_ns.get(cpu, 0.0)
             if fresh and not fresh.isdisjoint(irqs):
-                seed = _seed(ns, irqs, t, fresh)
-                for irq, k in irqs.items():
+                # the seed: what the known IRQs leave, per interrupt
+                predicted = sum(k * ns[irq] for irq, k in irqs.items() if irq not in fresh)
+                new = sum(k for irq, k in irqs.items() if irq in fresh)
+                seed = max(t - predicted, 0.0) / new
+                if seed <= 0.0:
+                    # nothing left for them (the jiffies rounded down): the CPU's time per
+                    # interrupt, else any estimate -- corrections multiply, a 0 stays 0
+                    everything = sum(irqs.values())
+                    seed = t / everything if t > 0 else (predicted / (everything - new)
+                                                         if predicted > 0 else float(UNIT_NS))
+                for irq in irqs:
                     if irq in fresh:
-                        # an IRQ counted on several CPUs: their seeds weighted by its
-                        # interrupts on each
-                        acc, weight = seeds.get(irq, (0.0, 0))
-                        seeds[irq] = (acc + seed * k, weight + k)
+                        ns[irq] = seed
                         correction.drop(irq)
                 history.pop(cpu, None)
                 continue
@@ -1169,8 +1155,6 @@ class BalancedPlacement:
                 # off by more than a jiffy: corrected to within one
                 target = total - noise / 2 if total > expected else total + noise / 2
                 correction.add(irqs, target / expected)
-        for irq, (acc, weight) in seeds.items():
-            ns[irq] = acc / weight if weight > 0 else float(UNIT_NS)
         correction.apply(ns, fresh)
         if off and correction.first:
             # planning from the measurement: each CPU's time shared at the corrected
@@ -1278,22 +1262,6 @@ class _Corrections:
             else:
                 weights = pairs[1::2]
                 ns[irq] *= sum(f * w for f, w in zip(pairs[::2], weights)) / sum(weights)
-
-
-def _seed(ns: Mapping[int, float], irqs: Mapping[int, int], t: float,
-          fresh: Container[int]) -> float:
-    """The ns per interrupt of the ``fresh`` IRQs of a CPU that spent ``t`` on ``irqs``:
-    what the known IRQs leave, per interrupt."""
-    predicted = sum(k * ns[irq] for irq, k in irqs.items() if irq not in fresh)
-    new = sum(k for irq, k in irqs.items() if irq in fresh)
-    seed = max(t - predicted, 0.0) / new
-    if seed <= 0.0:
-        # nothing left for them (the jiffies rounded down): the CPU's time per
-        # interrupt, else any estimate -- corrections multiply, a 0 stays 0
-        everything = sum(irqs.values())
-        seed = t / everything if t > 0 else (predicted / (everything - new)
-                                             if predicted > 0 else float(UNIT_NS))
-    return seed
 
 
 def _main_cpu(loc: Located) -> int | None:

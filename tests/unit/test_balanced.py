@@ -530,26 +530,3 @@ def test_a_plan_from_the_measurement_shares_each_cpus_measured_time():
     assert replanned
     assert bp._ns == pytest.approx({1: 2950.0, 2: 2950.0})
     assert {it.irq: it.cost for it in items} == pytest.approx({1: 30000.0, 2: 30000.0})
-
-
-def test_the_seed_shares_each_cpus_time_since_boot_over_what_its_columns_counted(
-        fake_machine, counter_simulator):
-    # Network interrupts cost 2000 + 8000 ns (mkfake). Since boot: IRQ 40 counted 95000 on
-    # cpu0 and fires on cpu0; IRQ 41 counted 95000 on cpu0 too but fires on cpu1 now. One
-    # window (5000 each) after the daemon's start: columns 40 {0: 100000}, 41 {0: 95000,
-    # 1: 5000}; cpu0 spent 195000 x 10 us = 1.95 s since boot, cpu1 50 ms. Only cpu1's
-    # column of 41 changed since the start, so 41 is located on cpu1 with its 100000 -- but
-    # cpu1's time covers only the 5000 of its column. Shared over what each CPU's columns
-    # counted: cpu0 1.95 s / 195000 = 10 us, cpu1 50 ms / 5000 = 10 us, both IRQs 10 us.
-    # (Shared over the IRQs located on each CPU: 40 1.95 s / 100000 = 19.5 us, 41 50 ms /
-    # 100000 = 0.5 us, and two such IRQs later sharing a CPU would keep that 39:1 split, as
-    # corrections multiply both alike.)
-    machine = json.loads(json.dumps(TWO_CPU_NIC))
-    machine["pci_devices"][0]["irqs"] = [
-        {"irq": 40, "rate": 5000, "counts": {"0": 95000}, "effective_affinity": "0"},
-        {"irq": 41, "rate": 5000, "counts": {"0": 95000}, "effective_affinity": "1"}]
-    b, _ = _run(fake_machine, counter_simulator, machine, BalancerSettings(placement="balanced"),
-                1)
-    assert b.balanced is not None
-    assert b.balanced._ns == pytest.approx({40: 10e3, 41: 10e3})
-    assert b.placement_plan.before == pytest.approx({0: 1e9, 1: 1e9})
