@@ -436,6 +436,11 @@ def main() -> int:
                          "0: the committed machines")
     a = ap.parse_args()
     SEED = a.seed
+    try:
+        a.outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"placement_machines.py: cannot create {a.outdir}: {e.strerror}", file=sys.stderr)
+        return 1
     for desc in machines():
         if SEED:
             desc["name"] += f"_s{SEED}"

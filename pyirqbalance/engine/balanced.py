@@ -104,6 +104,11 @@ class Item(NamedTuple):
     #: Its time at its smoothed rate (None: ``cost``): a plan must also
     #: lower the busiest CPU at these times, so one pass's spike moves nothing.
     steady: float | None = None
+    #: (CPU, ns) of the window's time where the kernel counted it, when that is
+    #: not where it fires now (the window since boot: its columns since boot);
+    #: empty: where it fires. The plan's times now count it there, its
+    #: times after count it where it fires (or is moved to).
+    counted: tuple[tuple[int, float], ...] = ()
 
 
 class Located(NamedTuple):
@@ -121,7 +126,8 @@ class Plan(NamedTuple):
     placed: dict[int, int]
     #: irq -> (from, to) for the IRQs that change CPU (from None: unknown).
     moves: dict[int, tuple[int | None, int]]
-    #: CPU -> interrupt time now and after the plan, ns over the window.
+    #: CPU -> interrupt time now (where the kernel counted it) and after the
+    #: plan, ns over the window.
     before: dict[int, float]
     after: dict[int, float]
     #: The busiest CPU's time no placement can go below, ns.
@@ -343,6 +349,28 @@ def _best_swap(st: _State, busy: int) -> tuple[int, int, int] | None:
     return best
 
 
+def _where_it_fires(it: Item) -> tuple[tuple[int, float], ...]:
+    """(CPU, ns) of each CPU the item's time falls on where it fires now."""
+    if it.spread:
+        return it.spread
+    return ((it.cpu, it.cost),) if it.cpu is not None else ()
+
+
+def _from_now_on(before: dict[int, float], items: Sequence[Item]) -> dict[int, float]:
+    """``before`` with each IRQ counted elsewhere than it fires put where it fires (from
+    now on, that is where it costs)."""
+    if not any(it.counted for it in items):
+        return before
+    load = dict(before)
+    for it in items:
+        if it.counted:
+            for cpu, ns in it.counted:
+                load[cpu] -= ns
+            for cpu, ns in _where_it_fires(it):
+                load[cpu] = load.get(cpu, 0.0) + ns
+    return load
+
+
 def _peak(load: Mapping[int, float]) -> float:
     return max(load.values(), default=0.0)
 
@@ -386,15 +414,14 @@ def plan_placement(
     for cpu, ns in background.items():
         before[cpu] = before.get(cpu, 0.0) + ns
     for it in items:
-        if it.spread:
-            for cpu, ns in it.spread:
-                before[cpu] = before.get(cpu, 0.0) + ns
-        elif it.cpu is not None:
-            before[it.cpu] = before.get(it.cpu, 0.0) + it.cost
+        for cpu, ns in it.counted or _where_it_fires(it):
+            before[cpu] = before.get(cpu, 0.0) + ns
+    start_load = _from_now_on(before, items)
     n_usable = usable.bit_count()
-    mean = sum(before[c] for c in cpus_of(usable)) / n_usable if n_usable else 0.0
-    cand, stray = _candidates(items, usable, heavy_share * mean, _peak(before) > CROWDED * mean)
-    st = _State(dict(before))
+    mean = sum(start_load[c] for c in cpus_of(usable)) / n_usable if n_usable else 0.0
+    cand, stray = _candidates(items, usable, heavy_share * mean,
+                              _peak(start_load) > CROWDED * mean)
+    st = _State(dict(start_load))
     for it in cand + stray:
         st.cost[it.irq] = it.cost
         st.allowed[it.irq] = it.allowed & usable
@@ -410,8 +437,7 @@ def plan_placement(
         for group in groups.values():
             group.sort()
     for it in sorted(stray, key=lambda i: (-i.cost, i.irq)):
-        parts = it.spread or (((it.cpu, it.cost),) if it.cpu is not None else ())
-        for cpu, ns in parts:
+        for cpu, ns in _where_it_fires(it):
             st.load[cpu] -= ns
             st.least.changed(cpu)
         dst = st.least.smallest(st.allowed[it.irq], 1)[0]
@@ -749,6 +775,9 @@ class BalancedPlacement:
         #: Where the last pass located each firing IRQ: an IRQ that fired as many
         #: times on the same CPU keeps its record (a pass allocates for what changed).
         self._located: Mapping[int, Located] = {}
+        #: The first pass's (since boot): irq -> (CPU, interrupts) of each column its
+        #: row counted, wherever it fires now (the seed).
+        self._since_boot: Mapping[int, tuple[tuple[int, int], ...]] = {}
 
     # -- the pass -------------------------------------------------------
 
@@ -878,10 +907,21 @@ class BalancedPlacement:
         its non-zero columns). Where neither is known (a row not in the
         kernel's fixed-width form, a row first read whole after the start),
         the kernel's effective_affinity (else smp_affinity) says.
+
+        The first pass's window is the time since boot, and a CPU's time since boot
+        is what its columns counted, wherever the IRQ fires now: each IRQ's columns
+        since boot are kept for the seed (``_since_boot``).
         """
         columns = list(cpus_of(online))
         ncols = len(columns)
         cells = balancer.interrupt_columns([info.irq for info in firing])
+        since_boot: dict[int, tuple[tuple[int, int], ...]] = {}
+        if boot:
+            for irq, (_, counts) in balancer.interrupt_columns(
+                    [info.irq for info in firing], whole=True).items():
+                if counts and all(c < ncols for c in counts):
+                    since_boot[irq] = tuple((columns[c], v) for c, v in sorted(counts.items()))
+        self._since_boot = since_boot
         whole = self._columns
         new_located = Located.__new__
         last_pass = self._located
@@ -968,8 +1008,12 @@ class BalancedPlacement:
         ns, rate = self._ns, self._rate
         rebuilt = boot and bool(ns)  # a rebuild: the estimates are still good
         on: dict[int, dict[int, int]] = {}  # cpu -> irq -> interrupts this window
+        since_boot = self._since_boot if boot else {}
         for irq, loc in located.items():
-            for cpu, k in loc.cpus:
+            # since boot, a CPU's time is what its columns counted, wherever the IRQ fires
+            # now: the seed shares it so (the counts since boot put on the CPU it fires on
+            # now would make that CPU's interrupts look cheap and its columns' CPUs dear)
+            for cpu, k in since_boot.get(irq, loc.cpus):
                 on.setdefault(cpu, {})[irq] = k
         fresh = {irq for irq in located if irq not in ns or (boot and not rebuilt)}
         factor: dict[int, float] = {}
@@ -979,6 +1023,8 @@ class BalancedPlacement:
                 ns[irq] = float(UNIT_NS)
         elif not boot or not rebuilt:
             replanned = self._measure(on, cpu_ns, fresh, factor, noise) and not boot
+        counted = ({} if estimated or rebuilt else
+                   _counted_since_boot(since_boot, located, on, cpu_ns))
         items: list[Item] = []
         append = items.append
         new_item = Item.__new__
@@ -1031,7 +1077,8 @@ class BalancedPlacement:
                 if allowed < 0:
                     allowed = allowed_of[key] = movable_cpus(info, topo, usable)
             node = info.node.number if info.node is not None else NO_NODE
-            append(new_item(Item, irq, cost, main, allowed, node, spread, steady))
+            append(new_item(Item, irq, cost, main, allowed, node, spread, steady,
+                            counted.get(irq, ())))
         background = {} if estimated or rebuilt else {
             cpu: t for cpu, t in cpu_ns.items() if t and cpu not in on
         }
@@ -1112,22 +1159,18 @@ class BalancedPlacement:
         off = False
         correction = _Corrections()
         history = self._history
+        #: fresh irq -> its seeds times its interrupts on each CPU, summed; its interrupts
+        seeds: dict[int, tuple[float, int]] = {}
         for cpu, irqs in on.items():
             t = cpu_ns.get(cpu, 0.0)
             if fresh and not fresh.isdisjoint(irqs):
-                # the seed: what the known IRQs leave, per interrupt
-                predicted = sum(k * ns[irq] for irq, k in irqs.items() if irq not in fresh)
-                new = sum(k for irq, k in irqs.items() if irq in fresh)
-                seed = max(t - predicted, 0.0) / new
-                if seed <= 0.0:
-                    # nothing left for them (the jiffies rounded down): the CPU's time per
-                    # interrupt, else any estimate -- corrections multiply, a 0 stays 0
-                    everything = sum(irqs.values())
-                    seed = t / everything if t > 0 else (predicted / (everything - new)
-                                                         if predicted > 0 else float(UNIT_NS))
-                for irq in irqs:
+                seed = _seed(ns, irqs, t, fresh)
+                for irq, k in irqs.items():
                     if irq in fresh:
-                        ns[irq] = seed
+                        # an IRQ counted on several CPUs: their seeds weighted by its
+                        # interrupts on each
+                        acc, weight = seeds.get(irq, (0.0, 0))
+                        seeds[irq] = (acc + seed * k, weight + k)
                         correction.drop(irq)
                 history.pop(cpu, None)
                 continue
@@ -1155,6 +1198,8 @@ class BalancedPlacement:
                 # off by more than a jiffy: corrected to within one
                 target = total - noise / 2 if total > expected else total + noise / 2
                 correction.add(irqs, target / expected)
+        for irq, (acc, weight) in seeds.items():
+            ns[irq] = acc / weight if weight > 0 else float(UNIT_NS)
         correction.apply(ns, fresh)
         if off and correction.first:
             # planning from the measurement: each CPU's time shared at the corrected
@@ -1264,6 +1309,38 @@ class _Corrections:
                 ns[irq] *= sum(f * w for f, w in zip(pairs[::2], weights)) / sum(weights)
 
 
+def _counted_since_boot(
+    since_boot: Mapping[int, tuple[tuple[int, int], ...]],
+    located: Mapping[int, Located],
+    on: Mapping[int, Mapping[int, int]],
+    cpu_ns: Mapping[int, float],
+) -> dict[int, tuple[tuple[int, float], ...]]:
+    """irq -> (CPU, ns) of its time since boot on each column that counted it, where that
+    is not where it fires now: each CPU's measured time shared over the interrupts its
+    column counted (so the plan's times now are the measured ones)."""
+    if not since_boot:
+        return {}
+    share = {cpu: cpu_ns.get(cpu, 0.0) / sum(irqs.values()) for cpu, irqs in on.items()}
+    return {irq: tuple((cpu, k * share[cpu]) for cpu, k in cols)
+            for irq, cols in since_boot.items() if cols != located[irq].cpus}
+
+
+def _seed(ns: Mapping[int, float], irqs: Mapping[int, int], t: float,
+          fresh: Container[int]) -> float:
+    """The ns per interrupt of the ``fresh`` IRQs of a CPU that spent ``t`` on ``irqs``:
+    what the known IRQs leave, per interrupt."""
+    predicted = sum(k * ns[irq] for irq, k in irqs.items() if irq not in fresh)
+    new = sum(k for irq, k in irqs.items() if irq in fresh)
+    seed = max(t - predicted, 0.0) / new
+    if seed <= 0.0:
+        # nothing left for them (the jiffies rounded down): the CPU's time per
+        # interrupt, else any estimate -- corrections multiply, a 0 stays 0
+        everything = sum(irqs.values())
+        seed = t / everything if t > 0 else (predicted / (everything - new)
+                                             if predicted > 0 else float(UNIT_NS))
+    return seed
+
+
 def _main_cpu(loc: Located) -> int | None:
     """The CPU that took most of the IRQ's interrupts (ties: the lowest number)."""
     if len(loc.cpus) == 1:
@@ -1279,7 +1356,7 @@ def _at_rate(it: Item, cost: float) -> Item:
         spread = tuple((cpu, ns * scale) for cpu, ns in spread)
     # made directly (``_replace`` takes several times as long: every item of a pass under
     # changing load goes through here)
-    return _new_item(Item, it.irq, cost, it.cpu, it.allowed, it.node, spread, cost)
+    return _new_item(Item, it.irq, cost, it.cpu, it.allowed, it.node, spread, cost, it.counted)
 
 
 _new_item = Item.__new__

@@ -639,10 +639,12 @@ class Balancer:
             self.balanced = BalancedPlacement(self.root, self.log)
         self.balanced.plan_pass(self, stat)
 
-    def interrupt_columns(self, irqs: Iterable[int]) -> dict[int, CellsChanged]:
+    def interrupt_columns(
+        self, irqs: Iterable[int], whole: bool = False
+    ) -> dict[int, CellsChanged]:
         """What the last /proc/interrupts scan knows of each IRQ's per-CPU columns
         (:meth:`~pyirqbalance.kernel.scanner.IrqCountScanner.cells`)."""
-        return self._scanner.cells(irqs)
+        return self._scanner.cells(irqs, whole)
 
     @property
     def placement_plan(self) -> Plan | None:

@@ -244,6 +244,19 @@ def test_a_new_irq_on_a_cpu_its_neighbours_explain_is_not_seeded_at_0():
     assert bp._ns == pytest.approx({1: 100e3, 2: 10e6 / 150})
 
 
+def test_an_irq_counted_elsewhere_than_it_fires_is_planned_where_it_fires():
+    # Since boot, IRQ 1 (6) was counted on cpu0 but fires on cpu1 now; IRQ 2 (4) on cpu0,
+    # IRQ 3 (2) on cpu1. Now (as counted): cpu0 6 + 4 = 10, cpu1 2. From now on: cpu0 4,
+    # cpu1 6 + 2 = 8. Off cpu1: 3 -> cpu0 gives max(6, 6) = 6 (1 -> cpu0: max(10, 2)); then
+    # nothing lowers 6 by 5 %. (Planned as counted, 2 would move to cpu1 instead.)
+    items = [Item(1, 6, 1, CPU0 | CPU1, counted=((0, 6.0),)), Item(2, 4, 0, CPU0 | CPU1),
+             Item(3, 2, 1, CPU0 | CPU1)]
+    plan = plan_placement(items, CPU0 | CPU1)
+    assert plan.before == {0: 10, 1: 2}
+    assert plan.moves == {3: (1, 0)}
+    assert plan.after == {0: 6, 1: 6}
+
+
 def test_floor():
     # fixed 7 on cpu0; movable 5 and 4 of node 1 (cpus 2-3), 3 of no node; 4 usable CPUs.
     # costliest movable 5; fixed 7; total 19 / 4 = 4.75; node 1: (5 + 4) / 2 = 4.5 -> 7.
@@ -530,3 +543,30 @@ def test_a_plan_from_the_measurement_shares_each_cpus_measured_time():
     assert replanned
     assert bp._ns == pytest.approx({1: 2950.0, 2: 2950.0})
     assert {it.irq: it.cost for it in items} == pytest.approx({1: 30000.0, 2: 30000.0})
+
+
+def test_the_seed_shares_each_cpus_time_since_boot_over_what_its_columns_counted(
+        fake_machine, counter_simulator):
+    # Network interrupts cost 2000 + 8000 ns (mkfake). Since boot: IRQ 40 counted 95000 on
+    # cpu0 and fires on cpu0; IRQ 41 counted 95000 on cpu0 too but fires on cpu1 now. One
+    # window (5000 each) after the daemon's start: columns 40 {0: 100000}, 41 {0: 95000,
+    # 1: 5000}; cpu0 spent 195000 x 10 us = 1.95 s since boot, cpu1 50 ms. Only cpu1's
+    # column of 41 changed since the start, so 41 is located on cpu1 with its 100000 -- but
+    # cpu1's time covers only the 5000 of its column. Shared over what each CPU's columns
+    # counted: cpu0 1.95 s / 195000 = 10 us, cpu1 50 ms / 5000 = 10 us, both IRQs 10 us.
+    # (Shared over the IRQs located on each CPU: 40 1.95 s / 100000 = 19.5 us, 41 50 ms /
+    # 100000 = 0.5 us, and two such IRQs later sharing a CPU would keep that 39:1 split, as
+    # corrections multiply both alike.)
+    machine = json.loads(json.dumps(TWO_CPU_NIC))
+    machine["pci_devices"][0]["irqs"] = [
+        {"irq": 40, "rate": 5000, "counts": {"0": 95000}, "effective_affinity": "0"},
+        {"irq": 41, "rate": 5000, "counts": {"0": 95000}, "effective_affinity": "1"}]
+    b, _ = _run(fake_machine, counter_simulator, machine, BalancerSettings(placement="balanced"),
+                1)
+    assert b.balanced is not None
+    assert b.balanced._ns == pytest.approx({40: 10e3, 41: 10e3})
+    # now: each CPU's time since boot as /proc/stat counted it; after: each IRQ where it
+    # fires now (nothing moves: the two CPUs are even)
+    assert b.placement_plan.before == pytest.approx({0: 1.95e9, 1: 0.05e9})
+    assert b.placement_plan.after == pytest.approx({0: 1e9, 1: 1e9})
+    assert not b.placement_plan.moves

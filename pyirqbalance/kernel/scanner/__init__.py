@@ -79,7 +79,7 @@ class IrqCountScanner:
             self._spare = bytearray(self._size)
         return self._spare
 
-    def cells(self, irqs: Iterable[int]) -> dict[int, CellsChanged]:
+    def cells(self, irqs: Iterable[int], whole: bool = False) -> dict[int, CellsChanged]:
         """What the last scan knows of each IRQ's per-column counts (its row's cells).
 
         Per IRQ of ``irqs`` that the last scan read: ``(cell, None)`` when that
@@ -88,7 +88,8 @@ class IrqCountScanner:
         the row's line is at hand (a kept file, or a streamed row whose
         non-zero cells were noted), else nothing. Columns are indexes into
         the header's CPUs. Rows not printed in the kernel's fixed-width form
-        are left out.
+        are left out. ``whole``: every row's non-zero columns where its line is
+        at hand, even when one column alone changed.
         """
         memo, where = self._memo, self._where
         out: dict[int, CellsChanged] = {}
@@ -99,7 +100,7 @@ class IrqCountScanner:
             if i is None or i >= len(memo.shapes):
                 continue
             shape = memo.shapes[i]
-            if shape is not None and shape.hot >= 0:
+            if shape is not None and shape.hot >= 0 and not whole:
                 known = _HOT_CELLS.get(shape.hot)
                 if known is None:
                     known = _HOT_CELLS.setdefault(shape.hot, (shape.hot, None))
