@@ -471,8 +471,46 @@ def plan_by_kind(
     *,
     min_gain: float = 0.05,
     max_moves: int = 16,
+    settle_gain: float | None = None,
 ) -> Plan:
-    """:func:`plan_placement` for each kind of IRQ alone (costs in interrupts).
+    """:func:`plan_placement` for each kind of IRQ alone (costs in interrupts;
+    :func:`_plan_by_kind`).
+
+    ``settle_gain`` (a first placement, whose moves are free): the plan is made again
+    from where it puts the IRQs, at that gain, until it moves nothing (at most
+    :data:`_SETTLE` times): which ``w`` wins depends on where the IRQs start, and the next
+    pass starts where this one puts them.
+    """
+    plan = _plan_by_kind(items, kinds, usable, min_gain, max_moves)
+    if settle_gain is None:
+        return plan
+    start = {it.irq: it.cpu for it in items}
+    for _ in range(_SETTLE):
+        where = plan.placed
+        moved = [it._replace(cpu=where[it.irq], spread=()) if it.irq in where else it
+                 for it in items]
+        again = _plan_by_kind(moved, kinds, usable, settle_gain, max_moves)
+        if not again.moves:
+            break
+        placed = {**where, **again.placed}
+        plan = plan._replace(
+            placed=placed, after=again.after,
+            moves={irq: (start[irq], cpu) for irq, cpu in placed.items() if start[irq] != cpu})
+    return plan
+
+
+#: How many times a first placement without IRQ time accounting is made again.
+_SETTLE = 3
+
+
+def _plan_by_kind(
+    items: Sequence[Item],
+    kinds: Mapping[int, object],
+    usable: int,
+    min_gain: float,
+    max_moves: int,
+) -> Plan:
+    """The plan without IRQ time accounting.
 
     Without IRQ time accounting nothing says what an interrupt of each
     device class costs. Spreading each class's interrupts evenly over the
@@ -845,7 +883,8 @@ class BalancedPlacement:
         self._ever_placed = self._ever_placed or self._placed
         if estimated:
             kinds = {info.irq: info.irq_class for info in firing}
-            plan = plan_by_kind(items, kinds, usable, min_gain=min_gain, max_moves=budget)
+            plan = plan_by_kind(items, kinds, usable, min_gain=min_gain, max_moves=budget,
+                                settle_gain=s.placement_min_gain if first else None)
         else:
             # a gain under a jiffy is within what the estimates cannot tell apart; a first
             # placement (the daemon's, a rebuild's) writes what it places anyway
