@@ -851,7 +851,10 @@ class BalancedPlacement:
             )
         usable = usable_cpus(topo)
         firing = [info for info in balancer.irqs if info.irq in deltas]
-        located = self._locate_all(balancer, firing, deltas, topo.online, boot)
+        # the seed reads whole rows since boot: a first pass with time to share (not a
+        # rebuild, which keeps its estimates; not without IRQ time accounting)
+        seeding = boot and not self._ns and not estimated
+        located = self._locate_all(balancer, firing, deltas, topo.online, boot, seeding)
         self._check_requests(located)
         noise = 2e9 / hz  # irq and softirq: up to a jiffy each
         items, background, replanned, changed = self._items(
@@ -937,7 +940,8 @@ class BalancedPlacement:
     # -- where each IRQ fired --------------------------------------------
 
     def _locate_all(
-        self, balancer, firing: list[IrqInfo], deltas: Mapping[int, int], online: int, boot: bool
+        self, balancer, firing: list[IrqInfo], deltas: Mapping[int, int], online: int, boot: bool,
+        seeding: bool = False,
     ) -> dict[int, Located]:
         """Each firing IRQ's CPUs, from the rise of its /proc/interrupts columns.
 
@@ -949,13 +953,13 @@ class BalancedPlacement:
 
         The first pass's window is the time since boot, and a CPU's time since boot
         is what its columns counted, wherever the IRQ fires now: each IRQ's columns
-        since boot are kept for the seed (``_since_boot``).
+        since boot are kept for the seed (``_since_boot``) when ``seeding``.
         """
         columns = list(cpus_of(online))
         ncols = len(columns)
         cells = balancer.interrupt_columns([info.irq for info in firing])
         since_boot: dict[int, tuple[tuple[int, int], ...]] = {}
-        if boot:
+        if seeding:
             for irq, (_, counts) in balancer.interrupt_columns(
                     [info.irq for info in firing], whole=True).items():
                 if counts and all(c < ncols for c in counts):
